@@ -1,0 +1,76 @@
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load-config.js';
+import { openDatabase } from '../db/database.js';
+import { migrate } from '../db/migrate.js';
+import { createApiToken, createUser, findUserByEmail } from '../server/store/account-store.js';
+import { createLogger } from './create-logger.js';
+import { reachDatabase } from './reach-database.js';
+import { UsageError } from './usage-error.js';
+
+export const userHelp = `Usage: furrow user create --email EMAIL --password-stdin [--admin]
+
+Creates a user; the password is read from standard input (first line). --admin makes an instance
+admin. Works whether or not the server runs.`;
+
+export const tokenHelp = `Usage: furrow token create --email EMAIL --name NAME
+
+Creates an API token for the user and prints only the token, once, on standard output. Use it as
+"Authorization: Bearer TOKEN". Works whether or not the server runs.`;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+}
+
+/** Runs `fn` against the instance's database (migrated), then lets go of it. */
+async function withDatabase<T>(fn: (db: ReturnType<typeof openDatabase>) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'stderr');
+  const reached = await reachDatabase(config, (msg) => logger.info(msg));
+  const database = openDatabase(reached.url, 2);
+  try {
+    await migrate(database.pool);
+    return await fn(database);
+  } finally {
+    await database.close();
+    await reached.stop();
+  }
+}
+
+export async function userCommand(args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { email: { type: 'string' }, 'password-stdin': { type: 'boolean' }, admin: { type: 'boolean' } },
+  });
+  if (positionals[0] !== 'create') throw new UsageError(userHelp);
+  if (!values.email || !/^[^\s@]+@[^\s@]+$/.test(values.email)) throw new UsageError('--email must be an email address');
+  if (!values['password-stdin']) throw new UsageError('--password-stdin is required: pass the password on standard input');
+  const password = await readStdin();
+  if (password.length < 8) throw new UsageError('the password must have at least 8 characters');
+  const email = values.email;
+  return withDatabase(async ({ db }) => {
+    if (await findUserByEmail(db, email)) throw new UsageError(`a user with email ${email} already exists`);
+    const user = await createUser(db, email, password, !!values.admin);
+    process.stdout.write(`${user.id}\n`);
+    return 0;
+  });
+}
+
+export async function tokenCommand(args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { email: { type: 'string' }, name: { type: 'string' } } });
+  if (positionals[0] !== 'create') throw new UsageError(tokenHelp);
+  if (!values.email) throw new UsageError('--email is required');
+  if (!values.name) throw new UsageError('--name is required');
+  const { email, name } = values;
+  return withDatabase(async ({ db }) => {
+    const user = await findUserByEmail(db, email);
+    if (!user) throw new UsageError(`no user has the email ${email}`);
+    const exists = await db.selectFrom('api_tokens').select('id').where('user_id', '=', user.id).where('name', '=', name).executeTakeFirst();
+    if (exists) throw new UsageError(`${email} already has a token named ${name}`);
+    const { token } = await createApiToken(db, user.id, name);
+    process.stdout.write(`${token}\n`);
+    return 0;
+  });
+}

@@ -1,0 +1,53 @@
+import { ConfigError } from '../config/load-config.js';
+import { tokenCommand, tokenHelp, userCommand, userHelp } from './account-commands.js';
+import { doctorCommand, doctorHelp } from './doctor-command.js';
+import { migrateCommand, migrateHelp } from './migrate-command.js';
+import { startCommand, startHelp } from './start-command.js';
+import { UsageError } from './usage-error.js';
+
+const HELP = `Usage: furrow COMMAND [options]
+
+Commands:
+  start                 run the server, workers, a local runner (and embedded PostgreSQL)
+  migrate               apply pending database migrations
+  user create           create a user (--email E --password-stdin [--admin])
+  token create          create an API token for a user (--email E --name N)
+  doctor                check this host: Node.js, database, data dir, executors
+
+Settings come from FURROW_* environment variables (and FURROW_CONFIG); see docs/configuration.md.
+Run "furrow COMMAND --help" for a command's options.`;
+
+const COMMANDS: Record<string, { help: string; run: (args: string[]) => Promise<number> }> = {
+  start: { help: startHelp, run: () => startCommand() },
+  migrate: { help: migrateHelp, run: () => migrateCommand() },
+  user: { help: userHelp, run: userCommand },
+  token: { help: tokenHelp, run: tokenCommand },
+  doctor: { help: doctorHelp, run: () => doctorCommand() },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${HELP}\n`);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`furrow: unknown command "${name}"\n\n${HELP}\n`);
+    return 2;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${command.help}\n`);
+    return 0;
+  }
+  try {
+    return await command.run(args);
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`furrow ${name}: ${(err as Error).message}\n`);
+      return 2;
+    }
+    process.stderr.write(`furrow ${name}: ${(err as Error).message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Every setting Furrow reads, in one table. Each entry is an environment variable (and the same
+ * key in the optional JSON config file). docs/configuration.md lists exactly these keys; a test
+ * keeps the two in step.
+ */
+export interface SettingSpec {
+  kind: 'string' | 'integer' | 'boolean' | 'enum';
+  default?: string | number | boolean;
+  min?: number;
+  max?: number;
+  values?: readonly string[];
+  secret?: boolean;
+  description: string;
+}
+
+export const SETTINGS = {
+  FURROW_CONFIG: {
+    kind: 'string',
+    description: 'Path of an optional JSON file whose keys are these same setting names; variables win over the file.',
+  },
+  FURROW_DATA_DIR: {
+    kind: 'string',
+    default: './.furrow',
+    description: 'Directory for embedded PostgreSQL data and other local state.',
+  },
+  FURROW_HOST: { kind: 'string', default: '127.0.0.1', description: 'Address the HTTP server binds to.' },
+  FURROW_PORT: { kind: 'integer', default: 8080, min: 0, max: 65535, description: 'Port the HTTP server listens on (0 picks a free one).' },
+  DATABASE_URL: {
+    kind: 'string',
+    secret: true,
+    description: 'PostgreSQL connection URL. When set, that server is used and nothing is embedded.',
+  },
+  FURROW_EMBEDDED_PG_PORT: {
+    kind: 'integer',
+    default: 0,
+    min: 0,
+    max: 65535,
+    description: 'Port for the embedded PostgreSQL (0 picks a free one at each start).',
+  },
+  FURROW_LOG_LEVEL: {
+    kind: 'enum',
+    default: 'info',
+    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    description: 'Minimum level of the structured (JSON) log written to stdout.',
+  },
+  FURROW_LOCAL_RUNNER: { kind: 'boolean', default: true, description: 'Start a local runner inside `furrow start`.' },
+  FURROW_LOCAL_RUNNER_CAPACITY: {
+    kind: 'integer',
+    default: 2,
+    min: 1,
+    max: 256,
+    description: 'How many jobs the local runner executes at once.',
+  },
+  FURROW_WORK_DIR: {
+    kind: 'string',
+    description: 'Where the local runner creates job workspaces (default: DATA_DIR/work).',
+  },
+  FURROW_JOB_LEASE_SECONDS: {
+    kind: 'integer',
+    default: 30,
+    min: 3,
+    max: 3600,
+    description: 'Lease a runner holds on a job; it is extended every third of it while the job runs.',
+  },
+  FURROW_DEFAULT_TIMEOUT_SECONDS: {
+    kind: 'integer',
+    default: 3600,
+    min: 1,
+    max: 604800,
+    description: 'Timeout of a workflow that does not set its own.',
+  },
+  FURROW_SHUTDOWN_GRACE_SECONDS: {
+    kind: 'integer',
+    default: 30,
+    min: 0,
+    max: 86400,
+    description: 'On SIGINT/SIGTERM, how long running jobs may go on before they are canceled.',
+  },
+  FURROW_MAX_BODY_BYTES: {
+    kind: 'integer',
+    default: 1048576,
+    min: 1024,
+    max: 104857600,
+    description: 'Largest accepted request body; larger ones get 413 body_too_large.',
+  },
+  FURROW_LOGIN_RATE_LIMIT: {
+    kind: 'integer',
+    default: 10,
+    min: 1,
+    max: 100000,
+    description: 'Login attempts allowed per client address per minute.',
+  },
+  FURROW_SESSION_TTL_HOURS: {
+    kind: 'integer',
+    default: 336,
+    min: 1,
+    max: 87600,
+    description: 'How long a login session stays valid.',
+  },
+  FURROW_COOKIE_SECURE: {
+    kind: 'boolean',
+    default: false,
+    description: 'Mark the session cookie Secure (set it when Furrow is served over HTTPS).',
+  },
+} as const satisfies Record<string, SettingSpec>;
+
+export type SettingName = keyof typeof SETTINGS;

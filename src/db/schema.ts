@@ -1,0 +1,166 @@
+import type { ColumnType, Generated, Selectable } from 'kysely';
+
+/** Row shapes of the tables created by migrations/, as Kysely sees them. */
+export type Role = 'guest' | 'member' | 'manager' | 'owner';
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'timed_out';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type Json<T> = ColumnType<T, string, string>;
+
+export interface UsersTable {
+  id: Generated<string>;
+  email: string;
+  password_hash: string;
+  is_admin: Generated<boolean>;
+  created_at: Generated<Date>;
+}
+
+export interface ApiTokensTable {
+  id: Generated<string>;
+  user_id: string;
+  name: string;
+  token_hash: Buffer;
+  created_at: Generated<Date>;
+  last_used_at: Timestamp | null;
+}
+
+export interface SessionsTable {
+  id: Generated<string>;
+  user_id: string;
+  token_hash: Buffer;
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+}
+
+export interface OrganizationsTable {
+  id: Generated<string>;
+  name: string;
+  created_at: Generated<Date>;
+}
+
+export interface OrganizationMembersTable {
+  organization_id: string;
+  user_id: string;
+  role: Role;
+  created_at: Generated<Date>;
+}
+
+export interface ProjectsTable {
+  id: Generated<string>;
+  organization_id: string;
+  name: string;
+  created_at: Generated<Date>;
+}
+
+export interface ProjectMembersTable {
+  project_id: string;
+  user_id: string;
+  role: Role;
+  created_at: Generated<Date>;
+}
+
+export interface EnvironmentsTable {
+  id: Generated<string>;
+  project_id: string;
+  name: string;
+  variables: Json<Record<string, string>>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface WorkflowsTable {
+  id: Generated<string>;
+  project_id: string;
+  name: string;
+  script: string;
+  default_environment_id: string | null;
+  timeout_seconds: number | null;
+  labels: string[];
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface RunsTable {
+  id: Generated<string>;
+  project_id: string;
+  workflow_id: string;
+  number: number;
+  status: Generated<RunStatus>;
+  reason: Json<Record<string, unknown>>;
+  environment_id: string | null;
+  parameters: Json<Record<string, string>>;
+  created_by: string | null;
+  created_at: Generated<Date>;
+  started_at: Timestamp | null;
+  finished_at: Timestamp | null;
+}
+
+export interface JobsTable {
+  id: Generated<string>;
+  run_id: string;
+  name: string;
+  status: Generated<RunStatus>;
+  labels: string[];
+  spec: Json<unknown>;
+  timeout_seconds: number;
+  runner_id: string | null;
+  lease_expires_at: Timestamp | null;
+  cancel_requested: Generated<boolean>;
+  exit_code: number | null;
+  error: string | null;
+  log_size: Generated<number>;
+  created_at: Generated<Date>;
+  started_at: Timestamp | null;
+  finished_at: Timestamp | null;
+}
+
+export interface StepsTable {
+  id: Generated<string>;
+  job_id: string;
+  position: number;
+  name: string;
+  status: Generated<RunStatus>;
+  exit_code: number | null;
+  started_at: Timestamp | null;
+  finished_at: Timestamp | null;
+}
+
+export interface LogChunksTable {
+  job_id: string;
+  offset: number;
+  data: Buffer;
+}
+
+export interface ActivitiesTable {
+  id: Generated<number>;
+  type: string;
+  organization_id: string | null;
+  project_id: string | null;
+  actor_user_id: string | null;
+  subject_type: string;
+  subject_id: string;
+  payload: Json<Record<string, unknown>>;
+  created_at: Generated<Date>;
+}
+
+export interface Database {
+  users: UsersTable;
+  api_tokens: ApiTokensTable;
+  sessions: SessionsTable;
+  organizations: OrganizationsTable;
+  organization_members: OrganizationMembersTable;
+  projects: ProjectsTable;
+  project_members: ProjectMembersTable;
+  environments: EnvironmentsTable;
+  workflows: WorkflowsTable;
+  runs: RunsTable;
+  jobs: JobsTable;
+  steps: StepsTable;
+  log_chunks: LogChunksTable;
+  activities: ActivitiesTable;
+}
+
+export type Run = Selectable<RunsTable>;
+export type Job = Selectable<JobsTable>;
+export type Step = Selectable<StepsTable>;
+export type Workflow = Selectable<WorkflowsTable>;

@@ -1,0 +1,47 @@
+import type { Role } from '../db/schema.js';
+
+/** Roles in increasing order of power; a role has every capability of the roles below it. */
+export const ROLES: readonly Role[] = ['guest', 'member', 'manager', 'owner'];
+
+/**
+ * What each capability needs. Every API route names one of these (or `authenticated` for routes
+ * about the caller alone, `admin` for instance-wide ones).
+ */
+export const CAPABILITIES = {
+  'organization.read': 'guest',
+  'organization.update': 'manager',
+  'organization.delete': 'owner',
+  'members.read': 'guest',
+  'members.write': 'manager',
+  'project.create': 'manager',
+  'project.read': 'guest',
+  'project.update': 'manager',
+  'project.delete': 'owner',
+  'environment.read': 'guest',
+  'environment.write': 'manager',
+  'environment.delete': 'owner',
+  'workflow.read': 'guest',
+  'workflow.write': 'manager',
+  'workflow.delete': 'owner',
+  'run.read': 'guest',
+  'run.start': 'member',
+  'run.cancel': 'member',
+  'activity.read': 'guest',
+} as const satisfies Record<string, Role>;
+
+export type Capability = keyof typeof CAPABILITIES | 'authenticated' | 'admin';
+
+export function roleRank(role: Role | null | undefined): number {
+  return role ? ROLES.indexOf(role) : -1;
+}
+
+/** The stronger of an organization role and a project role. */
+export function effectiveRole(...roles: (Role | null | undefined)[]): Role | null {
+  let best: Role | null = null;
+  for (const r of roles) if (r && roleRank(r) > roleRank(best)) best = r;
+  return best;
+}
+
+export function allows(role: Role | null, capability: keyof typeof CAPABILITIES): boolean {
+  return roleRank(role) >= roleRank(CAPABILITIES[capability]);
+}

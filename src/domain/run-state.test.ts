@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { canTransition, isTerminal, runStatusOf, sourcesOf } from './run-state.js';
+
+describe('run state machine', () => {
+  it('never leaves a terminal state', () => {
+    for (const from of ['succeeded', 'failed', 'canceled', 'timed_out'] as const) {
+      expect(isTerminal(from)).toBe(true);
+      for (const to of ['queued', 'running', 'succeeded', 'failed', 'canceled', 'timed_out'] as const) {
+        expect(canTransition(from, to)).toBe(false);
+      }
+    }
+  });
+
+  it('lists the sources of a state', () => {
+    expect(sourcesOf('running')).toEqual(['queued']);
+    expect(sourcesOf('canceled').sort()).toEqual(['queued', 'running']);
+    expect(sourcesOf('timed_out')).toEqual(['running']);
+  });
+
+  it('derives a run status from its jobs', () => {
+    expect(runStatusOf(['queued'])).toBe('queued');
+    expect(runStatusOf(['succeeded', 'queued'])).toBe('running');
+    expect(runStatusOf(['succeeded', 'failed'])).toBe('failed');
+    expect(runStatusOf(['canceled', 'timed_out'])).toBe('timed_out');
+    expect(runStatusOf(['succeeded', 'succeeded'])).toBe('succeeded');
+  });
+});

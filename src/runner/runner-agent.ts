@@ -1,0 +1,147 @@
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { PROTOCOL_VERSION, type FinalStatus, type JobSpec, type RunnerChannel, type ServerReply } from '../protocol/messages.js';
+import type { Executor } from './executors/executor.js';
+import { LogSink } from './log-sink.js';
+
+export interface RunnerOptions {
+  name: string;
+  labels: string[];
+  capacity: number;
+  workDir: string;
+  executor: Executor;
+  log: (msg: string, extra?: Record<string, unknown>) => void;
+}
+
+/** How long one `next` waits for a job before asking again. */
+const NEXT_WAIT_MS = 30_000;
+
+/**
+ * The agent loop: registers, then keeps `capacity` slots each asking for the next job and running
+ * it through the executor. It never touches the database; everything goes through the channel.
+ */
+export class RunnerAgent {
+  private draining = false;
+  private readonly running = new Map<string, AbortController>();
+  private slots: Promise<void>[] = [];
+  private leaseSeconds = 30;
+
+  constructor(
+    private readonly channel: RunnerChannel,
+    private readonly opts: RunnerOptions,
+  ) {
+    channel.onPush((msg) => {
+      if (msg.type === 'cancel') this.running.get(msg.jobId)?.abort('canceled');
+    });
+  }
+
+  async start(): Promise<void> {
+    const reply = await this.channel.request({
+      type: 'register',
+      version: PROTOCOL_VERSION,
+      name: this.opts.name,
+      labels: this.opts.labels,
+      capacity: this.opts.capacity,
+      executor: this.opts.executor.name,
+    });
+    if (reply.type === 'error') throw new Error(`runner registration refused: ${reply.message}`);
+    if (reply.type === 'registered') this.leaseSeconds = reply.leaseSeconds;
+    await mkdir(this.opts.workDir, { recursive: true, mode: 0o700 });
+    this.slots = Array.from({ length: this.opts.capacity }, () => this.slot());
+  }
+
+  get activeJobs(): number {
+    return this.running.size;
+  }
+
+  private async slot(): Promise<void> {
+    while (!this.draining) {
+      let reply: ServerReply;
+      try {
+        reply = await this.channel.request({ type: 'next', waitMs: NEXT_WAIT_MS });
+      } catch (err) {
+        this.opts.log('asking for a job failed', { error: (err as Error).message });
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+      if (reply.type === 'job') await this.runJob(reply.spec);
+    }
+  }
+
+  private async runJob(spec: JobSpec): Promise<void> {
+    const controller = new AbortController();
+    this.running.set(spec.jobId, controller);
+    const workspace = path.join(this.opts.workDir, spec.jobId);
+    const scratch = path.join(this.opts.workDir, `.${spec.jobId}`);
+    const sink = new LogSink(this.channel, spec.jobId, () => controller.abort('canceled'));
+    const timeout = setTimeout(() => controller.abort('timed_out'), spec.timeoutSeconds * 1000);
+    const lease = setInterval(() => {
+      this.channel.request({ type: 'extend', jobId: spec.jobId }).then(
+        (r) => r.type === 'ack' && r.cancel && controller.abort('canceled'),
+        () => undefined,
+      );
+    }, (this.leaseSeconds * 1000) / 3);
+    let status: FinalStatus = 'succeeded';
+    let exitCode: number | null = 0;
+    let error: string | undefined;
+    let started = false;
+    try {
+      const accepted = await this.channel.request({ type: 'accept', jobId: spec.jobId });
+      if (accepted.type !== 'ack' || accepted.cancel) return; // canceled (the server closed it) before it began
+      started = true;
+      await mkdir(workspace, { recursive: true, mode: 0o700 });
+      await mkdir(scratch, { recursive: true, mode: 0o700 });
+      for (const step of spec.steps) {
+        if (controller.signal.aborted) break;
+        await this.channel.request({ type: 'step', jobId: spec.jobId, stepId: step.id, status: 'running' });
+        const r = await this.opts.executor.runStep({ spec, step, workspace, scratch, output: sink, signal: controller.signal });
+        exitCode = r.exitCode;
+        const stepStatus: FinalStatus = controller.signal.aborted ? (controller.signal.reason as FinalStatus) : r.exitCode === 0 ? 'succeeded' : 'failed';
+        if (r.exitCode === null && !controller.signal.aborted) error = `killed by ${r.signal}`;
+        await sink.flush();
+        await this.channel.request({ type: 'step', jobId: spec.jobId, stepId: step.id, status: stepStatus, exitCode: r.exitCode });
+        if (stepStatus !== 'succeeded') {
+          status = stepStatus;
+          break;
+        }
+      }
+      if (controller.signal.aborted) {
+        status = controller.signal.reason as FinalStatus;
+        error ??= status === 'timed_out' ? `timed out after ${spec.timeoutSeconds}s` : 'canceled';
+      }
+    } catch (err) {
+      status = 'failed';
+      exitCode = null;
+      error = `runner error: ${(err as Error).message}`;
+      this.opts.log('job failed in the runner', { jobId: spec.jobId, error: error });
+    } finally {
+      clearTimeout(timeout);
+      clearInterval(lease);
+      await sink.flush().catch(() => undefined);
+      await Promise.all([rm(workspace, { recursive: true, force: true }), rm(scratch, { recursive: true, force: true })]);
+      if (started) {
+        await this.channel
+        .request({ type: 'done', jobId: spec.jobId, status, exitCode, ...(error ? { error } : {}) })
+        .catch((err: Error) => this.opts.log('reporting a job outcome failed', { jobId: spec.jobId, error: err.message }));
+      }
+      this.running.delete(spec.jobId);
+    }
+  }
+
+  /**
+   * Stops taking jobs and lets running ones finish for up to `graceMs`, then cancels the rest
+   * and waits for them to report.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    this.channel.interrupt();
+    const all = Promise.all(this.slots);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = await Promise.race([all.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
+    clearTimeout(timer);
+    if (expired) {
+      for (const c of this.running.values()) c.abort('canceled');
+      await all;
+    }
+  }
+}

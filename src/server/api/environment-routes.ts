@@ -1,0 +1,41 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { notFound } from '../app-error.js';
+import { projectContext } from '../auth/access-plugin.js';
+import { createEnvironment, deleteEnvironment, getEnvironment, listEnvironments, updateEnvironment } from '../store/environment-store.js';
+import type { Resources } from '../resources.js';
+import { IdParams, Name, VariableMap } from './schemas.js';
+
+const CreateBody = Type.Object({ name: Name, variables: Type.Optional(VariableMap) }, { additionalProperties: false });
+const UpdateBody = Type.Object({ name: Type.Optional(Name), variables: Type.Optional(VariableMap) }, { additionalProperties: false });
+const byEnv = { kind: 'environment', param: 'id' } as const;
+
+export const environmentRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (app, { res }) => {
+  const { db } = res.database;
+  const tags = ['environments'];
+
+  app.post(
+    '/projects/:id/environments',
+    { config: { access: { capability: 'environment.write', scope: { kind: 'project', param: 'id' } } }, schema: { tags, params: IdParams, body: CreateBody } },
+    async (req, reply) => reply.status(201).send(await createEnvironment(db, projectContext(req), { name: req.body.name, variables: req.body.variables ?? {} })),
+  );
+
+  app.get('/projects/:id/environments', { config: { access: { capability: 'environment.read', scope: { kind: 'project', param: 'id' } } }, schema: { tags, params: IdParams } }, async (req) => ({
+    items: await listEnvironments(db, req.params.id),
+  }));
+
+  app.get('/environments/:id', { config: { access: { capability: 'environment.read', scope: byEnv } }, schema: { tags, params: IdParams } }, async (req) => {
+    const env = await getEnvironment(db, req.params.id);
+    if (!env) throw notFound('Environment');
+    return env;
+  });
+
+  app.patch('/environments/:id', { config: { access: { capability: 'environment.write', scope: byEnv } }, schema: { tags, params: IdParams, body: UpdateBody } }, async (req) =>
+    updateEnvironment(db, projectContext(req), req.params.id, req.body),
+  );
+
+  app.delete('/environments/:id', { config: { access: { capability: 'environment.delete', scope: byEnv } }, schema: { tags, params: IdParams } }, async (req, reply) => {
+    await deleteEnvironment(db, projectContext(req), req.params.id);
+    return reply.status(204).send();
+  });
+};

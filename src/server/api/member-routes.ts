@@ -1,0 +1,53 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { AppError, notFound } from '../app-error.js';
+import { callerOf } from '../auth/access-plugin.js';
+import { findUserByEmail } from '../store/account-store.js';
+import { listMembers, putMember, removeMember, type MemberScope } from '../store/membership-store.js';
+import type { Resources } from '../resources.js';
+import { IdParams, RoleSchema } from './schemas.js';
+
+const PutBody = Type.Object({ email: Type.String({ minLength: 3, maxLength: 320 }), role: RoleSchema }, { additionalProperties: false });
+const UserParams = Type.Object({ id: Type.String(), userId: Type.String() });
+
+/** Organization and project memberships: same routes under both. */
+export const memberRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (app, { res }) => {
+  const { db } = res.database;
+  for (const kind of ['organization', 'project'] as const) {
+    const base = `/${kind}s/:id/members`;
+    const scope = { kind, param: 'id' } as const;
+    const tags = [`${kind}s`];
+    const memberScope = (req: FastifyRequest): MemberScope => {
+      const s = callerOf(req).scope;
+      return kind === 'organization' ? { kind, organizationId: s.organizationId } : { kind, organizationId: s.organizationId, projectId: s.projectId! };
+    };
+
+    app.get(base, { config: { access: { capability: 'members.read', scope } }, schema: { tags, params: IdParams, summary: `Members of the ${kind}` } }, async (req) => ({
+      items: await listMembers(db, memberScope(req)),
+    }));
+
+    app.put(
+      base,
+      { config: { access: { capability: 'members.write', scope } }, schema: { tags, params: IdParams, body: PutBody, summary: `Add a member to the ${kind} or change a role` } },
+      async (req) => {
+        const user = await findUserByEmail(db, req.body.email);
+        if (!user) throw new AppError('validation_failed', `No user has the email ${req.body.email}.`, [{ field: 'email', message: 'no such user' }]);
+        const caller = callerOf(req);
+        // Only owners hand out ownership.
+        if (req.body.role === 'owner' && caller.role !== 'owner') throw new AppError('forbidden', 'Only owners can make owners.');
+        await putMember(db, memberScope(req), user.id, req.body.role, caller.principal.userId);
+        return { userId: user.id, email: user.email, role: req.body.role };
+      },
+    );
+
+    app.delete(`${base}/:userId`, { config: { access: { capability: 'members.write', scope } }, schema: { tags, params: UserParams } }, async (req, reply) => {
+      const removed = await removeMember(db, memberScope(req), req.params.userId, callerOf(req).principal.userId).catch((err: unknown) => {
+        if ((err as { code?: string }).code === '22P02') return false; // not a UUID
+        throw err;
+      });
+      if (!removed) throw notFound('Member');
+      return reply.status(204).send();
+    });
+  }
+};

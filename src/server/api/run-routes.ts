@@ -1,0 +1,112 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { AppError, notFound } from '../app-error.js';
+import { callerOf, principalOf } from '../auth/access-plugin.js';
+import { requestRunCancel } from '../store/job-store.js';
+import { decodeRunCursor, getRun, listJobsWithSteps, listRuns, queueRun } from '../store/run-store.js';
+import type { Resources } from '../resources.js';
+import { IdParams, VariableMap } from './schemas.js';
+
+const StatusSchema = Type.Union(['queued', 'running', 'succeeded', 'failed', 'canceled', 'timed_out'].map((s) => Type.Literal(s)));
+const StartBody = Type.Object(
+  {
+    environmentId: Type.Optional(Type.String({ format: 'uuid', description: 'Environment to run in (default: the workflow’s)' })),
+    parameters: Type.Optional(VariableMap),
+  },
+  { additionalProperties: false },
+);
+const ListQuery = Type.Object(
+  {
+    workflowId: Type.Optional(Type.String({ format: 'uuid' })),
+    status: Type.Optional(StatusSchema),
+    limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+    cursor: Type.Optional(Type.String({ maxLength: 512 })),
+  },
+  { additionalProperties: false },
+);
+const LogQuery = Type.Object({ offset: Type.Integer({ minimum: 0, default: 0, description: 'Byte offset to start from' }) }, { additionalProperties: false });
+const byRun = { kind: 'run', param: 'id' } as const;
+
+export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (app, { res }) => {
+  const { db } = res.database;
+  const tags = ['runs'];
+
+  app.post(
+    '/workflows/:id/runs',
+    {
+      config: { access: { capability: 'run.start', scope: { kind: 'workflow', param: 'id' } } },
+      schema: { tags, summary: 'Start a run (queued; 202)', params: IdParams, body: StartBody, response: { 202: Type.Object({ id: Type.String(), number: Type.Integer(), status: Type.String() }) } },
+    },
+    async (req, reply) => {
+      const actor = principalOf(req).userId;
+      const run = await queueRun(db, {
+        workflowId: req.params.id,
+        ...(req.body.environmentId ? { environmentId: req.body.environmentId } : {}),
+        parameters: req.body.parameters ?? {},
+        reason: { type: 'manual', userId: actor },
+        actorUserId: actor,
+        defaultTimeoutSeconds: res.config.defaultTimeoutSeconds,
+        leaseSeconds: res.config.jobLeaseSeconds,
+      });
+      return reply.status(202).header('location', `/api/v1/runs/${run.id}`).send(run);
+    },
+  );
+
+  app.get(
+    '/projects/:id/runs',
+    { config: { access: { capability: 'run.read', scope: { kind: 'project', param: 'id' } } }, schema: { tags, summary: 'Runs of a project, newest first', params: IdParams, querystring: ListQuery } },
+    async (req) => {
+      const cursor = req.query.cursor ? decodeRunCursor(req.query.cursor) : undefined;
+      if (req.query.cursor && !cursor) throw new AppError('validation_failed', 'cursor is not one this API handed out.', [{ field: 'cursor', message: 'is not valid' }]);
+      return listRuns(db, {
+        projectId: callerOf(req).scope.projectId!,
+        limit: req.query.limit,
+        ...(req.query.workflowId ? { workflowId: req.query.workflowId } : {}),
+        ...(req.query.status ? { status: req.query.status as never } : {}),
+        ...(cursor ? { cursor } : {}),
+      });
+    },
+  );
+
+  app.get('/runs/:id', { config: { access: { capability: 'run.read', scope: byRun } }, schema: { tags, params: IdParams } }, async (req) => {
+    const run = await getRun(db, req.params.id);
+    if (!run) throw notFound('Run');
+    return run;
+  });
+
+  app.get('/runs/:id/jobs', { config: { access: { capability: 'run.read', scope: byRun } }, schema: { tags, summary: 'Jobs of the run with their steps', params: IdParams } }, async (req) => ({
+    items: await listJobsWithSteps(db, req.params.id),
+  }));
+
+  app.post('/runs/:id/cancel', { config: { access: { capability: 'run.cancel', scope: byRun } }, schema: { tags, summary: 'Cancel a queued or running run (202)', params: IdParams } }, async (req, reply) => {
+    await requestRunCancel(db, req.params.id, principalOf(req).userId);
+    return reply.status(202).send(await getRun(db, req.params.id));
+  });
+
+  app.get(
+    '/runs/:id/log',
+    { config: { access: { capability: 'run.read', scope: byRun } }, schema: { tags, summary: 'The run’s log as text, from a byte offset', params: IdParams, querystring: LogQuery } },
+    async (req, reply) => {
+      const jobs = await listJobsWithSteps(db, req.params.id);
+      return sendLog(reply, res, jobs.map((j) => j.id), jobs.reduce((n, j) => n + j.logSize, 0), req.query.offset);
+    },
+  );
+
+  app.get(
+    '/jobs/:id/log',
+    { config: { access: { capability: 'run.read', scope: { kind: 'job', param: 'id' } } }, schema: { tags, summary: 'One job’s log as text, from a byte offset', params: IdParams, querystring: LogQuery } },
+    async (req, reply) => {
+      const job = await db.selectFrom('jobs').select('log_size').where('id', '=', req.params.id).executeTakeFirstOrThrow();
+      return sendLog(reply, res, [req.params.id], job.log_size, req.query.offset);
+    },
+  );
+};
+
+/** Streams logs page by page, so a 200 MB log never sits in memory. */
+function sendLog(reply: import('fastify').FastifyReply, res: Resources, jobIds: string[], size: number, offset: number) {
+  return reply
+    .type('text/plain; charset=utf-8')
+    .header('x-log-size', String(size))
+    .header('cache-control', 'no-store')
+    .send(res.logs.stream(jobIds, offset));
+}

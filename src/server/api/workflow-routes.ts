@@ -1,0 +1,50 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { notFound } from '../app-error.js';
+import { projectContext } from '../auth/access-plugin.js';
+import { createWorkflow, deleteWorkflow, getWorkflow, listWorkflows, updateWorkflow } from '../store/workflow-store.js';
+import type { Resources } from '../resources.js';
+import { IdParams, Name } from './schemas.js';
+
+const fields = {
+  script: Type.String({ minLength: 1, maxLength: 262144, description: 'Bash script run as the job' }),
+  defaultEnvironmentId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], { description: 'Environment used when a run names none' }),
+  timeoutSeconds: Type.Union([Type.Integer({ minimum: 1, maximum: 604800 }), Type.Null()], { description: 'Job timeout; null uses the server default' }),
+  labels: Type.Array(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$' }), { maxItems: 32, uniqueItems: true, description: 'Labels a runner must have to take the job' }),
+};
+const CreateBody = Type.Object(
+  { name: Name, script: fields.script, defaultEnvironmentId: Type.Optional(fields.defaultEnvironmentId), timeoutSeconds: Type.Optional(fields.timeoutSeconds), labels: Type.Optional(fields.labels) },
+  { additionalProperties: false },
+);
+const UpdateBody = Type.Partial(CreateBody, { additionalProperties: false });
+const byWorkflow = { kind: 'workflow', param: 'id' } as const;
+
+export const workflowRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (app, { res }) => {
+  const { db } = res.database;
+  const tags = ['workflows'];
+
+  app.post(
+    '/projects/:id/workflows',
+    { config: { access: { capability: 'workflow.write', scope: { kind: 'project', param: 'id' } } }, schema: { tags, params: IdParams, body: CreateBody } },
+    async (req, reply) => reply.status(201).send(await createWorkflow(db, projectContext(req), req.body)),
+  );
+
+  app.get('/projects/:id/workflows', { config: { access: { capability: 'workflow.read', scope: { kind: 'project', param: 'id' } } }, schema: { tags, params: IdParams } }, async (req) => ({
+    items: await listWorkflows(db, req.params.id),
+  }));
+
+  app.get('/workflows/:id', { config: { access: { capability: 'workflow.read', scope: byWorkflow } }, schema: { tags, params: IdParams } }, async (req) => {
+    const wf = await getWorkflow(db, req.params.id);
+    if (!wf) throw notFound('Workflow');
+    return wf;
+  });
+
+  app.patch('/workflows/:id', { config: { access: { capability: 'workflow.write', scope: byWorkflow } }, schema: { tags, params: IdParams, body: UpdateBody } }, async (req) =>
+    updateWorkflow(db, projectContext(req), req.params.id, req.body),
+  );
+
+  app.delete('/workflows/:id', { config: { access: { capability: 'workflow.delete', scope: byWorkflow } }, schema: { tags, params: IdParams } }, async (req, reply) => {
+    await deleteWorkflow(db, projectContext(req), req.params.id);
+    return reply.status(204).send();
+  });
+};

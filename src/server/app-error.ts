@@ -1,0 +1,36 @@
+/**
+ * Every error code the API answers with, its HTTP status and a default message. Routes throw
+ * `new AppError('code')`; the error handler turns it into `{ code, message, details? }`.
+ */
+export const ERROR_CODES = {
+  unauthenticated: [401, 'Sign in or send an API token.'],
+  invalid_credentials: [401, 'Email or password is wrong.'],
+  forbidden: [403, 'Your role does not allow this.'],
+  not_found: [404, 'Not found.'],
+  route_not_found: [404, 'No such route.'],
+  validation_failed: [400, 'The request is not valid.'],
+  bad_request: [400, 'The request is not valid.'],
+  invalid_json: [400, 'The request body is not valid JSON.'],
+  unsupported_media_type: [415, 'Send the body as application/json.'],
+  body_too_large: [413, 'The request body is too large.'],
+  conflict: [409, 'That conflicts with an existing object.'],
+  run_finished: [409, 'The run has already finished.'],
+  rate_limited: [429, 'Too many attempts; try again later.'],
+  internal: [500, 'Something went wrong on the server.'],
+} as const satisfies Record<string, readonly [number, string]>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class AppError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+    readonly details?: unknown,
+  ) {
+    super(message ?? ERROR_CODES[code][1]);
+    this.status = ERROR_CODES[code][0];
+  }
+}
+
+export const notFound = (what: string) => new AppError('not_found', `${what} not found.`);

@@ -1,0 +1,111 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Db } from '../../db/database.js';
+import type { Role } from '../../db/schema.js';
+import { CAPABILITIES, allows, effectiveRole, type Capability } from '../../domain/capabilities.js';
+import { AppError } from '../app-error.js';
+import { principalForSession, principalForToken, type Principal } from '../store/account-store.js';
+import type { ProjectContext } from '../store/activity-store.js';
+import { rolesIn, scopeOf, type Scope, type ScopeKind } from '../store/access-store.js';
+
+export const SESSION_COOKIE = 'furrow_session';
+
+/** What a route needs: a capability, and for scoped ones the route parameter naming the object. */
+export interface AccessRule {
+  capability: Capability | 'public';
+  scope?: { kind: ScopeKind; param: string };
+}
+
+export interface Access {
+  principal: Principal;
+  scope: Scope | undefined;
+  /** The caller's effective role in the scope (`owner` for instance admins). */
+  role: Role | null;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: AccessRule;
+  }
+  interface FastifyRequest {
+    access: Access | undefined;
+  }
+}
+
+/** The caller, from a Bearer API token or the session cookie; undefined when neither is valid. */
+export async function authenticate(db: Db, req: FastifyRequest): Promise<Principal | undefined> {
+  const header = req.headers.authorization;
+  if (header?.startsWith('Bearer ')) return principalForToken(db, header.slice(7).trim());
+  const cookie = req.cookies[SESSION_COOKIE];
+  return cookie ? principalForSession(db, cookie) : undefined;
+}
+
+/**
+ * The caller's effective role on an object (`owner` for instance admins), or undefined when the
+ * object does not exist or the caller may not see it.
+ */
+export async function resolveAccess(db: Db, principal: Principal, kind: ScopeKind, id: string): Promise<{ scope: Scope; role: Role } | undefined> {
+  const scope = await scopeOf(db, kind, id);
+  if (!scope) return undefined;
+  if (principal.isAdmin) return { scope, role: 'owner' };
+  const roles = await rolesIn(db, principal.userId, scope);
+  // Members of one project see its organization (as guests), not its other projects.
+  const role = scope.projectId ? effectiveRole(roles.organization, roles.project) : effectiveRole(roles.organization, roles.anyProjectInOrganization ? 'guest' : null);
+  return role ? { scope, role } : undefined;
+}
+
+/** The caller's authenticated principal on a route whose rule guarantees one. */
+export function callerOf(req: FastifyRequest): Access & { scope: Scope } {
+  if (!req.access?.scope) throw new AppError('internal', 'route has no scoped access rule');
+  return req.access as Access & { scope: Scope };
+}
+
+/** Who acts on which project, for project-scoped writes that record an activity. */
+export function projectContext(req: FastifyRequest): ProjectContext {
+  const { scope, principal } = callerOf(req);
+  return { organizationId: scope.organizationId, projectId: scope.projectId!, actorUserId: principal.userId };
+}
+
+export function principalOf(req: FastifyRequest): Principal {
+  if (!req.access) throw new AppError('unauthenticated');
+  return req.access.principal;
+}
+
+/**
+ * Refuses to register a route without an access rule, and checks that rule before validation:
+ * 401 without credentials, 404 when the object does not exist or the caller may not see it,
+ * 403 when the caller may see it but the role lacks the capability.
+ */
+export const accessPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) => {
+  app.decorateRequest('access', undefined);
+  app.addHook('onRoute', (route) => {
+    if (!route.config?.access && !route.url.startsWith('/api/docs')) {
+      throw new Error(`route ${route.method} ${route.url} declares no access rule`);
+    }
+  });
+  app.addHook('preValidation', async (req) => {
+    const rule = req.routeOptions.config.access;
+    if (!rule || rule.capability === 'public') return;
+    const principal = await authenticate(opts.db, req);
+    if (!principal) throw new AppError('unauthenticated');
+    if (rule.capability === 'authenticated') {
+      req.access = { principal, scope: undefined, role: null };
+      return;
+    }
+    if (rule.capability === 'admin') {
+      if (!principal.isAdmin) throw new AppError('forbidden', 'Only instance admins may do this.');
+      req.access = { principal, scope: undefined, role: null };
+      return;
+    }
+    if (!rule.scope) throw new Error(`capability ${rule.capability} needs a scope`);
+    const id = (req.params as Record<string, string>)[rule.scope.param] ?? '';
+    const seen = await resolveAccess(opts.db, principal, rule.scope.kind, id);
+    const what = rule.scope.kind.charAt(0).toUpperCase() + rule.scope.kind.slice(1);
+    if (!seen) throw new AppError('not_found', `${what} not found.`);
+    const { scope, role } = seen;
+    if (!allows(role, rule.capability as keyof typeof CAPABILITIES)) {
+      throw new AppError('forbidden', `Your role (${role}) does not allow ${rule.capability}.`);
+    }
+    req.access = { principal, scope, role };
+  });
+});

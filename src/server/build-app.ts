@@ -1,0 +1,104 @@
+import cookie from '@fastify/cookie';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { activityRoutes } from './api/activity-routes.js';
+import { environmentRoutes } from './api/environment-routes.js';
+import { healthRoutes } from './api/health-routes.js';
+import { memberRoutes } from './api/member-routes.js';
+import { organizationRoutes } from './api/organization-routes.js';
+import { projectRoutes } from './api/project-routes.js';
+import { runRoutes } from './api/run-routes.js';
+import { sessionRoutes } from './api/session-routes.js';
+import { workflowRoutes } from './api/workflow-routes.js';
+import { AppError } from './app-error.js';
+import { accessPlugin } from './auth/access-plugin.js';
+import { installErrorHandler } from './error-handler.js';
+import { liveRoutes } from './live/live-routes.js';
+import { metricsPlugin } from './metrics-plugin.js';
+import type { Resources } from './resources.js';
+
+const VERSION = '0.1.0';
+
+/**
+ * Request bodies are validated strictly (unknown fields and wrong types are errors); query
+ * strings and params are coerced, since they arrive as text.
+ */
+function validators(app: FastifyInstance): void {
+  const strict = new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: true, strict: false });
+  const coercing = new Ajv({ removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true, strict: false });
+  addFormats.default(strict);
+  addFormats.default(coercing);
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
+}
+
+export async function buildApp(res: Resources): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: res.logger as FastifyBaseLogger,
+    bodyLimit: res.config.maxBodyBytes,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  validators(app);
+  installErrorHandler(app);
+  // Bodies are JSON; an empty body counts as none, a malformed one is a 400 invalid_json.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = (body as string).trim();
+    if (text === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(new AppError('invalid_json', `The request body is not valid JSON: ${(err as Error).message}`), undefined);
+    }
+  });
+  // A POST without a body means "no options": validate it as {}.
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined && (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH')) req.body = {};
+  });
+  app.addHook('onSend', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+  });
+
+  await app.register(cookie);
+  await app.register(rateLimit, { global: false });
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Furrow API', version: VERSION, description: 'Organizations, projects, workflows, runs and logs.' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An API token from `furrow token create`.' },
+          session: { type: 'apiKey', in: 'cookie', name: 'furrow_session' },
+        },
+      },
+      security: [{ bearer: [] }, { session: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/api/docs' });
+  await app.register(accessPlugin, { db: res.database.db });
+  await app.register(metricsPlugin, { db: res.database.db });
+  await app.register(healthRoutes, { res });
+  await app.register(
+    async (api) => {
+      api.get('/openapi.json', { config: { access: { capability: 'public' } }, schema: { hide: true } }, async () => app.swagger());
+      await api.register(sessionRoutes, { res });
+      await api.register(organizationRoutes, { res });
+      await api.register(projectRoutes, { res });
+      await api.register(memberRoutes, { res });
+      await api.register(environmentRoutes, { res });
+      await api.register(workflowRoutes, { res });
+      await api.register(runRoutes, { res });
+      await api.register(activityRoutes, { res });
+      await api.register(liveRoutes, { res });
+    },
+    { prefix: '/api/v1' },
+  );
+  return app;
+}

@@ -1,0 +1,78 @@
+import type { FastifyInstance } from 'fastify';
+import type { Runner } from 'graphile-worker';
+import type { Logger } from 'pino';
+import type { Config } from '../config/load-config.js';
+import { openDatabase } from '../db/database.js';
+import { migrate } from '../db/migrate.js';
+import { ShellExecutor } from '../runner/executors/shell-executor.js';
+import { RunnerAgent } from '../runner/runner-agent.js';
+import { buildApp } from './build-app.js';
+import { RunnerGateway } from './dispatch/runner-gateway.js';
+import { PgListener } from './live/pg-listener.js';
+import type { Resources } from './resources.js';
+import { LogStore } from './store/log-store.js';
+import { startWorkers } from './workers/start-workers.js';
+
+export interface Instance {
+  /** Base URL of the HTTP server. */
+  url: string;
+  resources: Resources;
+  app: FastifyInstance;
+  runner: RunnerAgent | undefined;
+  /**
+   * Stops accepting requests, lets running jobs finish for up to the configured grace period,
+   * cancels the rest, then closes every connection. Does not stop an embedded database.
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts one Furrow instance on a reachable database: migrations, HTTP API with live updates,
+ * background workers and (unless disabled) a local runner that speaks the runner protocol
+ * in-process.
+ */
+export async function startInstance(config: Config, databaseUrl: string, logger: Logger): Promise<Instance> {
+  const database = openDatabase(databaseUrl);
+  const applied = await migrate(database.pool);
+  if (applied.length > 0) logger.info({ migrations: applied }, 'applied database migrations');
+  const listener = new PgListener(databaseUrl, (msg) => logger.warn(msg));
+  await listener.start();
+  const logs = new LogStore(databaseUrl, database.pool);
+  const gateway = new RunnerGateway({ db: database.db, logs, listener, leaseSeconds: config.jobLeaseSeconds });
+  const resources: Resources = { config, database, databaseUrl, logs, listener, gateway, logger };
+  const workers: Runner = await startWorkers({ db: database.db, pool: database.pool, logger });
+  const app = await buildApp(resources);
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+
+  let runner: RunnerAgent | undefined;
+  if (config.localRunner) {
+    runner = new RunnerAgent(gateway.connect(), {
+      name: 'local',
+      labels: [],
+      capacity: config.localRunnerCapacity,
+      workDir: config.workDir,
+      executor: new ShellExecutor(),
+      log: (msg, extra) => logger.warn(extra ?? {}, msg),
+    });
+    await runner.start();
+  }
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      const closing = app.close();
+      if (runner) {
+        if (runner.activeJobs > 0) logger.info({ jobs: runner.activeJobs, graceSeconds: config.shutdownGraceSeconds }, 'waiting for running jobs');
+        await runner.drain(config.shutdownGraceSeconds * 1000);
+      }
+      await closing;
+      await workers.stop();
+      await listener.close();
+      await logs.close();
+      await database.close();
+    })());
+  return { url, resources, app, runner, stop };
+}

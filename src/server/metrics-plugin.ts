@@ -1,0 +1,48 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { sql } from 'kysely';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Db } from '../db/database.js';
+
+/** Prometheus metrics at /metrics: runs by status, queue depth, HTTP latency, process stats. */
+export const metricsPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) => {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'furrow_' });
+  const latency = new Histogram({
+    name: 'furrow_http_request_duration_seconds',
+    help: 'HTTP request latency',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const requests = new Counter({ name: 'furrow_http_requests_total', help: 'HTTP requests', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  new Gauge({
+    name: 'furrow_runs',
+    help: 'Runs by status',
+    labelNames: ['status'],
+    registers: [registry],
+    async collect() {
+      const { rows } = await sql<{ status: string; n: number }>`SELECT status, count(*)::int AS n FROM runs GROUP BY status`.execute(opts.db);
+      this.reset();
+      for (const r of rows) this.set({ status: r.status }, r.n);
+    },
+  });
+  new Gauge({
+    name: 'furrow_queue_depth',
+    help: 'Jobs queued and not yet claimed by a runner',
+    registers: [registry],
+    async collect() {
+      const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM jobs WHERE status = 'queued' AND runner_id IS NULL`.execute(opts.db);
+      this.set(rows[0]?.n ?? 0);
+    },
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const labels = { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) };
+    latency.observe(labels, reply.elapsedTime / 1000);
+    requests.inc(labels);
+  });
+  app.get('/metrics', { config: { access: { capability: 'public' } }, schema: { hide: true } }, async (_req, reply) =>
+    reply.type(registry.contentType).send(await registry.metrics()),
+  );
+});

@@ -1,0 +1,75 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { hash, verify } from '@node-rs/argon2';
+import { sql } from 'kysely';
+import type { Db } from '../../db/database.js';
+
+/** argon2id (the library's default algorithm) with its recommended cost settings. */
+export const hashPassword = (password: string) => hash(password);
+export const verifyPassword = (stored: string, password: string) => verify(stored, password).catch(() => false);
+
+/** A fresh secret with a recognisable prefix, and the SHA-256 under which it is stored. */
+export function newSecret(prefix: string): { secret: string; hash: Buffer } {
+  const secret = `${prefix}_${randomBytes(32).toString('base64url')}`;
+  return { secret, hash: hashSecret(secret) };
+}
+
+export const hashSecret = (secret: string) => createHash('sha256').update(secret).digest();
+
+export interface Principal {
+  userId: string;
+  email: string;
+  isAdmin: boolean;
+}
+
+export async function createUser(db: Db, email: string, password: string, isAdmin: boolean): Promise<{ id: string }> {
+  return db
+    .insertInto('users')
+    .values({ email, password_hash: await hashPassword(password), is_admin: isAdmin })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+}
+
+export function findUserByEmail(db: Db, email: string) {
+  return db.selectFrom('users').selectAll().where((eb) => eb(eb.fn('lower', ['email']), '=', email.toLowerCase())).executeTakeFirst();
+}
+
+export async function createApiToken(db: Db, userId: string, name: string): Promise<{ id: string; token: string }> {
+  const { secret, hash } = newSecret('furrow');
+  const row = await db.insertInto('api_tokens').values({ user_id: userId, name, token_hash: hash }).returning('id').executeTakeFirstOrThrow();
+  return { id: row.id, token: secret };
+}
+
+export async function principalForToken(db: Db, token: string): Promise<Principal | undefined> {
+  const row = await db
+    .updateTable('api_tokens')
+    .set({ last_used_at: sql`now()` })
+    .from('users')
+    .whereRef('users.id', '=', 'api_tokens.user_id')
+    .where('api_tokens.token_hash', '=', hashSecret(token))
+    .returning(['users.id as userId', 'users.email', 'users.is_admin as isAdmin'])
+    .executeTakeFirst();
+  return row;
+}
+
+export async function createSession(db: Db, userId: string, ttlHours: number): Promise<string> {
+  const { secret, hash } = newSecret('fs');
+  await db
+    .insertInto('sessions')
+    .values({ user_id: userId, token_hash: hash, expires_at: sql`now() + make_interval(hours => ${ttlHours})` })
+    .execute();
+  return secret;
+}
+
+export function principalForSession(db: Db, token: string): Promise<Principal | undefined> {
+  return db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .select(['users.id as userId', 'users.email', 'users.is_admin as isAdmin'])
+    .where('sessions.token_hash', '=', hashSecret(token))
+    .where('sessions.expires_at', '>', sql<Date>`now()`)
+    .executeTakeFirst();
+}
+
+export async function deleteSession(db: Db, token: string): Promise<void> {
+  await db.deleteFrom('sessions').where('token_hash', '=', hashSecret(token)).execute();
+}

@@ -1,0 +1,54 @@
+import { sql } from 'kysely';
+import type { Db } from '../../db/database.js';
+import { recordActivity, type ProjectContext as Ctx } from './activity-store.js';
+
+const columns = ['id', 'project_id as projectId', 'name', 'variables', 'created_at as createdAt', 'updated_at as updatedAt'] as const;
+
+
+function log(tx: Parameters<typeof recordActivity>[0], ctx: Ctx, type: string, id: string, name: string) {
+  return recordActivity(tx, { type, organizationId: ctx.organizationId, projectId: ctx.projectId, actorUserId: ctx.actorUserId, subjectType: 'environment', subjectId: id, payload: { name } });
+}
+
+export function createEnvironment(db: Db, ctx: Ctx, input: { name: string; variables: Record<string, string> }) {
+  return db.transaction().execute(async (tx) => {
+    const env = await tx
+      .insertInto('environments')
+      .values({ project_id: ctx.projectId, name: input.name, variables: JSON.stringify(input.variables) })
+      .returning(columns)
+      .executeTakeFirstOrThrow();
+    await log(tx, ctx, 'environment.created', env.id, env.name);
+    return env;
+  });
+}
+
+export function listEnvironments(db: Db, projectId: string) {
+  return db.selectFrom('environments').select(columns).where('project_id', '=', projectId).orderBy('name').execute();
+}
+
+export function getEnvironment(db: Db, id: string) {
+  return db.selectFrom('environments').select(columns).where('id', '=', id).executeTakeFirst();
+}
+
+export function updateEnvironment(db: Db, ctx: Ctx, id: string, input: { name?: string; variables?: Record<string, string> }) {
+  return db.transaction().execute(async (tx) => {
+    const env = await tx
+      .updateTable('environments')
+      .set({
+        ...(input.name !== undefined ? { name: input.name } : {}),
+        ...(input.variables !== undefined ? { variables: JSON.stringify(input.variables) } : {}),
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', id)
+      .returning(columns)
+      .executeTakeFirstOrThrow();
+    await log(tx, ctx, 'environment.updated', id, env.name);
+    return env;
+  });
+}
+
+export function deleteEnvironment(db: Db, ctx: Ctx, id: string) {
+  return db.transaction().execute(async (tx) => {
+    const env = await tx.deleteFrom('environments').where('id', '=', id).returning('name').executeTakeFirstOrThrow();
+    await log(tx, ctx, 'environment.deleted', id, env.name);
+  });
+}

@@ -1,0 +1,82 @@
+import { Readable } from 'node:stream';
+import pg from 'pg';
+
+/** Chunks read per query when streaming a log out: bounds memory whatever the log's size. */
+const PAGE_BYTES = 4 * 1024 * 1024;
+
+export interface AppendResult {
+  /** False when the chunk did not start where the stored log ends (a resend, or a gap). */
+  appended: boolean;
+  /** Bytes the server now holds for the job. */
+  end: number;
+  cancel: boolean;
+}
+
+/**
+ * Job logs in PostgreSQL, as chunks keyed by byte offset. Appends go through their own small pool
+ * with `synchronous_commit = off`: a crash can lose the last moments of a log (which a runner
+ * resends from the offset the server reports), never reorder or duplicate it.
+ */
+export class LogStore {
+  private readonly pool: pg.Pool;
+
+  constructor(url: string, readonly readPool: pg.Pool) {
+    this.pool = new pg.Pool({ connectionString: url, max: 4, options: '-c synchronous_commit=off' });
+    this.pool.on('error', () => undefined);
+  }
+
+  async append(jobId: string, offset: number, data: Uint8Array): Promise<AppendResult> {
+    const { rows } = await this.pool.query<{ cancel: boolean }>(
+      `WITH j AS (
+         UPDATE jobs SET log_size = $2::bigint + $4::bigint
+         WHERE id = $1 AND log_size = $2 AND status IN ('queued', 'running') RETURNING id, cancel_requested),
+       ins AS (INSERT INTO log_chunks (job_id, "offset", data) SELECT id, $2, $3 FROM j)
+       SELECT j.cancel_requested AS cancel, pg_notify('furrow_log', $1::text) FROM j`,
+      [jobId, offset, data, data.byteLength],
+    );
+    if (rows[0]) return { appended: true, end: offset + data.byteLength, cancel: rows[0].cancel };
+    const cur = await this.readPool.query<{ log_size: number; cancel_requested: boolean }>('SELECT log_size, cancel_requested FROM jobs WHERE id = $1', [jobId]);
+    return { appended: false, end: Number(cur.rows[0]?.log_size ?? 0), cancel: cur.rows[0]?.cancel_requested ?? true };
+  }
+
+  /** Chunks covering [from, from + maxBytes), the first one trimmed to start at `from`. */
+  async read(jobId: string, from: number, maxBytes = PAGE_BYTES): Promise<Buffer[]> {
+    const { rows } = await this.readPool.query<{ offset: number; data: Buffer }>(
+      `SELECT "offset", data FROM log_chunks
+       WHERE job_id = $1 AND "offset" + length(data) > $2 AND "offset" < $2::bigint + $3::bigint
+       ORDER BY "offset"`,
+      [jobId, from, maxBytes],
+    );
+    return rows.map((r) => (Number(r.offset) < from ? r.data.subarray(from - Number(r.offset)) : r.data));
+  }
+
+  /** Streams the logs of the given jobs, one after the other, from a byte offset into the first. */
+  stream(jobIds: string[], from = 0): Readable {
+    const store = this;
+    let index = 0;
+    let offset = from;
+    return new Readable({
+      async read() {
+        try {
+          while (index < jobIds.length) {
+            const chunks = await store.read(jobIds[index]!, offset);
+            if (chunks.length > 0) {
+              for (const c of chunks) offset += c.byteLength;
+              this.push(Buffer.concat(chunks));
+              return;
+            }
+            index += 1;
+            offset = 0;
+          }
+          this.push(null);
+        } catch (err) {
+          this.destroy(err as Error);
+        }
+      },
+    });
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}

@@ -1,0 +1,76 @@
+import { sql } from 'kysely';
+import type { Db } from '../../db/database.js';
+import type { Role } from '../../db/schema.js';
+import type { Tx } from '../../db/database.js';
+import { AppError } from '../app-error.js';
+import { recordActivity } from './activity-store.js';
+
+/** Members of an organization or of a project; the two tables have the same shape. */
+export type MemberScope = { kind: 'organization'; organizationId: string } | { kind: 'project'; organizationId: string; projectId: string };
+
+const table = (s: MemberScope) => (s.kind === 'organization' ? 'organization_members' : 'project_members');
+const key = (s: MemberScope) => (s.kind === 'organization' ? s.organizationId : s.projectId);
+const keyColumn = (s: MemberScope) => (s.kind === 'organization' ? 'organization_id' : 'project_id');
+
+export async function listMembers(db: Db, scope: MemberScope) {
+  const { rows } = await sql<{ userId: string; email: string; role: Role; createdAt: Date }>`
+    SELECT u.id AS "userId", u.email, m.role, m.created_at AS "createdAt"
+    FROM ${sql.table(table(scope))} m JOIN users u ON u.id = m.user_id
+    WHERE m.${sql.ref(keyColumn(scope))} = ${key(scope)}
+    ORDER BY u.email`.execute(db);
+  return rows;
+}
+
+/** An organization always keeps an owner; a change that would remove the last one is refused. */
+async function keepAnOwner(tx: Tx, scope: MemberScope): Promise<void> {
+  if (scope.kind !== 'organization') return;
+  const owner = await tx
+    .selectFrom('organization_members')
+    .select('user_id')
+    .where('organization_id', '=', scope.organizationId)
+    .where('role', '=', 'owner')
+    .executeTakeFirst();
+  if (!owner) throw new AppError('conflict', 'An organization needs at least one owner.');
+}
+
+/** Adds a member or changes the role of an existing one. */
+export function putMember(db: Db, scope: MemberScope, userId: string, role: Role, actorUserId: string) {
+  return db.transaction().execute(async (tx) => {
+    await tx
+      .insertInto(table(scope))
+      .values({ [keyColumn(scope)]: key(scope), user_id: userId, role } as never)
+      .onConflict((oc) => oc.columns([keyColumn(scope), 'user_id'] as never).doUpdateSet({ role }))
+      .execute();
+    await keepAnOwner(tx, scope);
+    await recordActivity(tx, {
+      type: `${scope.kind}.member_set`,
+      organizationId: scope.organizationId,
+      projectId: scope.kind === 'project' ? scope.projectId : null,
+      actorUserId,
+      subjectType: 'user',
+      subjectId: userId,
+      payload: { role },
+    });
+  });
+}
+
+export function removeMember(db: Db, scope: MemberScope, userId: string, actorUserId: string) {
+  return db.transaction().execute(async (tx) => {
+    const res = await tx
+      .deleteFrom(table(scope))
+      .where(keyColumn(scope) as 'user_id', '=', key(scope))
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    if (res.numDeletedRows === 0n) return false;
+    await keepAnOwner(tx, scope);
+    await recordActivity(tx, {
+      type: `${scope.kind}.member_removed`,
+      organizationId: scope.organizationId,
+      projectId: scope.kind === 'project' ? scope.projectId : null,
+      actorUserId,
+      subjectType: 'user',
+      subjectId: userId,
+    });
+    return true;
+  });
+}

@@ -1,0 +1,40 @@
+import type { Db } from '../../db/database.js';
+import { recordActivity } from './activity-store.js';
+
+const columns = ['projects.id', 'projects.organization_id as organizationId', 'projects.name', 'projects.created_at as createdAt'] as const;
+
+export function createProject(db: Db, organizationId: string, name: string, actorUserId: string) {
+  return db.transaction().execute(async (tx) => {
+    const project = await tx.insertInto('projects').values({ organization_id: organizationId, name }).returning(columns).executeTakeFirstOrThrow();
+    await recordActivity(tx, { type: 'project.created', organizationId, projectId: project.id, actorUserId, subjectType: 'project', subjectId: project.id, payload: { name } });
+    return project;
+  });
+}
+
+/** Projects of an organization the user can see: all of them for organization members and admins. */
+export function listProjects(db: Db, organizationId: string, userId: string, seesAll: boolean) {
+  let q = db.selectFrom('projects').select(columns).where('organization_id', '=', organizationId).orderBy('name');
+  if (!seesAll) {
+    q = q.where((eb) => eb.exists(eb.selectFrom('project_members as pm').whereRef('pm.project_id', '=', 'projects.id').where('pm.user_id', '=', userId)));
+  }
+  return q.execute();
+}
+
+export function getProject(db: Db, id: string) {
+  return db.selectFrom('projects').select(columns).where('id', '=', id).executeTakeFirst();
+}
+
+export function renameProject(db: Db, id: string, name: string, actorUserId: string) {
+  return db.transaction().execute(async (tx) => {
+    const project = await tx.updateTable('projects').set({ name }).where('id', '=', id).returning(columns).executeTakeFirstOrThrow();
+    await recordActivity(tx, { type: 'project.updated', organizationId: project.organizationId, projectId: id, actorUserId, subjectType: 'project', subjectId: id, payload: { name } });
+    return project;
+  });
+}
+
+export function deleteProject(db: Db, id: string, actorUserId: string) {
+  return db.transaction().execute(async (tx) => {
+    const p = await tx.deleteFrom('projects').where('id', '=', id).returning(['organization_id', 'name']).executeTakeFirstOrThrow();
+    await recordActivity(tx, { type: 'project.deleted', organizationId: p.organization_id, projectId: null, actorUserId, subjectType: 'project', subjectId: id, payload: { name: p.name } });
+  });
+}
