@@ -51,7 +51,7 @@ export async function doctorCommand(): Promise<number> {
       const reached = await reachDatabase(config, () => undefined);
       const database = openDatabase(reached.url, 1);
       try {
-        const { rows } = await database.pool.query<{ v: string }>('SHOW server_version');
+        const { rows } = await database.pool.query<{ v: string }>("SELECT current_setting('server_version') AS v");
         const pending = await pendingMigrations(database.pool);
         const where = reached.embedded ? 'embedded' : 'DATABASE_URL';
         return `PostgreSQL ${rows[0]?.v} (${where}); ${pending.length ? `pending migrations: ${pending.join(', ')}` : 'migrations applied'}`;

@@ -21,6 +21,12 @@ export function openDatabase(url: string, max = 20): DatabaseHandle {
   const pool = new pg.Pool({ connectionString: url, max, types });
   // An idle client losing its connection (server restart) must not crash the process.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { pool, db, close: () => db.destroy() };
+  // Kysely ends the pool only if it used it itself; end it in every case.
+  const close = async () => {
+    await db.destroy();
+    if (!pool.ended) await pool.end();
+  };
+  return { pool, db, close };
 }

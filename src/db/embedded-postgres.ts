@@ -10,6 +10,8 @@ import pg from 'pg';
 
 const run = promisify(execFile);
 const PG_USER = 'furrow';
+/** PostgreSQL's tools get a fixed, minimal environment, not Furrow's. */
+const PG_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LC_ALL: 'C' };
 /** System account PostgreSQL runs under when Furrow itself runs as root (PostgreSQL refuses root). */
 const SYSTEM_USER = 'postgres';
 
@@ -115,7 +117,7 @@ async function initialise(bin: Binaries, pgDir: string, user: RunAs | undefined,
   log('initialising embedded PostgreSQL');
   await run(bin.initdb, [`--pgdata=${pgDir}`, `--username=${PG_USER}`, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'], {
     ...user,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
+    env: PG_ENV,
   });
   await writeFile(path.join(pgDir, '..', 'pg-password'), await readFile(pwfile), { mode: 0o600 });
   await writeFile(pwfile, '');
@@ -148,7 +150,7 @@ export async function startEmbeddedPostgres(
     bin.postgres,
     ['-D', pgDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
     // Own process group: a Ctrl-C meant for Furrow must not stop the database under a draining server.
-    { ...user, detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' } },
+    { ...user, detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: PG_ENV },
   );
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-8192);

@@ -1,8 +1,11 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
 
+import type { Role } from '../domain/capabilities.js';
+import type { RunStatus } from '../domain/run-state.js';
+
+export type { Role, RunStatus };
+
 /** Row shapes of the tables created by migrations/, as Kysely sees them. */
-export type Role = 'guest' | 'member' | 'manager' | 'owner';
-export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'timed_out';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type Json<T> = ColumnType<T, string, string>;

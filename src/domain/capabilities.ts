@@ -1,4 +1,4 @@
-import type { Role } from '../db/schema.js';
+export type Role = 'guest' | 'member' | 'manager' | 'owner';
 
 /** Roles in increasing order of power; a role has every capability of the roles below it. */
 export const ROLES: readonly Role[] = ['guest', 'member', 'manager', 'owner'];

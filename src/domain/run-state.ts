@@ -1,4 +1,4 @@
-import type { RunStatus } from '../db/schema.js';
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'timed_out';
 
 /**
  * The one place that says how runs, jobs and steps move between states. Stores apply a transition

@@ -7,6 +7,7 @@ export const RoleSchema = Type.Union([Type.Literal('guest'), Type.Literal('membe
 /** Variable names as a shell accepts them. */
 export const VariableMap = Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 128 }), Type.String({ maxLength: 65536 }), {
   maxProperties: 500,
+  additionalProperties: false,
   description: 'Variable names map to values; names as a shell accepts them',
 });
 export const Created = Type.Object({ id: Type.String() });

@@ -12,8 +12,8 @@ interface Session {
   labels: string[];
   jobs: Set<string>;
   push: ((msg: ServerPush) => void)[];
-  /** Wakes this session's waiting `next` when it closes. */
-  abort: (() => void) | undefined;
+  /** Wake this session's waiting `next` requests (one per free slot) when it closes. */
+  waiting: Set<() => void>;
 }
 
 export interface GatewayDeps {
@@ -46,21 +46,22 @@ export class RunnerGateway {
 
   /** An in-process channel: the local runner speaks the protocol without a socket. */
   connect(): RunnerChannel {
-    const session: Session = { runnerId: undefined, labels: [], jobs: new Set(), push: [], closed: false, abort: undefined };
+    const session: Session = { runnerId: undefined, labels: [], jobs: new Set(), push: [], closed: false, waiting: new Set() };
     this.sessions.add(session);
     return {
       request: <R extends ServerReply>(msg: RunnerRequest) => this.handle(session, msg) as Promise<R>,
       onPush: (listener) => session.push.push(listener),
-      interrupt: () => {
-        session.closed = true;
-        session.abort?.();
-      },
+      interrupt: () => this.release(session),
       close: () => {
-        session.closed = true;
-        session.abort?.();
+        this.release(session);
         this.sessions.delete(session);
       },
     };
+  }
+
+  private release(s: Session): void {
+    s.closed = true;
+    for (const wake of s.waiting) wake();
   }
 
   private nextWake(): Promise<void> {
@@ -117,15 +118,17 @@ export class RunnerGateway {
       const left = deadline - Date.now();
       if (left <= 0) break;
       let timer: NodeJS.Timeout | undefined;
+      let release: (() => void) | undefined;
       await Promise.race([
         woken,
         new Promise<void>((resolve) => {
           timer = setTimeout(resolve, left);
-          s.abort = resolve;
+          release = resolve;
+          s.waiting.add(resolve);
         }),
       ]);
       clearTimeout(timer);
-      s.abort = undefined;
+      s.waiting.delete(release!);
     }
     return { type: 'none' };
   }

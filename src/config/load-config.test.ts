@@ -1,0 +1,190 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SETTINGS } from './config-schema.js';
+import { ConfigError, loadConfig } from './load-config.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'furrow-config-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let files = 0;
+/** Writes a config file and returns its path. */
+function configFile(content: unknown): string {
+  const file = path.join(dir, `config-${++files}.json`);
+  writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content));
+  return file;
+}
+
+/** The problems loadConfig reports for `env`; fails the test when it does not throw a ConfigError. */
+function problemsOf(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('loadConfig accepted the configuration');
+}
+
+describe('loadConfig', () => {
+  it('uses the schema defaults when nothing is set', () => {
+    const c = loadConfig({});
+    expect(c).toEqual({
+      dataDir: path.resolve(SETTINGS.FURROW_DATA_DIR.default),
+      host: SETTINGS.FURROW_HOST.default,
+      port: SETTINGS.FURROW_PORT.default,
+      databaseUrl: undefined,
+      embeddedPgPort: SETTINGS.FURROW_EMBEDDED_PG_PORT.default,
+      logLevel: SETTINGS.FURROW_LOG_LEVEL.default,
+      localRunner: SETTINGS.FURROW_LOCAL_RUNNER.default,
+      localRunnerCapacity: SETTINGS.FURROW_LOCAL_RUNNER_CAPACITY.default,
+      workDir: path.join(path.resolve(SETTINGS.FURROW_DATA_DIR.default), 'work'),
+      jobLeaseSeconds: SETTINGS.FURROW_JOB_LEASE_SECONDS.default,
+      defaultTimeoutSeconds: SETTINGS.FURROW_DEFAULT_TIMEOUT_SECONDS.default,
+      shutdownGraceSeconds: SETTINGS.FURROW_SHUTDOWN_GRACE_SECONDS.default,
+      maxBodyBytes: SETTINGS.FURROW_MAX_BODY_BYTES.default,
+      loginRateLimit: SETTINGS.FURROW_LOGIN_RATE_LIMIT.default,
+      sessionTtlHours: SETTINGS.FURROW_SESSION_TTL_HOURS.default,
+      cookieSecure: SETTINGS.FURROW_COOKIE_SECURE.default,
+    });
+  });
+
+  it('ignores variables that are not Furrow settings', () => {
+    expect(loadConfig({ PATH: '/bin', HOME: '/root', FURROWISH: 'x' }).port).toBe(8080);
+  });
+
+  it('resolves directories to absolute paths; the work dir defaults to DATA_DIR/work', () => {
+    expect(loadConfig({ FURROW_DATA_DIR: '/srv/furrow' }).workDir).toBe('/srv/furrow/work');
+    const c = loadConfig({ FURROW_DATA_DIR: 'rel/data', FURROW_WORK_DIR: 'rel/work' });
+    expect(c.dataDir).toBe(path.resolve('rel/data'));
+    expect(c.workDir).toBe(path.resolve('rel/work'));
+  });
+
+  it('passes DATABASE_URL through', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/furrow' }).databaseUrl).toBe('postgres://u:p@db:5432/furrow');
+  });
+
+  it('parses integers, booleans and enums', () => {
+    const c = loadConfig({
+      FURROW_PORT: '9000',
+      FURROW_EMBEDDED_PG_PORT: ' 5433 ',
+      FURROW_LOCAL_RUNNER_CAPACITY: '256',
+      FURROW_SHUTDOWN_GRACE_SECONDS: '0',
+      FURROW_LOCAL_RUNNER: 'off',
+      FURROW_COOKIE_SECURE: 'YES',
+      FURROW_LOG_LEVEL: 'debug',
+    });
+    expect(c).toMatchObject({ port: 9000, embeddedPgPort: 5433, localRunnerCapacity: 256, shutdownGraceSeconds: 0, localRunner: false, cookieSecure: true, logLevel: 'debug' });
+  });
+
+  it.each([
+    ['1', true],
+    ['true', true],
+    ['True', true],
+    ['yes', true],
+    ['on', true],
+    ['0', false],
+    ['false', false],
+    ['no', false],
+    ['OFF', false],
+  ])('reads the boolean %j as %s', (raw, value) => {
+    expect(loadConfig({ FURROW_COOKIE_SECURE: raw }).cookieSecure).toBe(value);
+  });
+
+  it('accepts the bounds of a range and refuses values just outside', () => {
+    expect(loadConfig({ FURROW_PORT: '0' }).port).toBe(0);
+    expect(loadConfig({ FURROW_PORT: '65535' }).port).toBe(65535);
+    expect(problemsOf({ FURROW_PORT: '65536' })).toEqual(['FURROW_PORT must be between 0 and 65535, got 65536']);
+    expect(problemsOf({ FURROW_PORT: '-1' })).toEqual(['FURROW_PORT must be between 0 and 65535, got -1']);
+  });
+
+  it.each(['', '8080.5', '1e3', '0x50', 'eighty', '80 80'])('refuses the integer %j', (raw) => {
+    expect(problemsOf({ FURROW_PORT: raw })).toEqual([`FURROW_PORT must be a whole number, got "${raw}"`]);
+  });
+
+  it('refuses booleans, enum values and empty strings it does not know', () => {
+    expect(problemsOf({ FURROW_LOCAL_RUNNER: 'maybe' })).toEqual(['FURROW_LOCAL_RUNNER must be true or false, got "maybe"']);
+    expect(problemsOf({ FURROW_LOG_LEVEL: 'INFO' })).toEqual([
+      'FURROW_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "INFO"',
+    ]);
+    expect(problemsOf({ FURROW_HOST: '' })).toEqual(['FURROW_HOST must not be empty']);
+    expect(problemsOf({ DATABASE_URL: '' })).toEqual(['DATABASE_URL must not be empty']);
+  });
+
+  it('reports every problem at once in one ConfigError', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        FURROW_PORT: 'http',
+        FURROW_LOCAL_RUNNER_CAPACITY: '0',
+        FURROW_COOKIE_SECURE: 'sometimes',
+        FURROW_LOG_LEVEL: 'verbose',
+        FURROW_PROT: '80',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const { problems, message, name } = error as ConfigError;
+    expect(name).toBe('ConfigError');
+    expect(problems).toHaveLength(5);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'unknown setting FURROW_PROT (see docs/configuration.md)',
+        'FURROW_PORT must be a whole number, got "http"',
+        'FURROW_LOCAL_RUNNER_CAPACITY must be between 1 and 256, got 0',
+        'FURROW_COOKIE_SECURE must be true or false, got "sometimes"',
+        'FURROW_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"',
+      ]),
+    );
+    // The message lists each problem on its own line.
+    expect(message.split('\n')).toEqual(['Invalid configuration:', ...problems.map((p) => `  - ${p}`)]);
+  });
+
+  it('refuses an unknown FURROW_ variable, even when everything else is fine', () => {
+    expect(problemsOf({ FURROW_PORT: '8080', FURROW_LOGLEVEL: 'debug' })).toEqual(['unknown setting FURROW_LOGLEVEL (see docs/configuration.md)']);
+  });
+
+  describe('FURROW_CONFIG file', () => {
+    it('reads settings from the JSON file, numbers and booleans included', () => {
+      const file = configFile({ FURROW_PORT: 9100, FURROW_LOCAL_RUNNER: false, FURROW_HOST: '0.0.0.0', DATABASE_URL: 'postgres://db/furrow' });
+      expect(loadConfig({ FURROW_CONFIG: file })).toMatchObject({ port: 9100, localRunner: false, host: '0.0.0.0', databaseUrl: 'postgres://db/furrow' });
+    });
+
+    it('lets environment variables win over the file', () => {
+      const file = configFile({ FURROW_PORT: 9100, FURROW_LOG_LEVEL: 'warn' });
+      const c = loadConfig({ FURROW_CONFIG: file, FURROW_PORT: '9200' });
+      expect(c.port).toBe(9200);
+      expect(c.logLevel).toBe('warn');
+    });
+
+    it('does not validate a file value that a variable overrides', () => {
+      const file = configFile({ FURROW_PORT: 'not a port' });
+      expect(loadConfig({ FURROW_CONFIG: file, FURROW_PORT: '9200' }).port).toBe(9200);
+    });
+
+    it('refuses an unknown key in the file', () => {
+      const file = configFile({ FURROW_PORT: 9100, FURROW_PROT: 9100, port: 1 });
+      expect(problemsOf({ FURROW_CONFIG: file })).toEqual([`${file}: unknown setting "FURROW_PROT"`, `${file}: unknown setting "port"`]);
+    });
+
+    it('validates file values like variables, together with the other problems', () => {
+      const file = configFile({ FURROW_LOCAL_RUNNER_CAPACITY: 1000, FURROW_COOKIE_SECURE: 'sometimes' });
+      expect(problemsOf({ FURROW_CONFIG: file, FURROW_TYPO: '1' })).toEqual([
+        'unknown setting FURROW_TYPO (see docs/configuration.md)',
+        'FURROW_LOCAL_RUNNER_CAPACITY must be between 1 and 256, got 1000',
+        'FURROW_COOKIE_SECURE must be true or false, got "sometimes"',
+      ]);
+    });
+
+    it('reports a missing file, bad JSON and a file that is not an object', () => {
+      const missing = path.join(dir, 'missing.json');
+      expect(problemsOf({ FURROW_CONFIG: missing })).toEqual([expect.stringMatching(new RegExp(`^FURROW_CONFIG: cannot read ${missing}: .*ENOENT`))]);
+      const broken = configFile('{ "FURROW_PORT": ');
+      expect(problemsOf({ FURROW_CONFIG: broken })).toEqual([expect.stringMatching(new RegExp(`^FURROW_CONFIG: cannot read ${broken}: `))]);
+      const list = configFile([['FURROW_PORT', 1]]);
+      expect(problemsOf({ FURROW_CONFIG: list })).toEqual([`FURROW_CONFIG: ${list} must hold a JSON object`]);
+    });
+  });
+});

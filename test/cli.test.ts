@@ -1,0 +1,140 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from './helpers/test-database.js';
+import { furrow, furrowStart } from './helpers/furrow-process.js';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+async function api(url: string, token: string, method: string, route: string, body?: unknown) {
+  const res = await fetch(`${url}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
+}
+
+async function waitFor(url: string, token: string, runId: string, done: (s: string) => boolean) {
+  for (let i = 0; i < 400; i++) {
+    const run = await api(url, token, 'GET', `/api/v1/runs/${runId}`);
+    if (done(run.body.status)) return run.body;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('run did not reach the expected state');
+}
+
+describe('furrow start with the embedded database', () => {
+  it('starts, serves, shuts down gracefully and keeps its data for the next start', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'furrow-cli-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const env = { FURROW_DATA_DIR: dataDir, FURROW_PORT: '0', FURROW_SHUTDOWN_GRACE_SECONDS: '1' };
+
+    const server = await furrowStart(env);
+    cleanups.push(async () => {
+      server.child.kill('SIGKILL');
+    });
+    expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+    // The CLI finds the running instance's database through the data dir.
+    const created = await furrow(['user', 'create', '--email', 'ada@example.com', '--password-stdin', '--admin'], env, 'a long password\n');
+    expect(created.code).toBe(0);
+    const tokenRes = await furrow(['token', 'create', '--email', 'ada@example.com', '--name', 'ci'], env);
+    expect(tokenRes.code).toBe(0);
+    const token = tokenRes.stdout.trim();
+    expect(token).toMatch(/^furrow_[A-Za-z0-9_-]{20,}$/);
+    expect(tokenRes.stdout).toBe(`${token}\n`); // only the token
+
+    // Sign in with the password, as the web UI does.
+    const login = await fetch(`${server.url}/api/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'ada@example.com', password: 'a long password' }) });
+    expect(login.status).toBe(201);
+    expect(login.headers.get('set-cookie')).toMatch(/furrow_session=.*HttpOnly/i);
+
+    const org = await api(server.url, token, 'POST', '/api/v1/organizations', { name: 'acme' });
+    const project = await api(server.url, token, 'POST', `/api/v1/organizations/${org.body.id}/projects`, { name: 'site' });
+    const quick = await api(server.url, token, 'POST', `/api/v1/projects/${project.body.id}/workflows`, { name: 'quick', script: 'echo started; sleep 0.5; echo finished' });
+    const slow = await api(server.url, token, 'POST', `/api/v1/projects/${project.body.id}/workflows`, { name: 'slow', script: 'echo started; sleep 60' });
+    const quickRun = await api(server.url, token, 'POST', `/api/v1/workflows/${quick.body.id}/runs`, {});
+    const slowRun = await api(server.url, token, 'POST', `/api/v1/workflows/${slow.body.id}/runs`, {});
+    await waitFor(server.url, token, quickRun.body.id, (s) => s === 'running');
+    await waitFor(server.url, token, slowRun.body.id, (s) => s === 'running');
+
+    // SIGTERM: the quick job finishes within the grace period, the slow one is canceled.
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+
+    // Offline, the CLI starts the embedded database itself.
+    const offline = await furrow(['token', 'create', '--email', 'ada@example.com', '--name', 'offline'], env);
+    expect(offline.code).toBe(0);
+
+    const again = await furrowStart(env);
+    cleanups.push(async () => {
+      again.child.kill('SIGTERM');
+      await again.exited;
+    });
+    const q = await api(again.url, token, 'GET', `/api/v1/runs/${quickRun.body.id}`);
+    expect(q.body.status).toBe('succeeded');
+    expect((await api(again.url, token, 'GET', `/api/v1/runs/${quickRun.body.id}/log`)).body).toBe('started\nfinished\n');
+    const s = await api(again.url, token, 'GET', `/api/v1/runs/${slowRun.body.id}`);
+    expect(s.body.status).toBe('canceled');
+    expect((await api(again.url, token, 'GET', '/api/v1/organizations')).body.items.map((o: { name: string }) => o.name)).toEqual(['acme']);
+  }, 120_000);
+});
+
+describe('furrow commands', () => {
+  it('prints help and refuses bad usage with exit code 2', async () => {
+    const help = await furrow(['--help'], {});
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Usage: furrow COMMAND/);
+    const startHelp = await furrow(['start', '--help'], {});
+    expect(startHelp.stdout).toMatch(/Usage: furrow start/);
+    const unknown = await furrow(['frobnicate'], {});
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown command "frobnicate"/);
+    const badFlag = await furrow(['token', 'create', '--email', 'x@example.com'], {});
+    expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr).toMatch(/--name is required/);
+  });
+
+  it('refuses invalid settings with every problem listed', async () => {
+    const res = await furrow(['migrate'], { FURROW_PORT: 'eighty', FURROW_LOG_LEVEL: 'loud', FURROW_PROT: '1' });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/FURROW_PORT must be a whole number/);
+    expect(res.stderr).toMatch(/FURROW_LOG_LEVEL must be one of/);
+    expect(res.stderr).toMatch(/unknown setting FURROW_PROT/);
+  });
+
+  it('creates users and tokens against DATABASE_URL, and doctor reports the host', async () => {
+    const database = await createTestDatabase();
+    cleanups.push(database.drop);
+    const env = { DATABASE_URL: database.url };
+    expect((await furrow(['migrate'], env)).stdout).toMatch(/applied: 0001_core/);
+    expect((await furrow(['migrate'], env)).stdout).toMatch(/up to date/);
+    const user = await furrow(['user', 'create', '--email', 'bo@example.com', '--password-stdin'], env, 'another password\n');
+    expect(user.code).toBe(0);
+    const dup = await furrow(['user', 'create', '--email', 'BO@example.com', '--password-stdin'], env, 'another password\n');
+    expect(dup.code).toBe(2);
+    expect(dup.stderr).toMatch(/already exists/);
+    const short = await furrow(['user', 'create', '--email', 'cy@example.com', '--password-stdin'], env, 'short\n');
+    expect(short.code).toBe(2);
+    const token = await furrow(['token', 'create', '--email', 'bo@example.com', '--name', 'laptop'], env);
+    expect(token.code).toBe(0);
+    expect(token.stdout.trim()).toMatch(/^furrow_/);
+    const nobody = await furrow(['token', 'create', '--email', 'nobody@example.com', '--name', 'x'], env);
+    expect(nobody.code).toBe(2);
+
+    const doctor = await furrow(['doctor'], { ...env, FURROW_DATA_DIR: path.join(tmpdir(), `furrow-doctor-${Date.now()}`) });
+    expect(doctor.code).toBe(0);
+    expect(doctor.stdout).toMatch(/^ok\s+node\s+Node\.js 2\d/m);
+    expect(doctor.stdout).toMatch(/^ok\s+database\s+PostgreSQL \d+.*DATABASE_URL.*migrations applied/m);
+    expect(doctor.stdout).toMatch(/^ok\s+data dir/m);
+    expect(doctor.stdout).toMatch(/^ok\s+executor shell/m);
+    const broken = await furrow(['doctor'], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toMatch(/^FAIL\s+database/m);
+  });
+});

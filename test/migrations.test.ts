@@ -1,0 +1,68 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/db/database.js';
+import { listMigrations, migrate, pendingMigrations } from '../src/db/migrate.js';
+import { createTestDatabase } from './helpers/test-database.js';
+import { startTestInstance } from './helpers/test-instance.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+describe('migrations', () => {
+  it('apply to an empty database, then again as a no-op', async () => {
+    const database = await createTestDatabase();
+    cleanups.push(database.drop);
+    const handle = openDatabase(database.url, 2);
+    cleanups.push(() => handle.close());
+    const all = (await listMigrations()).map((m) => m.name);
+    expect(all.length).toBeGreaterThan(0);
+    expect(await pendingMigrations(handle.pool)).toEqual(all);
+    expect(await migrate(handle.pool)).toEqual(all);
+    expect(await migrate(handle.pool)).toEqual([]);
+    expect(await pendingMigrations(handle.pool)).toEqual([]);
+    const { rows } = await handle.pool.query('SELECT name FROM furrow_migrations ORDER BY id');
+    expect(rows.map((r) => r.name)).toEqual(all);
+  });
+
+  it('two migrators at once apply each migration once', async () => {
+    const database = await createTestDatabase();
+    cleanups.push(database.drop);
+    const a = openDatabase(database.url, 2);
+    const b = openDatabase(database.url, 2);
+    cleanups.push(() => a.close(), () => b.close());
+    const [ra, rb] = await Promise.all([migrate(a.pool), migrate(b.pool)]);
+    expect([...ra, ...rb].sort()).toEqual((await listMigrations()).map((m) => m.name).sort());
+  });
+});
+
+describe('restart', () => {
+  it('keeps every object across a restart', async () => {
+    const first = await startTestInstance();
+    const { organizationId, projectId, workflowId } = await first.workflow('echo kept');
+    const env = await first.api('POST', `/api/v1/projects/${projectId}/environments`, { name: 'prod', variables: { A: '1' } });
+    const run = await first.api('POST', `/api/v1/workflows/${workflowId}/runs`, {});
+    await first.waitForRun(run.body.id);
+    const snapshot = async (t: typeof first) => ({
+      organization: (await t.api('GET', `/api/v1/organizations/${organizationId}`)).body,
+      project: (await t.api('GET', `/api/v1/projects/${projectId}`)).body,
+      workflow: (await t.api('GET', `/api/v1/workflows/${workflowId}`)).body,
+      environment: (await t.api('GET', `/api/v1/environments/${env.body.id}`)).body,
+      run: (await t.api('GET', `/api/v1/runs/${run.body.id}`)).body,
+      jobs: (await t.api('GET', `/api/v1/runs/${run.body.id}/jobs`)).body,
+      log: (await t.api('GET', `/api/v1/runs/${run.body.id}/log`)).text,
+      activities: (await t.api('GET', `/api/v1/projects/${projectId}/activities`)).body,
+    });
+    const before = await snapshot(first);
+    expect(before.log).toBe('kept\n');
+    await first.stop(false);
+
+    const second = await startTestInstance({}, { databaseUrl: first.databaseUrl, dataDir: first.dataDir });
+    cleanups.push(() => second.stop(true));
+    const after = await snapshot(second);
+    // The first admin's token still works against the restarted server.
+    const me = await second.api('GET', '/api/v1/me', undefined, first.adminToken);
+    expect(me.status).toBe(200);
+    expect(after).toEqual(before);
+  });
+});

@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processesWithEnv } from './helpers/processes.js';
+import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
+
+let t: TestInstance;
+beforeAll(async () => {
+  t = await startTestInstance();
+});
+afterAll(() => t?.stop());
+
+async function startRun(script: string, extra: Record<string, unknown> = {}, body: unknown = {}) {
+  const { workflowId, projectId } = await t.workflow(script, extra);
+  const res = await t.api('POST', `/api/v1/workflows/${workflowId}/runs`, body);
+  expect(res.status).toBe(202);
+  return { runId: res.body.id as string, projectId, workflowId };
+}
+
+async function jobOf(runId: string) {
+  const jobs = await t.api('GET', `/api/v1/runs/${runId}/jobs`);
+  return jobs.body.items[0];
+}
+
+describe('run lifecycle', () => {
+  it('runs a script to success and keeps its output in the log', async () => {
+    const { runId, projectId } = await startRun('echo "hello from $FURROW_WORKFLOW_NAME"\necho "to stderr" >&2\necho "run $FURROW_RUN_NUMBER"');
+    const run = await t.waitForRun(runId);
+    expect(run.status).toBe('succeeded');
+    expect(run.startedAt).toBeTruthy();
+    expect(run.finishedAt).toBeTruthy();
+    const log = await t.api('GET', `/api/v1/runs/${runId}/log`);
+    expect(log.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(log.text).toContain('hello from workflow\n');
+    expect(log.text).toContain('to stderr\n');
+    expect(log.text).toContain('run 1\n');
+    const job = await jobOf(runId);
+    expect(job.status).toBe('succeeded');
+    expect(job.exitCode).toBe(0);
+    expect(job.steps[0].status).toBe('succeeded');
+    const activities = await t.api('GET', `/api/v1/projects/${projectId}/activities?type=run.*`);
+    expect(activities.body.items.map((a: { type: string }) => a.type)).toEqual(['run.succeeded', 'run.running', 'run.queued']);
+  });
+
+  it('reads the log from a byte offset', async () => {
+    const { runId } = await startRun('printf "0123456789"');
+    await t.waitForRun(runId);
+    expect((await t.api('GET', `/api/v1/runs/${runId}/log?offset=4`)).text).toBe('456789');
+    expect((await t.api('GET', `/api/v1/runs/${runId}/log?offset=99`)).text).toBe('');
+  });
+
+  it('marks a failing script failed with its exit code', async () => {
+    const { runId } = await startRun('echo before\nexit 7\necho never');
+    const run = await t.waitForRun(runId);
+    expect(run.status).toBe('failed');
+    const job = await jobOf(runId);
+    expect(job.exitCode).toBe(7);
+    expect(job.steps[0].exitCode).toBe(7);
+    const log = await t.api('GET', `/api/v1/runs/${runId}/log`);
+    expect(log.text).toBe('before\n');
+  });
+
+  it('does not pass the server environment to jobs, but the run environment and parameters', async () => {
+    const { projectId, workflowId } = await t.workflow('echo "GREETING=$GREETING TARGET=$TARGET HOME_SET=${DATABASE_URL:-unset}"');
+    const env = await t.api('POST', `/api/v1/projects/${projectId}/environments`, { name: 'staging', variables: { GREETING: 'hi', TARGET: 'env' } });
+    expect(env.status).toBe(201);
+    const res = await t.api('POST', `/api/v1/workflows/${workflowId}/runs`, { environmentId: env.body.id, parameters: { TARGET: 'param' } });
+    expect(res.status).toBe(202);
+    await t.waitForRun(res.body.id);
+    const log = await t.api('GET', `/api/v1/runs/${res.body.id}/log`);
+    expect(log.text).toBe('GREETING=hi TARGET=param HOME_SET=unset\n');
+  });
+
+  it('times out a job, killing every process it started', async () => {
+    const { runId } = await startRun('sleep 300 &\nsetsid sleep 301 &\necho started\nsleep 302', { timeoutSeconds: 1 });
+    const run = await t.waitForRun(runId);
+    expect(run.status).toBe('timed_out');
+    const job = await jobOf(runId);
+    expect(job.status).toBe('timed_out');
+    expect(job.error).toMatch(/timed out/);
+    expect(await processesWithEnv(`FURROW_JOB_ID=${job.id}`)).toEqual([]);
+  });
+
+  it('cancels a running job within 2 seconds and leaves no process behind', async () => {
+    const { runId } = await startRun('trap "" TERM\nsleep 400 &\necho started\nwhile true; do sleep 1; done');
+    // wait until the script has really started
+    for (let i = 0; i < 100; i++) {
+      if ((await t.api('GET', `/api/v1/runs/${runId}/log`)).text.includes('started')) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const job = await jobOf(runId);
+    expect(await processesWithEnv(`FURROW_JOB_ID=${job.id}`)).not.toEqual([]);
+    const began = Date.now();
+    const cancel = await t.api('POST', `/api/v1/runs/${runId}/cancel`);
+    expect(cancel.status).toBe(202);
+    const run = await t.waitForRun(runId, 5000);
+    expect(Date.now() - began).toBeLessThan(2000);
+    expect(run.status).toBe('canceled');
+    expect(await processesWithEnv(`FURROW_JOB_ID=${job.id}`)).toEqual([]);
+    const again = await t.api('POST', `/api/v1/runs/${runId}/cancel`);
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('run_finished');
+  });
+
+  it('cancels a queued run that no runner can take', async () => {
+    const { runId } = await startRun('echo never', { labels: ['gpu'] });
+    expect((await t.api('GET', `/api/v1/runs/${runId}`)).body.status).toBe('queued');
+    const cancel = await t.api('POST', `/api/v1/runs/${runId}/cancel`);
+    expect(cancel.status).toBe(202);
+    expect(cancel.body.status).toBe('canceled');
+    const job = await jobOf(runId);
+    expect(job.steps[0].status).toBe('canceled');
+  });
+
+  it('lists runs with filters and cursor pagination', async () => {
+    const { workflowId, projectId } = await t.workflow('true');
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await t.api('POST', `/api/v1/workflows/${workflowId}/runs`, {})).body.id);
+    for (const id of ids) await t.waitForRun(id);
+    const seen: string[] = [];
+    let cursor = '';
+    for (let page = 0; page < 5; page++) {
+      const res = await t.api('GET', `/api/v1/projects/${projectId}/runs?limit=2&workflowId=${workflowId}${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(res.status).toBe(200);
+      seen.push(...res.body.items.map((r: { id: string }) => r.id));
+      if (!res.body.nextCursor) break;
+      cursor = res.body.nextCursor;
+    }
+    expect(seen).toEqual([...ids].reverse());
+    const succeeded = await t.api('GET', `/api/v1/projects/${projectId}/runs?status=succeeded`);
+    expect(succeeded.body.items).toHaveLength(5);
+    const failed = await t.api('GET', `/api/v1/projects/${projectId}/runs?status=failed`);
+    expect(failed.body.items).toHaveLength(0);
+    const bad = await t.api('GET', `/api/v1/projects/${projectId}/runs?cursor=nonsense`);
+    expect(bad.status).toBe(400);
+  });
+});
