@@ -1,18 +1,11 @@
 import { readdir, readFile } from 'node:fs/promises';
 
-function signalGroup(pgid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, sig);
-  } catch {
-    // the group is already gone
-  }
-}
-
 /**
- * Processes whose environment carries `marker` (e.g. FURROW_JOB_ID=…): they belong to a job even
- * when they left its process group with setsid. Linux only; elsewhere the group kill must do.
+ * Live (non-zombie) processes of a job: those in its process group, and those whose environment
+ * carries `marker` (FURROW_JOB_ID=…) because they left the group with setsid. Zombies are skipped:
+ * they are dead, merely not yet reaped by whoever adopted them. Linux only (reads /proc).
  */
-async function markedProcesses(marker: string): Promise<number[]> {
+async function jobProcesses(pgid: number, marker: string): Promise<number[]> {
   let entries: string[];
   try {
     entries = await readdir('/proc');
@@ -26,48 +19,47 @@ async function markedProcesses(marker: string): Promise<number[]> {
       const pid = Number(e);
       if (!Number.isInteger(pid) || pid === process.pid) return;
       try {
+        const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+        // Fields after the parenthesised command name: state, ppid, pgrp, …
+        const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (state === 'Z' || state === 'X') return;
+        if (Number(pgrp) === pgid) return void found.push(pid);
         const env = Buffer.concat([Buffer.from([0]), await readFile(`/proc/${pid}/environ`), Buffer.from([0])]);
         if (env.includes(needle)) found.push(pid);
       } catch {
-        // gone, or not ours to read
+        // gone meanwhile, or not ours to read
       }
     }),
   );
   return found;
 }
 
-/**
- * Ends every process of a job: SIGTERM to its process group, then after `graceMs` SIGKILL to the
- * group and to every process still marked with the job's id. Resolves once none is left.
- */
-export async function killProcessTree(pgid: number, marker: string, graceMs: number): Promise<void> {
-  if (graceMs > 0) {
-    signalGroup(pgid, 'SIGTERM');
-    const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline && (groupAlive(pgid) || (await markedProcesses(marker)).length > 0)) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  for (let round = 0; round < 20; round++) {
-    signalGroup(pgid, 'SIGKILL');
-    const left = await markedProcesses(marker);
-    for (const pid of left) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    if (left.length === 0 && !groupAlive(pgid)) return;
-    await new Promise((r) => setTimeout(r, 25));
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
   }
 }
 
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Ends every process of a job: SIGTERM to its process group, up to `graceMs` for them to exit,
+ * then SIGKILL to whatever is left (group members and marked escapees). Resolves once none lives.
+ */
+export async function killProcessTree(pgid: number, marker: string, graceMs: number): Promise<void> {
+  if (graceMs > 0) {
+    signal(-pgid, 'SIGTERM');
+    for (const pid of await jobProcesses(pgid, marker)) signal(pid, 'SIGTERM');
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline && (await jobProcesses(pgid, marker)).length > 0) await sleep(20);
+  }
+  for (let round = 0; round < 50; round++) {
+    signal(-pgid, 'SIGKILL');
+    const left = await jobProcesses(pgid, marker);
+    if (left.length === 0) return;
+    for (const pid of left) signal(pid, 'SIGKILL');
+    await sleep(20);
   }
 }
