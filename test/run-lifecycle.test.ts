@@ -125,6 +125,17 @@ describe('run lifecycle', () => {
       cursor = res.body.nextCursor;
     }
     expect(seen).toEqual([...ids].reverse());
+    // Runs created within one millisecond (e.g. by one trigger) must not fall between pages.
+    await t.instance.resources.database.pool.query("UPDATE runs SET created_at = '2026-01-01 00:00:00.123456+00' WHERE workflow_id = $1", [workflowId]);
+    const sameInstant: string[] = [];
+    cursor = '';
+    for (let page = 0; page < 5; page++) {
+      const res = await t.api('GET', `/api/v1/projects/${projectId}/runs?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      sameInstant.push(...res.body.items.map((r: { id: string }) => r.id));
+      if (!res.body.nextCursor) break;
+      cursor = res.body.nextCursor;
+    }
+    expect(sameInstant.sort()).toEqual([...ids].sort());
     const succeeded = await t.api('GET', `/api/v1/projects/${projectId}/runs?status=succeeded`);
     expect(succeeded.body.items).toHaveLength(5);
     const failed = await t.api('GET', `/api/v1/projects/${projectId}/runs?status=failed`);

@@ -74,8 +74,12 @@ function readFile(file: string, problems: string[]): Raw {
   }
   const raw: Raw = {};
   for (const [key, value] of Object.entries(parsed)) {
-    if (!(key in SETTINGS)) {
+    if (!Object.hasOwn(SETTINGS, key) || key === 'FURROW_CONFIG') {
       problems.push(`${file}: unknown setting "${key}"`);
+      continue;
+    }
+    if (value === null || typeof value === 'object') {
+      problems.push(`${file}: ${key} must be a string, number or boolean`);
       continue;
     }
     raw[key as SettingName] = String(value);
@@ -90,7 +94,7 @@ function readFile(file: string, problems: string[]): Raw {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
   for (const key of Object.keys(env)) {
-    if (key.startsWith('FURROW_') && !(key in SETTINGS)) {
+    if (key.startsWith('FURROW_') && !Object.hasOwn(SETTINGS, key)) {
       problems.push(`unknown setting ${key} (see docs/configuration.md)`);
     }
   }

@@ -3,8 +3,9 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { AppError, notFound } from '../app-error.js';
 import { callerOf } from '../auth/access-plugin.js';
+import { UUID } from '../store/access-store.js';
 import { findUserByEmail } from '../store/account-store.js';
-import { listMembers, putMember, removeMember, type MemberScope } from '../store/membership-store.js';
+import { listMembers, memberRole, putMember, removeMember, type MemberScope } from '../store/membership-store.js';
 import type { Resources } from '../resources.js';
 import { IdParams, RoleSchema } from './schemas.js';
 
@@ -34,18 +35,21 @@ export const memberRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async
         const user = await findUserByEmail(db, req.body.email);
         if (!user) throw new AppError('validation_failed', `No user has the email ${req.body.email}.`, [{ field: 'email', message: 'no such user' }]);
         const caller = callerOf(req);
-        // Only owners hand out ownership.
-        if (req.body.role === 'owner' && caller.role !== 'owner') throw new AppError('forbidden', 'Only owners can make owners.');
+        // Only owners hand out ownership or change an owner's role.
+        if (caller.role !== 'owner' && (req.body.role === 'owner' || (await memberRole(db, memberScope(req), user.id)) === 'owner')) {
+          throw new AppError('forbidden', 'Only owners can make owners or change an owner’s role.');
+        }
         await putMember(db, memberScope(req), user.id, req.body.role, caller.principal.userId);
         return { userId: user.id, email: user.email, role: req.body.role };
       },
     );
 
     app.delete(`${base}/:userId`, { config: { access: { capability: 'members.write', scope } }, schema: { tags, params: UserParams } }, async (req, reply) => {
-      const removed = await removeMember(db, memberScope(req), req.params.userId, callerOf(req).principal.userId).catch((err: unknown) => {
-        if ((err as { code?: string }).code === '22P02') return false; // not a UUID
-        throw err;
-      });
+      if (!UUID.test(req.params.userId)) throw notFound('Member');
+      if (callerOf(req).role !== 'owner' && (await memberRole(db, memberScope(req), req.params.userId)) === 'owner') {
+        throw new AppError('forbidden', 'Only owners can remove an owner.');
+      }
+      const removed = await removeMember(db, memberScope(req), req.params.userId, callerOf(req).principal.userId);
       if (!removed) throw notFound('Member');
       return reply.status(204).send();
     });

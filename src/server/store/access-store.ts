@@ -10,7 +10,7 @@ export interface Scope {
   projectId: string | null;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Finds which organization (and project) an object lives in; undefined when it does not exist. */
 export async function scopeOf(db: Db, kind: ScopeKind, id: string): Promise<Scope | undefined> {

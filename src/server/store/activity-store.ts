@@ -41,7 +41,7 @@ export async function listProjectActivities(db: Db, projectId: string, opts: { b
     .orderBy('id', 'desc')
     .limit(opts.limit + 1);
   if (opts.before !== undefined) q = q.where('id', '<', opts.before);
-  if (opts.type) q = q.where('type', 'like', opts.type.replace(/\*/g, '%'));
+  if (opts.type) q = q.where('type', 'like', opts.type.replace(/[\\%_]/g, '\\$&').replace(/\*/g, '%'));
   const rows = await q.execute();
   const more = rows.length > opts.limit;
   const items = rows.slice(0, opts.limit);

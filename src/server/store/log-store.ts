@@ -14,8 +14,8 @@ export interface AppendResult {
 
 /**
  * Job logs in PostgreSQL, as chunks keyed by byte offset. Appends go through their own small pool
- * with `synchronous_commit = off`: a crash can lose the last moments of a log (which a runner
- * resends from the offset the server reports), never reorder or duplicate it.
+ * with `synchronous_commit = off`: a crash can lose the last moments of a log, never reorder or
+ * duplicate it; every append answers with the offset the server holds, for a runner to resend from.
  */
 export class LogStore {
   private readonly pool: pg.Pool;

@@ -33,6 +33,13 @@ async function keepAnOwner(tx: Tx, scope: MemberScope): Promise<void> {
   if (!owner) throw new AppError('conflict', 'An organization needs at least one owner.');
 }
 
+/** The member's role in the scope, or undefined when not a member. */
+export async function memberRole(db: Db, scope: MemberScope, userId: string): Promise<Role | undefined> {
+  const { rows } = await sql<{ role: Role }>`
+    SELECT role FROM ${sql.table(table(scope))} WHERE ${sql.ref(keyColumn(scope))} = ${key(scope)} AND user_id = ${userId}`.execute(db);
+  return rows[0]?.role;
+}
+
 /** Adds a member or changes the role of an existing one. */
 export function putMember(db: Db, scope: MemberScope, userId: string, role: Role, actorUserId: string) {
   return db.transaction().execute(async (tx) => {

@@ -129,14 +129,19 @@ export interface RunFilter {
 
 /** Newest first; the cursor is the (createdAt, id) of the last row of the previous page. */
 export async function listRuns(db: Db, f: RunFilter) {
-  let q = db.selectFrom('runs').select(runColumns).where('project_id', '=', f.projectId);
+  // The cursor keeps created_at as PostgreSQL's text, at full microsecond precision: a JS Date
+  // would round to milliseconds and skip runs created within the same millisecond.
+  let q = db
+    .selectFrom('runs')
+    .select([...runColumns, sql<string>`runs.created_at::text`.as('cursorAt')])
+    .where('project_id', '=', f.projectId);
   if (f.workflowId) q = q.where('workflow_id', '=', f.workflowId);
   if (f.status) q = q.where('status', '=', f.status);
   if (f.cursor) q = q.where(sql<boolean>`(runs.created_at, runs.id) < (${f.cursor.createdAt}::timestamptz, ${f.cursor.id}::uuid)`);
   const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit + 1).execute();
-  const items = rows.slice(0, f.limit);
-  const last = items[items.length - 1];
-  const nextCursor = rows.length > f.limit && last ? Buffer.from(JSON.stringify({ createdAt: last.createdAt, id: last.id })).toString('base64url') : null;
+  const items = rows.slice(0, f.limit).map(({ cursorAt: _, ...run }) => run);
+  const last = rows[f.limit - 1];
+  const nextCursor = rows.length > f.limit && last ? Buffer.from(JSON.stringify({ createdAt: last.cursorAt, id: last.id })).toString('base64url') : null;
   return { items, nextCursor };
 }
 
