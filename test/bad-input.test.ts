@@ -70,6 +70,12 @@ describe('bad input', () => {
     expect(await counts()).toEqual(before);
   });
 
+  it('refuses an anonymous caller before looking at the body', async () => {
+    const res = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, '{"name": ', null);
+    expect(res.status).toBe(401);
+    expect(res.body.code).toBe('unauthenticated');
+  });
+
   it('tags every answer with a request id', async () => {
     const res = await t.api('GET', '/api/v1/me', undefined, undefined, { 'x-request-id': 'trace-me-123' });
     expect(res.headers.get('x-request-id')).toBe('trace-me-123');

@@ -72,20 +72,26 @@ export function principalOf(req: FastifyRequest): Principal {
 }
 
 /**
- * Refuses to register a route without an access rule, and checks that rule before validation:
+ * Refuses to register a route without an access rule, and checks that rule before the body is read:
  * 401 without credentials, 404 when the object does not exist or the caller may not see it,
  * 403 when the caller may see it but the role lacks the capability.
  */
 export const accessPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) => {
   app.decorateRequest('access', undefined);
+  const isDocsPage = (url: string) => url === '/api/docs' || url.startsWith('/api/docs/');
   app.addHook('onRoute', (route) => {
-    if (!route.config?.access && !route.url.startsWith('/api/docs')) {
+    if (!route.config?.access && !isDocsPage(route.url)) {
       throw new Error(`route ${route.method} ${route.url} declares no access rule`);
     }
   });
-  app.addHook('preValidation', async (req) => {
+  // onRequest, before the body is read: a caller without access learns nothing and costs little.
+  app.addHook('onRequest', async (req) => {
     const rule = req.routeOptions.config.access;
-    if (!rule || rule.capability === 'public') return;
+    if (!rule) {
+      if (req.routeOptions.url && !isDocsPage(req.routeOptions.url)) throw new AppError('forbidden', 'This route declares no access rule.');
+      return;
+    }
+    if (rule.capability === 'public') return;
     const principal = await authenticate(opts.db, req);
     if (!principal) throw new AppError('unauthenticated');
     if (rule.capability === 'authenticated') {
