@@ -86,19 +86,24 @@ export class RunnerAgent {
     let error: string | undefined;
     let started = false;
     try {
-      const accepted = await this.channel.request({ type: 'accept', jobId: spec.jobId });
+      // Preparing the workspace overlaps the accept round trip: both are on the trigger-to-start path.
+      const [accepted] = await Promise.all([
+        this.channel.request({ type: 'accept', jobId: spec.jobId }),
+        mkdir(workspace, { recursive: true, mode: 0o700 }),
+        mkdir(scratch, { recursive: true, mode: 0o700 }),
+      ]);
       if (accepted.type !== 'ack' || accepted.cancel) return; // canceled (the server closed it) before it began
       started = true;
-      await mkdir(workspace, { recursive: true, mode: 0o700 });
-      await mkdir(scratch, { recursive: true, mode: 0o700 });
       for (const step of spec.steps) {
         if (controller.signal.aborted) break;
-        await this.channel.request({ type: 'step', jobId: spec.jobId, stepId: step.id, status: 'running' });
+        // Reported while the step starts, not before: the answer is awaited before the outcome is sent.
+        const reported = this.channel.request({ type: 'step', jobId: spec.jobId, stepId: step.id, status: 'running' });
+        reported.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
         const r = await this.opts.executor.runStep({ spec, step, workspace, scratch, output: sink, signal: controller.signal });
         exitCode = r.exitCode;
         const stepStatus: FinalStatus = controller.signal.aborted ? (controller.signal.reason as FinalStatus) : r.exitCode === 0 ? 'succeeded' : 'failed';
         if (r.exitCode === null && !controller.signal.aborted) error = `killed by ${r.signal}`;
-        await sink.flush();
+        await Promise.all([reported, sink.flush()]);
         await this.channel.request({ type: 'step', jobId: spec.jobId, stepId: step.id, status: stepStatus, exitCode: r.exitCode });
         if (stepStatus !== 'succeeded') {
           status = stepStatus;
@@ -121,8 +126,8 @@ export class RunnerAgent {
       await Promise.all([rm(workspace, { recursive: true, force: true }), rm(scratch, { recursive: true, force: true })]);
       if (started) {
         await this.channel
-        .request({ type: 'done', jobId: spec.jobId, status, exitCode, ...(error ? { error } : {}) })
-        .catch((err: Error) => this.opts.log('reporting a job outcome failed', { jobId: spec.jobId, error: err.message }));
+          .request({ type: 'done', jobId: spec.jobId, status, exitCode, ...(error ? { error } : {}) })
+          .catch((err: Error) => this.opts.log('reporting a job outcome failed', { jobId: spec.jobId, error: err.message }));
       }
       this.running.delete(spec.jobId);
     }

@@ -144,6 +144,9 @@ CREATE TABLE log_chunks (
   data bytea NOT NULL,
   PRIMARY KEY (job_id, "offset")
 );
+-- Chunks are stored out of line without compression: pglz costs more CPU than a log-heavy job
+-- can spare on a small host, and most of a log's bytes are read back rarely.
+ALTER TABLE log_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 
 CREATE TABLE activities (
   id bigserial PRIMARY KEY,

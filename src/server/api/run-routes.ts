@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { AppError, notFound } from '../app-error.js';
 import { callerOf, principalOf } from '../auth/access-plugin.js';
@@ -103,7 +104,7 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
 };
 
 /** Streams logs page by page, so a 200 MB log never sits in memory. */
-function sendLog(reply: import('fastify').FastifyReply, res: Resources, jobIds: string[], size: number, offset: number) {
+function sendLog(reply: FastifyReply, res: Resources, jobIds: string[], size: number, offset: number) {
   return reply
     .type('text/plain; charset=utf-8')
     .header('x-log-size', String(size))

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import type { RunStatus } from '../../db/schema.js';
@@ -57,29 +58,14 @@ export function queueRun(db: Db, input: StartRunInput) {
       .select(sql<number>`coalesce(max(number), 0) + 1`.as('next'))
       .where('workflow_id', '=', wf.id)
       .executeTakeFirstOrThrow();
-    const run = await tx
-      .insertInto('runs')
-      .values({
-        project_id: wf.project_id,
-        workflow_id: wf.id,
-        number: next,
-        reason: JSON.stringify(input.reason),
-        environment_id: env?.id ?? null,
-        parameters: JSON.stringify(input.parameters),
-        created_by: input.actorUserId,
-      })
-      .returning(runColumns)
-      .executeTakeFirstOrThrow();
+    // Ids are made here so that the job can be inserted with its compiled spec in one statement.
+    const runId = randomUUID();
+    const jobId = randomUUID();
+    const stepId = randomUUID();
     const timeoutSeconds = wf.timeout_seconds ?? input.defaultTimeoutSeconds;
-    const job = await tx
-      .insertInto('jobs')
-      .values({ run_id: run.id, name: wf.name, labels: wf.labels, spec: '{}', timeout_seconds: timeoutSeconds })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    const step = await tx.insertInto('steps').values({ job_id: job.id, position: 0, name: 'script' }).returning('id').executeTakeFirstOrThrow();
     const spec: JobSpec = {
-      jobId: job.id,
-      runId: run.id,
+      jobId,
+      runId,
       projectId: wf.project_id,
       workflowId: wf.id,
       runNumber: next,
@@ -91,16 +77,36 @@ export function queueRun(db: Db, input: StartRunInput) {
         ...input.parameters,
         CI: 'true',
         FURROW: 'true',
-        FURROW_RUN_ID: run.id,
+        FURROW_RUN_ID: runId,
         FURROW_RUN_NUMBER: String(next),
-        FURROW_JOB_ID: job.id,
+        FURROW_JOB_ID: jobId,
         FURROW_PROJECT_ID: wf.project_id,
         FURROW_WORKFLOW_ID: wf.id,
         FURROW_WORKFLOW_NAME: wf.name,
       },
-      steps: [{ id: step.id, name: 'script', script: wf.script }],
+      steps: [{ id: stepId, name: 'script', script: wf.script }],
     };
-    await tx.updateTable('jobs').set({ spec: JSON.stringify(spec) }).where('id', '=', job.id).execute();
+    const run = await tx
+      .insertInto('runs')
+      .values({
+        id: runId,
+        project_id: wf.project_id,
+        workflow_id: wf.id,
+        number: next,
+        reason: JSON.stringify(input.reason),
+        environment_id: env?.id ?? null,
+        parameters: JSON.stringify(input.parameters),
+        created_by: input.actorUserId,
+      })
+      .returning(runColumns)
+      .executeTakeFirstOrThrow();
+    await tx
+      .insertInto('jobs')
+      .values({ id: jobId, run_id: runId, name: wf.name, labels: wf.labels, spec: JSON.stringify(spec), timeout_seconds: timeoutSeconds })
+      // Runners waiting for work hear of it when this transaction commits.
+      .returning(sql<string>`pg_notify('furrow_jobs', ${jobId})`.as('notified'))
+      .execute();
+    await tx.insertInto('steps').values({ id: stepId, job_id: jobId, position: 0, name: 'script' }).execute();
     await recordActivity(tx, {
       type: 'run.queued',
       organizationId: wf.organization_id,
@@ -110,7 +116,6 @@ export function queueRun(db: Db, input: StartRunInput) {
       subjectId: run.id,
       payload: { workflowId: wf.id, number: next, reason: input.reason },
     });
-    await sql`SELECT pg_notify('furrow_jobs', ${job.id})`.execute(tx);
     return run;
   });
 }
@@ -204,6 +209,7 @@ export async function syncRunStatus(tx: Tx, runId: string, actorUserId: string |
       finished_at: isTerminal(next) ? sql`now()` : null,
     }))
     .where('id', '=', runId)
+    .returning(sql<string>`pg_notify('furrow_run', ${runId})`.as('notified'))
     .execute();
   await recordActivity(tx, {
     type: `run.${next}`,
@@ -214,5 +220,4 @@ export async function syncRunStatus(tx: Tx, runId: string, actorUserId: string |
     subjectId: runId,
     payload: { workflowId: run.workflow_id, number: run.number },
   });
-  await sql`SELECT pg_notify('furrow_run', ${runId})`.execute(tx);
 }
