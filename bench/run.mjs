@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, watch, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -110,6 +110,61 @@ function peakRssBytes(pid) {
   return m ? Number(m[1]) * 1024 : undefined;
 }
 
+const CLOCK_TICKS = 100; // USER_HZ: the unit of /proc/PID/stat CPU times on Linux
+
+/** CPU ticks from /proc/PID/stat: its own (utime+stime) and its reaped children's (cutime+cstime). */
+function procTimes(pid) {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+  return { comm: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), ppid: Number(f[1]), self: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]) };
+}
+
+/** The server and every live descendant (embedded PostgreSQL and its backends, running jobs). */
+function processTree(root) {
+  const all = new Map();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      all.set(Number(e), procTimes(Number(e)));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree = new Map();
+  const visit = (pid) => {
+    const p = all.get(pid);
+    if (!p || tree.has(pid)) return;
+    tree.set(pid, p);
+    for (const [child, c] of all) if (c.ppid === pid) visit(child);
+  };
+  visit(root);
+  return tree;
+}
+
+/** Busy and total jiffies of the whole machine (first line of /proc/stat). */
+function machineTicks() {
+  const v = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = v[3] + (v[4] ?? 0);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/**
+ * Where CPU time went between two snapshots: the server's Node process, PostgreSQL processes
+ * under it (embedded only), and jobs (children the server reaped: bash and what it ran).
+ */
+function cpuBetween(root, before, after, machineBefore, machineAfter) {
+  const d = (pid, key) => (after.get(pid)?.[key] ?? 0) - (before.get(pid)?.[key] ?? 0);
+  let postgres = 0;
+  for (const [pid, p] of after) if (pid !== root && p.comm.startsWith('postgres')) postgres += d(pid, 'self') + d(pid, 'reaped');
+  return {
+    serverS: d(root, 'self') / CLOCK_TICKS,
+    jobS: d(root, 'reaped') / CLOCK_TICKS,
+    postgresS: postgres / CLOCK_TICKS,
+    machineBusy: (machineAfter.busy - machineBefore.busy) / Math.max(1, machineAfter.total - machineBefore.total),
+  };
+}
+
 /** Runs a process to completion; resolves with its exit code, stdout and stderr. */
 function runProcess(cmd, args, { env, input, cwd = ROOT } = {}) {
   return new Promise((resolve, reject) => {
@@ -124,6 +179,17 @@ function runProcess(cmd, args, { env, input, cwd = ROOT } = {}) {
   });
 }
 
+/** True when `promise` settles within `ms`, false otherwise; leaves no timer behind. */
+async function within(promise, ms) {
+  let timer;
+  const expired = new Promise((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Resolves when `child` has exited (at once if it already has). */
 function exited(child) {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
@@ -136,7 +202,7 @@ const USAGE = `Usage: node bench/run.mjs [--runs N] [--warmup N] [--log-runs N] 
 
   --runs N      measured trigger-to-start samples, Furrow and floor each (default 200)
   --warmup N    unmeasured warm-up runs before them (default 20)
-  --log-runs N  200 MiB log jobs through Furrow; the median is reported (default 1)
+  --log-runs N  200 MiB log jobs through Furrow; medians are reported, the largest RSS growth (default 3)
   --strict      exit with status 1 when a target is missed (default: 0 unless an error occurs)
 
 Uses DATABASE_URL when set (a fresh database is created on it and dropped afterwards);
@@ -150,7 +216,7 @@ function parseOptions(argv) {
       options: {
         runs: { type: 'string', default: '200' },
         warmup: { type: 'string', default: '20' },
-        'log-runs': { type: 'string', default: '1' },
+        'log-runs': { type: 'string', default: '3' },
         strict: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -236,8 +302,9 @@ function serverLogTail(lines = 15) {
 async function startServer(env) {
   state.serverLog = path.join(state.tmp, 'server.log');
   const fd = openSync(state.serverLog, 'a');
-  // node directly (no npm wrapper), so child.pid is the server whose memory is sampled.
-  const child = spawn(process.execPath, [FURROW_BIN, 'start'], { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
+  // node directly (no npm wrapper), so child.pid is the server whose memory is sampled. Its own
+  // process group: a terminal's Ctrl-C reaches only the bench, which then stops the server once.
+  const child = spawn(process.execPath, [FURROW_BIN, 'start'], { cwd: ROOT, env, stdio: ['ignore', fd, fd], detached: true });
   closeSync(fd);
   state.server = child;
   await new Promise((resolve, reject) => {
@@ -277,7 +344,7 @@ async function stopServer() {
   if (!child) return;
   if (child.exitCode === null && child.signalCode === null) {
     child.kill('SIGTERM');
-    const done = await Promise.race([exited(child).then(() => true), sleep(60_000).then(() => false)]);
+    const done = await within(exited(child), 60_000);
     if (!done) {
       process.stderr.write('bench: warning: the server did not exit within 60 s of SIGTERM; killing it\n');
       child.kill('SIGKILL');
@@ -418,12 +485,18 @@ async function furrowLatency(api, workflowId, stampFile, count) {
   return samples;
 }
 
-/** The log command run by bash from Node with stdout on /dev/null; the script times itself. */
-async function floorLog(scriptFile, timesFile) {
+/**
+ * The log command run by bash from Node with stdout on /dev/null; the script times itself.
+ * With `throughCat`, stdout goes through a pipe to `cat > /dev/null` instead: a reference for
+ * what capturing output through any pipe costs (not the floor).
+ */
+async function floorLog(scriptFile, timesFile, throughCat = false) {
   await unlink(timesFile).catch(() => undefined);
   const devnull = openSync('/dev/null', 'w');
   const t0 = now();
-  const child = spawn('bash', [scriptFile], { stdio: ['ignore', devnull, 'pipe'] });
+  const child = throughCat
+    ? spawn('bash', ['-c', `bash ${shq(scriptFile)} | cat`], { stdio: ['ignore', devnull, 'pipe'] })
+    : spawn('bash', [scriptFile], { stdio: ['ignore', devnull, 'pipe'] });
   closeSync(devnull);
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -451,6 +524,8 @@ async function furrowLog(api, workflowId, timesFile, serverPid) {
       // the server is gone; the run wait below reports it
     }
   }, RSS_SAMPLE_MS);
+  const treeBefore = processTree(serverPid);
+  const machineBefore = machineTicks();
   const t0 = now();
   let run;
   let done;
@@ -461,6 +536,7 @@ async function furrowLog(api, workflowId, timesFile, serverPid) {
     clearInterval(sampler);
   }
   const e2eMs = now() - t0;
+  const cpu = cpuBetween(serverPid, treeBefore, processTree(serverPid), machineBefore, machineTicks());
   maxRss = Math.max(maxRss, rssBytes(serverPid));
   const peak = peakResettable ? peakRssBytes(serverPid) : undefined;
   if (done.status !== 'succeeded') throw new BenchError(`the large-log run ended ${done.status}; ${await describeRun(api, run.id)}`);
@@ -476,6 +552,7 @@ async function furrowLog(api, workflowId, timesFile, serverPid) {
     rssGrowth: maxRss - before,
     peakGrowth: peak !== undefined ? peak - before : undefined,
     rssSamples: samples,
+    cpu,
   };
 }
 
@@ -571,11 +648,14 @@ async function main() {
   await furrowLatency(api, latencyWf.id, stampFile, opts.warmup);
   const furrowLat = latencyStats(await furrowLatency(api, latencyWf.id, stampFile, opts.runs));
 
-  log(`large log floor: ${FLOOR_LOG_REPEATS} × bash ${path.basename(logScriptFile)} > /dev/null`);
+  log(`large log floor: ${FLOOR_LOG_REPEATS} × bash ${path.basename(logScriptFile)} > /dev/null, then ${FLOOR_LOG_REPEATS} × through | cat`);
   const floors = [];
   for (let i = 0; i < FLOOR_LOG_REPEATS; i++) floors.push(await floorLog(logScriptFile, timesFile));
   const floorScriptMs = median(floors.map((f) => f.scriptMs));
   const floorWallMs = median(floors.map((f) => f.wallMs));
+  const piped = [];
+  for (let i = 0; i < FLOOR_LOG_REPEATS; i++) piped.push(await floorLog(logScriptFile, timesFile, true));
+  const pipedScriptMs = median(piped.map((f) => f.scriptMs));
 
   const logRuns = [];
   for (let i = 0; i < opts.logRuns; i++) {
@@ -623,6 +703,7 @@ async function main() {
     ['200 MiB log: stored logSize', `${big.logSize} B`, `${LOG_BYTES} B written`, 'equal', check(big.sizesOk)],
   ];
 
+  const cpuLine = logRuns.find((r) => r.scriptMs === big.scriptMs).cpu;
   const out = [
     '',
     `Furrow benchmark — node ${process.version}, ${availableParallelism()} CPUs, ${external ? 'external PostgreSQL (DATABASE_URL)' : 'embedded PostgreSQL'}`,
@@ -632,8 +713,12 @@ async function main() {
     table(rows),
     '',
     `Notes: trigger-to-start min ${fmtMs(furrowLat.min)} (floor ${fmtMs(floorLat.min)}); large log POST-to-finished ${fmtS(big.e2eMs)};`,
-    `  RSS before the log run ${fmtMiB(logRuns[0].rssBefore)}, ${logRuns[0].rssSamples} samples every ${RSS_SAMPLE_MS} ms` +
+    `  RSS before the first log run ${fmtMiB(logRuns[0].rssBefore)}, ${logRuns[0].rssSamples} samples every ${RSS_SAMPLE_MS} ms` +
       (big.peakGrowth !== undefined ? `, exact peak (VmHWM) growth ${fmtMiB(big.peakGrowth)}` : ''),
+    `  large log script elapsed over ${logRuns.length} run(s): ${logRuns.map((r) => fmtS(r.scriptMs)).join(', ')};` +
+      ` reference \`bash script | cat > /dev/null\` (any pipe capture): ${fmtS(pipedScriptMs)} (${(pipedScriptMs / floorScriptMs).toFixed(2)}x the floor)`,
+    `  CPU during the median Furrow log run: server (node) ${cpuLine.serverS.toFixed(2)} s, PostgreSQL ${external ? 'n/a (external)' : `${cpuLine.postgresS.toFixed(2)} s`},` +
+      ` job (bash + seq) ${cpuLine.jobS.toFixed(2)} s; whole machine ${(cpuLine.machineBusy * 100).toFixed(0)}% busy`,
     `  log read back: ${download.bytes} B in ${fmtS(download.ms)}, last line ${download.lastLineOk ? 'as written' : 'DIFFERENT'}`,
     '',
   ];
@@ -659,7 +744,11 @@ try {
 } catch (err) {
   if (!interrupted) {
     process.stderr.write(`bench: error: ${err instanceof BenchError ? err.message : (err.stack ?? err)}\n`);
-    if (state.server && !(err instanceof BenchError)) process.stderr.write(`server output (last lines):\n${serverLogTail()}\n`);
+    const server = state.server;
+    // An ECONNRESET can arrive before the child's 'exit' event: give that a moment.
+    const died = server ? await within(exited(server), 200) : false;
+    if (died) process.stderr.write(`bench: the server process exited unexpectedly (${server.exitCode !== null ? `code ${server.exitCode}` : server.signalCode})\n`);
+    if (died || (server && !(err instanceof BenchError))) process.stderr.write(`server output (last lines):\n${serverLogTail()}\n`);
   }
   code = 2;
 } finally {
