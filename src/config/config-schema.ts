@@ -9,7 +9,6 @@ export interface SettingSpec {
   min?: number;
   max?: number;
   values?: readonly string[];
-  secret?: boolean;
   description: string;
 }
 
@@ -27,7 +26,6 @@ export const SETTINGS = {
   FURROW_PORT: { kind: 'integer', default: 8080, min: 0, max: 65535, description: 'Port the HTTP server listens on (0 picks a free one).' },
   DATABASE_URL: {
     kind: 'string',
-    secret: true,
     description: 'PostgreSQL connection URL. When set, that server is used and nothing is embedded.',
   },
   FURROW_EMBEDDED_PG_PORT: {

@@ -10,5 +10,3 @@ export const VariableMap = Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z
   additionalProperties: false,
   description: 'Variable names map to values; names as a shell accepts them',
 });
-export const Created = Type.Object({ id: Type.String() });
-export const ErrorBody = Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) });

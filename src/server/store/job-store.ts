@@ -160,8 +160,3 @@ export async function reapExpiredLeases(db: Db): Promise<number> {
   for (const { id } of lost) await finishJob(db, id, null, 'failed', null, 'runner_lost');
   return released.length + lost.length;
 }
-
-/** How many log bytes the server holds for a job, and its state. */
-export function jobLogSize(db: Db, jobId: string) {
-  return db.selectFrom('jobs').select(['log_size', 'status', 'run_id']).where('id', '=', jobId).executeTakeFirst();
-}

@@ -35,8 +35,12 @@ export class LogStore {
       [jobId, offset, data, data.byteLength],
     );
     if (rows[0]) return { appended: true, end: offset + data.byteLength, cancel: rows[0].cancel };
-    const cur = await this.readPool.query<{ log_size: number; cancel_requested: boolean }>('SELECT log_size, cancel_requested FROM jobs WHERE id = $1', [jobId]);
-    return { appended: false, end: Number(cur.rows[0]?.log_size ?? 0), cancel: cur.rows[0]?.cancel_requested ?? true };
+    // Refused: report what the server holds, and tell a runner whose job has ended to stop.
+    const cur = await this.readPool.query<{ log_size: number; stop: boolean }>(
+      `SELECT log_size, cancel_requested OR status NOT IN ('queued', 'running') AS stop FROM jobs WHERE id = $1`,
+      [jobId],
+    );
+    return { appended: false, end: Number(cur.rows[0]?.log_size ?? 0), cancel: cur.rows[0]?.stop ?? true };
   }
 
   /** Chunks covering [from, from + maxBytes), the first one trimmed to start at `from`. */
