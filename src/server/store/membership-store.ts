@@ -40,6 +40,18 @@ export async function memberRole(db: Db, scope: MemberScope, userId: string): Pr
   return rows[0]?.role;
 }
 
+function recordMemberActivity(tx: Tx, scope: MemberScope, what: string, userId: string, actorUserId: string, payload: Record<string, unknown>) {
+  return recordActivity(tx, {
+    type: `${scope.kind}.${what}`,
+    organizationId: scope.organizationId,
+    projectId: scope.kind === 'project' ? scope.projectId : null,
+    actorUserId,
+    subjectType: 'user',
+    subjectId: userId,
+    payload,
+  });
+}
+
 /** Adds a member or changes the role of an existing one. */
 export function putMember(db: Db, scope: MemberScope, userId: string, role: Role, actorUserId: string) {
   return db.transaction().execute(async (tx) => {
@@ -49,15 +61,7 @@ export function putMember(db: Db, scope: MemberScope, userId: string, role: Role
       .onConflict((oc) => oc.columns([keyColumn(scope), 'user_id'] as never).doUpdateSet({ role }))
       .execute();
     await keepAnOwner(tx, scope);
-    await recordActivity(tx, {
-      type: `${scope.kind}.member_set`,
-      organizationId: scope.organizationId,
-      projectId: scope.kind === 'project' ? scope.projectId : null,
-      actorUserId,
-      subjectType: 'user',
-      subjectId: userId,
-      payload: { role },
-    });
+    await recordMemberActivity(tx, scope, 'member_set', userId, actorUserId, { role });
   });
 }
 
@@ -70,14 +74,7 @@ export function removeMember(db: Db, scope: MemberScope, userId: string, actorUs
       .executeTakeFirst();
     if (res.numDeletedRows === 0n) return false;
     await keepAnOwner(tx, scope);
-    await recordActivity(tx, {
-      type: `${scope.kind}.member_removed`,
-      organizationId: scope.organizationId,
-      projectId: scope.kind === 'project' ? scope.projectId : null,
-      actorUserId,
-      subjectType: 'user',
-      subjectId: userId,
-    });
+    await recordMemberActivity(tx, scope, 'member_removed', userId, actorUserId, {});
     return true;
   });
 }
