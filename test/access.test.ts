@@ -22,6 +22,7 @@ const r = (key: string, scope: Kind | null, needs: Needs, ok: number, body?: Rou
 const PASSWORD = 'correct horse battery'; // what t.user() sets
 const NO_RUNNER = { labels: ['nowhere'] }; // runs started by the walk stay queued
 let counter = 0;
+const NO_SUCH_ID = '00000000-0000-4000-8000-000000000000';
 const named = () => ({ name: `walk-${++counter}` }); // organization names are unique instance-wide
 const signIn = (f: Fixture) => ({ email: f.email, password: PASSWORD });
 const member = (f: Fixture) => ({ email: f.email, role: 'member' });
@@ -35,6 +36,8 @@ const ROUTES: Route[] = [
   r('DELETE /api/v1/sessions/current', null, 'authenticated', 204),
   r('GET /api/v1/me', null, 'authenticated', 200),
   r('POST /api/v1/tokens', null, 'authenticated', 201, named),
+  r('GET /api/v1/tokens', null, 'authenticated', 200),
+  r('DELETE /api/v1/tokens/:id', null, 'authenticated', 404), // someone else's (here: no) token
   r('GET /api/v1/live', null, 'authenticated', 101), // WebSocket upgrade
   r('POST /api/v1/organizations', null, 'authenticated', 201, named),
   r('GET /api/v1/organizations', null, 'authenticated', 200),
@@ -157,7 +160,7 @@ function upgrade(path: string, token: string | null): Promise<{ status: number; 
 }
 
 async function call(route: Route, f: Fixture, token: string | null, method = route.key.split(' ')[0]!) {
-  const path = route.key.split(' ')[1]!.replace(':id', route.scope ? f[route.scope] : '').replace(':userId', f.user);
+  const path = route.key.split(' ')[1]!.replace(':id', route.scope ? f[route.scope] : NO_SUCH_ID).replace(':userId', f.user);
   if (path === '/api/v1/live' && method === 'GET') return upgrade(path, token);
   // HEAD answers carry a JSON content type but no body, which t.api would fail to parse.
   if (method === 'HEAD') return { status: (await fetch(`${t.url}${path}`, { method, headers: token ? { authorization: `Bearer ${token}` } : {} })).status, body: undefined };

@@ -64,3 +64,24 @@ describe('memberships', () => {
     expect(literal.body.items).toEqual([]);
   });
 });
+
+describe('API tokens', () => {
+  it('lists and revokes the caller’s own tokens, never another user’s', async () => {
+    const alice = await t.user(`alice-${Date.now()}@example.com`);
+    const bob = await t.user(`bob-${Date.now()}@example.com`);
+    const created = await t.api('POST', '/api/v1/tokens', { name: 'deploy' }, alice.token);
+    expect(created.status).toBe(201);
+    expect(created.body.token).toMatch(/^furrow_/);
+    const list = await t.api('GET', '/api/v1/tokens', undefined, alice.token);
+    expect(list.body.items.map((k: { name: string }) => k.name).sort()).toEqual(['deploy', 'test']);
+    expect(JSON.stringify(list.body)).not.toContain(created.body.token);
+    expect((await t.api('GET', '/api/v1/me', undefined, created.body.token)).status).toBe(200);
+
+    expect((await t.api('DELETE', `/api/v1/tokens/${created.body.id}`, undefined, bob.token)).status).toBe(404);
+    expect((await t.api('DELETE', `/api/v1/tokens/${created.body.id}`, undefined, alice.token)).status).toBe(204);
+    const revoked = await t.api('GET', '/api/v1/me', undefined, created.body.token);
+    expect(revoked.status).toBe(401);
+    expect(revoked.body.code).toBe('unauthenticated');
+    expect((await t.api('GET', '/api/v1/me', undefined, alice.token)).status).toBe(200);
+  });
+});

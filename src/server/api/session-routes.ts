@@ -1,9 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { AppError } from '../app-error.js';
+import { AppError, notFound } from '../app-error.js';
 import { SESSION_COOKIE, principalOf } from '../auth/access-plugin.js';
-import { createApiToken, createSession, deleteSession, findUserByEmail, verifyPassword } from '../store/account-store.js';
+import { UUID } from '../store/access-store.js';
+import { createApiToken, createSession, deleteApiToken, deleteSession, findUserByEmail, listApiTokens, verifyPassword } from '../store/account-store.js';
 import type { Resources } from '../resources.js';
+import { IdParams } from './schemas.js';
 
 /** Login/logout with a cookie, the caller's identity, and the caller's API tokens. */
 export const sessionRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (app, { res }) => {
@@ -62,6 +64,19 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     async (req, reply) => {
       const created = await createApiToken(db, principalOf(req).userId, req.body.name);
       return reply.status(201).send(created);
+    },
+  );
+
+  app.get('/tokens', { config: { access: { capability: 'authenticated' } }, schema: { tags: ['sessions'], summary: 'The caller’s API tokens (never their values)' } }, async (req) => ({
+    items: await listApiTokens(db, principalOf(req).userId),
+  }));
+
+  app.delete(
+    '/tokens/:id',
+    { config: { access: { capability: 'authenticated' } }, schema: { tags: ['sessions'], summary: 'Revoke one of the caller’s API tokens', params: IdParams } },
+    async (req, reply) => {
+      if (!UUID.test(req.params.id) || !(await deleteApiToken(db, principalOf(req).userId, req.params.id))) throw notFound('Token');
+      return reply.status(204).send();
     },
   );
 };

@@ -58,6 +58,21 @@ export async function principalForToken(db: Db, token: string): Promise<Principa
   return { userId: row.userId, email: row.email, isAdmin: row.isAdmin };
 }
 
+export function listApiTokens(db: Db, userId: string) {
+  return db
+    .selectFrom('api_tokens')
+    .select(['id', 'name', 'created_at as createdAt', 'last_used_at as lastUsedAt'])
+    .where('user_id', '=', userId)
+    .orderBy('created_at')
+    .execute();
+}
+
+/** Revokes one of the user's own tokens; false when the user has no such token. */
+export async function deleteApiToken(db: Db, userId: string, tokenId: string): Promise<boolean> {
+  const res = await db.deleteFrom('api_tokens').where('id', '=', tokenId).where('user_id', '=', userId).executeTakeFirst();
+  return res.numDeletedRows > 0n;
+}
+
 export async function createSession(db: Db, userId: string, ttlHours: number): Promise<string> {
   const { secret, hash } = newSecret('fs');
   await db
