@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hash, verify } from '@node-rs/argon2';
 import { sql } from 'kysely';
-import type { Db } from '../../db/database.js';
+import type { Db, Tx } from '../../db/database.js';
+import { recordActivity } from './activity-store.js';
 
 /** argon2id (the library's default algorithm) with its recommended cost settings. */
 export const hashPassword = (password: string) => hash(password);
@@ -21,12 +22,18 @@ export interface Principal {
   isAdmin: boolean;
 }
 
+/** Instance-level account activities (no organization or project). */
+function accountActivity(tx: Tx, type: string, actorUserId: string | null, subjectType: string, subjectId: string, payload: Record<string, unknown>) {
+  return recordActivity(tx, { type, organizationId: null, projectId: null, actorUserId, subjectType, subjectId, payload });
+}
+
 export async function createUser(db: Db, email: string, password: string, isAdmin: boolean): Promise<{ id: string }> {
-  return db
-    .insertInto('users')
-    .values({ email, password_hash: await hashPassword(password), is_admin: isAdmin })
-    .returning('id')
-    .executeTakeFirstOrThrow();
+  const passwordHash = await hashPassword(password);
+  return db.transaction().execute(async (tx) => {
+    const user = await tx.insertInto('users').values({ email, password_hash: passwordHash, is_admin: isAdmin }).returning('id').executeTakeFirstOrThrow();
+    await accountActivity(tx, 'user.created', null, 'user', user.id, { email, isAdmin });
+    return user;
+  });
 }
 
 export function findUserByEmail(db: Db, email: string) {
@@ -35,8 +42,11 @@ export function findUserByEmail(db: Db, email: string) {
 
 export async function createApiToken(db: Db, userId: string, name: string): Promise<{ id: string; token: string }> {
   const { secret, hash } = newSecret('furrow');
-  const row = await db.insertInto('api_tokens').values({ user_id: userId, name, token_hash: hash }).returning('id').executeTakeFirstOrThrow();
-  return { id: row.id, token: secret };
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.insertInto('api_tokens').values({ user_id: userId, name, token_hash: hash }).returning('id').executeTakeFirstOrThrow();
+    await accountActivity(tx, 'token.created', userId, 'token', row.id, { name });
+    return { id: row.id, token: secret };
+  });
 }
 
 /**
@@ -69,8 +79,11 @@ export function listApiTokens(db: Db, userId: string) {
 
 /** Revokes one of the user's own tokens; false when the user has no such token. */
 export async function deleteApiToken(db: Db, userId: string, tokenId: string): Promise<boolean> {
-  const res = await db.deleteFrom('api_tokens').where('id', '=', tokenId).where('user_id', '=', userId).executeTakeFirst();
-  return res.numDeletedRows > 0n;
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.deleteFrom('api_tokens').where('id', '=', tokenId).where('user_id', '=', userId).returning('name').executeTakeFirst();
+    if (row) await accountActivity(tx, 'token.revoked', userId, 'token', tokenId, { name: row.name });
+    return !!row;
+  });
 }
 
 export async function createSession(db: Db, userId: string, ttlHours: number): Promise<string> {
