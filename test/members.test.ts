@@ -83,5 +83,10 @@ describe('API tokens', () => {
     expect(revoked.status).toBe(401);
     expect(revoked.body.code).toBe('unauthenticated');
     expect((await t.api('GET', '/api/v1/me', undefined, alice.token)).status).toBe(200);
+    const { rows } = await t.instance.resources.database.pool.query('SELECT type, actor_user_id FROM activities WHERE subject_id = $1 ORDER BY id', [created.body.id]);
+    expect(rows).toEqual([
+      { type: 'token.created', actor_user_id: alice.id },
+      { type: 'token.revoked', actor_user_id: alice.id },
+    ]);
   });
 });
