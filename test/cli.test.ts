@@ -127,13 +127,15 @@ describe('furrow commands', () => {
     const nobody = await furrow(['token', 'create', '--email', 'nobody@example.com', '--name', 'x'], env);
     expect(nobody.code).toBe(2);
 
-    const doctor = await furrow(['doctor'], { ...env, FURROW_DATA_DIR: path.join(tmpdir(), `furrow-doctor-${Date.now()}`) });
+    const doctorDir = path.join(tmpdir(), `furrow-doctor-${Date.now()}`);
+    cleanups.push(() => rm(doctorDir, { recursive: true, force: true }));
+    const doctor = await furrow(['doctor'], { ...env, FURROW_DATA_DIR: doctorDir });
     expect(doctor.code).toBe(0);
     expect(doctor.stdout).toMatch(/^ok\s+node\s+Node\.js 2\d/m);
     expect(doctor.stdout).toMatch(/^ok\s+database\s+PostgreSQL \d+.*DATABASE_URL.*migrations applied/m);
     expect(doctor.stdout).toMatch(/^ok\s+data dir/m);
     expect(doctor.stdout).toMatch(/^ok\s+executor shell/m);
-    const broken = await furrow(['doctor'], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
+    const broken = await furrow(['doctor'], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', FURROW_DATA_DIR: doctorDir });
     expect(broken.code).toBe(1);
     expect(broken.stdout).toMatch(/^FAIL\s+database/m);
   });

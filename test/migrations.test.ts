@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/database.js';
 import { listMigrations, migrate, pendingMigrations } from '../src/db/migrate.js';
@@ -58,7 +59,10 @@ describe('restart', () => {
     await first.stop(false);
 
     const second = await startTestInstance({}, { databaseUrl: first.databaseUrl, dataDir: first.dataDir });
-    cleanups.push(() => second.stop(true));
+    cleanups.push(async () => {
+      await second.stop(true);
+      await rm(first.dataDir, { recursive: true, force: true });
+    });
     const after = await snapshot(second);
     // The first admin's token still works against the restarted server.
     const me = await second.api('GET', '/api/v1/me', undefined, first.adminToken);
