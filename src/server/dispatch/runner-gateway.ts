@@ -5,14 +5,15 @@ import type { PgListener } from '../live/pg-listener.js';
 import { acceptJob, claimJob, extendLease, finishJob, setStepStatus } from '../store/job-store.js';
 import type { LogStore } from '../store/log-store.js';
 
-interface Session {
-  /** No more jobs for this session: a waiting `next` answers `none`. */
+/** One runner connected to this gateway. */
+interface Connection {
+  /** No more jobs for this connection: a waiting `next` answers `none`. */
   closed: boolean;
   runnerId: string | undefined;
   labels: string[];
   jobs: Set<string>;
   push: ((msg: ServerPush) => void)[];
-  /** Wake this session's waiting `next` requests (one per free slot) when it closes. */
+  /** Wake this connection's waiting `next` requests (one per free slot) when it closes. */
   waiting: Set<() => void>;
 }
 
@@ -28,7 +29,7 @@ export interface GatewayDeps {
  * `furrow_jobs` notifications instead of polling), records logs and outcomes, forwards cancels.
  */
 export class RunnerGateway {
-  private readonly sessions = new Set<Session>();
+  private readonly connections = new Set<Connection>();
   private wakeAll: (() => void)[] = [];
 
   constructor(private readonly deps: GatewayDeps) {
@@ -40,26 +41,26 @@ export class RunnerGateway {
     deps.listener.on('furrow_jobs', wake);
     deps.listener.on('reconnect', wake);
     deps.listener.on('furrow_cancel', (jobId: string) => {
-      for (const s of this.sessions) if (s.jobs.has(jobId)) for (const p of s.push) p({ type: 'cancel', jobId });
+      for (const s of this.connections) if (s.jobs.has(jobId)) for (const p of s.push) p({ type: 'cancel', jobId });
     });
   }
 
   /** An in-process channel: the local runner speaks the protocol without a socket. */
   connect(): RunnerChannel {
-    const session: Session = { runnerId: undefined, labels: [], jobs: new Set(), push: [], closed: false, waiting: new Set() };
-    this.sessions.add(session);
+    const connection: Connection = { runnerId: undefined, labels: [], jobs: new Set(), push: [], closed: false, waiting: new Set() };
+    this.connections.add(connection);
     return {
-      request: <R extends ServerReply>(msg: RunnerRequest) => this.handle(session, msg) as Promise<R>,
-      onPush: (listener) => session.push.push(listener),
-      interrupt: () => this.release(session),
+      request: <R extends ServerReply>(msg: RunnerRequest) => this.handle(connection, msg) as Promise<R>,
+      onPush: (listener) => connection.push.push(listener),
+      interrupt: () => this.release(connection),
       close: () => {
-        this.release(session);
-        this.sessions.delete(session);
+        this.release(connection);
+        this.connections.delete(connection);
       },
     };
   }
 
-  private release(s: Session): void {
+  private release(s: Connection): void {
     s.closed = true;
     for (const wake of s.waiting) wake();
   }
@@ -68,7 +69,7 @@ export class RunnerGateway {
     return new Promise((resolve) => this.wakeAll.push(resolve));
   }
 
-  async handle(s: Session, msg: RunnerRequest): Promise<ServerReply> {
+  async handle(s: Connection, msg: RunnerRequest): Promise<ServerReply> {
     if (msg.type === 'register') {
       if (msg.version !== PROTOCOL_VERSION) {
         return { type: 'error', code: 'protocol_version_mismatch', message: `server speaks runner protocol ${PROTOCOL_VERSION}, runner sent ${msg.version}` };
@@ -105,7 +106,7 @@ export class RunnerGateway {
     }
   }
 
-  private async next(s: Session, runnerId: string, waitMs: number): Promise<ServerReply> {
+  private async next(s: Connection, runnerId: string, waitMs: number): Promise<ServerReply> {
     const deadline = Date.now() + waitMs;
     while (!s.closed) {
       // Subscribe before looking, so a job queued between the look and the wait still wakes us.
