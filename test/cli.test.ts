@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -98,6 +99,18 @@ describe('furrow commands', () => {
     const badFlag = await furrow(['token', 'create', '--email', 'x@example.com'], {});
     expect(badFlag.code).toBe(2);
     expect(badFlag.stderr).toMatch(/--name is required/);
+  });
+
+  it('exits with a clear message when the port is taken', async () => {
+    const database = await createTestDatabase();
+    cleanups.push(database.drop);
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => blocker.close(resolve)));
+    const port = String((blocker.address() as { port: number }).port);
+    const res = await furrow(['start'], { DATABASE_URL: database.url, FURROW_PORT: port });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/EADDRINUSE/);
   });
 
   it('refuses invalid settings with every problem listed', async () => {

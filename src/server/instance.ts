@@ -32,47 +32,62 @@ export interface Instance {
  * in-process.
  */
 export async function startInstance(config: Config, databaseUrl: string, logger: Logger): Promise<Instance> {
-  const database = openDatabase(databaseUrl);
-  const applied = await migrate(database.pool);
-  if (applied.length > 0) logger.info({ migrations: applied }, 'applied database migrations');
-  const listener = new PgListener(databaseUrl, (msg) => logger.warn(msg));
-  await listener.start();
-  const logs = new LogStore(databaseUrl, database.pool);
-  const gateway = new RunnerGateway({ db: database.db, logs, listener, leaseSeconds: config.jobLeaseSeconds });
-  const resources: Resources = { config, database, databaseUrl, logs, listener, gateway, logger };
-  const workers: Runner = await startWorkers({ db: database.db, pool: database.pool, logger });
-  const app = await buildApp(resources);
-  await app.listen({ host: config.host, port: config.port });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  // What is opened so far, closed in reverse order if a later step fails (e.g. the port is taken).
+  const opened: (() => Promise<unknown>)[] = [];
+  const closeOpened = async () => {
+    for (const close of opened.reverse()) await close().catch(() => undefined);
+  };
+  try {
+    const database = openDatabase(databaseUrl);
+    opened.push(() => database.close());
+    const applied = await migrate(database.pool);
+    if (applied.length > 0) logger.info({ migrations: applied }, 'applied database migrations');
+    const listener = new PgListener(databaseUrl, (msg) => logger.warn(msg));
+    opened.push(() => listener.close());
+    await listener.start();
+    const logs = new LogStore(databaseUrl, database.pool);
+    opened.push(() => logs.close());
+    const gateway = new RunnerGateway({ db: database.db, logs, listener, leaseSeconds: config.jobLeaseSeconds });
+    const resources: Resources = { config, database, databaseUrl, logs, listener, gateway, logger };
+    const workers: Runner = await startWorkers({ db: database.db, pool: database.pool, logger });
+    opened.push(() => workers.stop());
+    const app = await buildApp(resources);
+    opened.push(() => app.close());
+    await app.listen({ host: config.host, port: config.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
 
-  let runner: RunnerAgent | undefined;
-  if (config.localRunner) {
-    runner = new RunnerAgent(gateway.connect(), {
-      name: 'local',
-      labels: [],
-      capacity: config.localRunnerCapacity,
-      workDir: config.workDir,
-      executor: new ShellExecutor(),
-      log: (msg, extra) => logger.warn(extra ?? {}, msg),
-    });
-    await runner.start();
+    let runner: RunnerAgent | undefined;
+    if (config.localRunner) {
+      runner = new RunnerAgent(gateway.connect(), {
+        name: 'local',
+        labels: [],
+        capacity: config.localRunnerCapacity,
+        workDir: config.workDir,
+        executor: new ShellExecutor(),
+        log: (msg, extra) => logger.warn(extra ?? {}, msg),
+      });
+      await runner.start();
+    }
+
+    let stopping: Promise<void> | undefined;
+    const stop = () =>
+      (stopping ??= (async () => {
+        const closing = app.close();
+        if (runner) {
+          if (runner.activeJobs > 0) logger.info({ jobs: runner.activeJobs, graceSeconds: config.shutdownGraceSeconds }, 'waiting for running jobs');
+          await runner.drain(config.shutdownGraceSeconds * 1000);
+        }
+        await closing;
+        await workers.stop();
+        await listener.close();
+        await logs.close();
+        await database.close();
+      })());
+    return { url, resources, app, runner, stop };
+  } catch (err) {
+    await closeOpened();
+    throw err;
   }
-
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= (async () => {
-      const closing = app.close();
-      if (runner) {
-        if (runner.activeJobs > 0) logger.info({ jobs: runner.activeJobs, graceSeconds: config.shutdownGraceSeconds }, 'waiting for running jobs');
-        await runner.drain(config.shutdownGraceSeconds * 1000);
-      }
-      await closing;
-      await workers.stop();
-      await listener.close();
-      await logs.close();
-      await database.close();
-    })());
-  return { url, resources, app, runner, stop };
 }
