@@ -1,0 +1,85 @@
+/** The printed result: a header, the table of figures against floors and targets, and notes. */
+import { availableParallelism } from 'node:os';
+import { FLOOR_LOG_REPEATS, LOG_BYTES, LOG_LINE_BYTES, LOG_LINES, RSS_SAMPLE_MS } from './large-log.mjs';
+
+const TARGET = {
+  latencyP50Ms: 25,
+  latencyP99Ms: 100,
+  logRatio: 1.3,
+  rssGrowthBytes: 64 * 1024 * 1024,
+};
+
+const fmtMs = (ms) => `${ms.toFixed(1)} ms`;
+const fmtS = (ms) => `${(ms / 1000).toFixed(2)} s`;
+const fmtMiB = (bytes) => `${(bytes / 1048576).toFixed(1)} MiB`;
+const verdict = (ok) => (ok ? 'PASS' : 'MISS');
+
+function table(rows) {
+  const head = ['Figure', 'Furrow', 'Floor', 'Target', 'Result'];
+  const all = [head, ...rows];
+  const widths = head.map((_, i) => Math.max(...all.map((r) => String(r[i]).length)));
+  const line = (r) => r.map((c, i) => String(c).padEnd(widths[i])).join('  ').trimEnd();
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/**
+ * Writes the report to stdout and returns the number of targets missed. `latency` and
+ * `largeLog` are what measureLatency() and measureLargeLog() resolved with; `external` says the
+ * database is on DATABASE_URL, whose CPU time cannot be read.
+ */
+export function printReport({ latency, largeLog, opts, external }) {
+  const { furrow: furrowLat, floor: floorLat } = latency;
+  const { floorScriptMs, floorWallMs, pipedScriptMs, runs: logRuns, big, download } = largeLog;
+  const checks = [];
+  const check = (ok) => {
+    checks.push(ok);
+    return verdict(ok);
+  };
+  const rows = [
+    ['Trigger-to-start p50', fmtMs(furrowLat.p50), fmtMs(floorLat.p50), `<= ${TARGET.latencyP50Ms} ms`, check(furrowLat.p50 <= TARGET.latencyP50Ms)],
+    ['Trigger-to-start p90', fmtMs(furrowLat.p90), fmtMs(floorLat.p90), '-', ''],
+    ['Trigger-to-start p99', fmtMs(furrowLat.p99), fmtMs(floorLat.p99), `<= ${TARGET.latencyP99Ms} ms`, check(furrowLat.p99 <= TARGET.latencyP99Ms)],
+    ['Trigger-to-start max', fmtMs(furrowLat.max), fmtMs(floorLat.max), '-', ''],
+    [
+      '200 MiB log: script elapsed',
+      `${fmtS(big.scriptMs)} (${(big.scriptMs / floorScriptMs).toFixed(2)}x)`,
+      fmtS(floorScriptMs),
+      `<= ${TARGET.logRatio}x floor`,
+      check(big.scriptMs <= TARGET.logRatio * floorScriptMs),
+    ],
+    [
+      '200 MiB log: job duration (API)',
+      `${fmtS(big.jobMs)} (${(big.jobMs / floorWallMs).toFixed(2)}x)`,
+      `${fmtS(floorWallMs)} (spawn to exit)`,
+      `<= ${TARGET.logRatio}x floor`,
+      check(big.jobMs <= TARGET.logRatio * floorWallMs),
+    ],
+    ['200 MiB log: server RSS growth', fmtMiB(big.rssGrowth), '-', `<= ${fmtMiB(TARGET.rssGrowthBytes)}`, check(big.rssGrowth <= TARGET.rssGrowthBytes)],
+    ['200 MiB log: stored logSize', `${big.logSize} B`, `${LOG_BYTES} B written`, 'equal', check(big.sizesOk)],
+  ];
+
+  const cpuLine = logRuns.find((r) => r.scriptMs === big.scriptMs).cpu;
+  const out = [
+    '',
+    `Furrow benchmark — node ${process.version}, ${availableParallelism()} CPUs, ${external ? 'external PostgreSQL (DATABASE_URL)' : 'embedded PostgreSQL'}`,
+    `Trigger-to-start: ${furrowLat.n} sequential runs after ${opts.warmup} warm-up (floor: ${floorLat.n} × spawn('bash', [file]))`,
+    `Large log: ${LOG_BYTES} bytes (200 MiB) = ${LOG_LINES} lines × ${LOG_LINE_BYTES} B from \`seq -f …\`; ${opts.logRuns} Furrow run(s), floor = median of ${FLOOR_LOG_REPEATS} to /dev/null`,
+    '',
+    table(rows),
+    '',
+    `Notes: trigger-to-start min ${fmtMs(furrowLat.min)} (floor ${fmtMs(floorLat.min)}); large log POST-to-finished ${fmtS(big.e2eMs)};`,
+    `  RSS before the first log run ${fmtMiB(logRuns[0].rssBefore)}, ${logRuns[0].rssSamples} samples every ${RSS_SAMPLE_MS} ms` +
+      (big.peakGrowth !== undefined ? `, exact peak (VmHWM) growth ${fmtMiB(big.peakGrowth)}` : ''),
+    `  large log script elapsed over ${logRuns.length} run(s): ${logRuns.map((r) => fmtS(r.scriptMs)).join(', ')};` +
+      ` reference \`bash script | cat > /dev/null\` (any pipe capture): ${fmtS(pipedScriptMs)} (${(pipedScriptMs / floorScriptMs).toFixed(2)}x the floor)`,
+    `  CPU during the median Furrow log run: server (node) ${cpuLine.serverS.toFixed(2)} s, PostgreSQL ${external ? 'n/a (external)' : `${cpuLine.postgresS.toFixed(2)} s`},` +
+      ` job (bash + seq) ${cpuLine.jobS.toFixed(2)} s; whole machine ${(cpuLine.machineBusy * 100).toFixed(0)}% busy`,
+    `  log read back: ${download.bytes} B in ${fmtS(download.ms)}, last line ${download.lastLineOk ? 'as written' : 'DIFFERENT'}`,
+    '',
+  ];
+  process.stdout.write(out.join('\n'));
+  const missed = checks.filter((ok) => !ok).length;
+  if (missed > 0) process.stdout.write(`${missed} target(s) missed${opts.strict ? '' : ' (exit code 0; pass --strict to fail)'}\n`);
+  else process.stdout.write('all targets met\n');
+  return missed;
+}
