@@ -47,6 +47,29 @@ describe('run lifecycle', () => {
     expect((await t.api('GET', `/api/v1/runs/${runId}/log?offset=99`)).text).toBe('');
   });
 
+  it('keeps a large log byte for byte, stored compressed where it compresses', async () => {
+    // ~3 MB of numbered lines, then 64 KiB of base64 noise that does not compress.
+    const { runId } = await startRun('seq -f "line %07.0f of a long build log" 1 100000\nhead -c 49152 /dev/urandom | base64 -w 0\necho');
+    expect((await t.waitForRun(runId)).status).toBe('succeeded');
+    const log = (await t.api('GET', `/api/v1/runs/${runId}/log`)).text;
+    const lines = log.split('\n');
+    expect(lines[0]).toBe('line 0000001 of a long build log');
+    expect(lines[99_999]).toBe('line 0100000 of a long build log');
+    expect(lines[100_000]).toMatch(/^[A-Za-z0-9+/=]{65536}$/);
+    const job = await jobOf(runId);
+    expect(job.logSize).toBe(Buffer.byteLength(log));
+    // Reading from an offset inside a compressed chunk.
+    const tail = await t.api('GET', `/api/v1/runs/${runId}/log?offset=${33 * 50_000}`);
+    expect(tail.text).toBe(log.slice(33 * 50_000));
+    const { rows } = await t.instance.resources.database.pool.query(
+      'SELECT bool_or(compressed) AS some, sum(length(data))::int AS stored, sum(size)::int AS written FROM log_chunks WHERE job_id = $1',
+      [job.id],
+    );
+    expect(rows[0].some).toBe(true);
+    expect(rows[0].written).toBe(job.logSize);
+    expect(rows[0].stored).toBeLessThan(job.logSize / 3);
+  });
+
   it('marks a failing script failed with its exit code', async () => {
     const { runId } = await startRun('echo before\nexit 7\necho never');
     const run = await t.waitForRun(runId);

@@ -131,6 +131,8 @@ export interface StepsTable {
 export interface LogChunksTable {
   job_id: string;
   offset: number;
+  size: number;
+  compressed: boolean;
   data: Buffer;
 }
 

@@ -138,14 +138,16 @@ CREATE TABLE steps (
 
 -- A job's log is the concatenation of its chunks in offset order; offset is the byte position of
 -- the chunk's first byte, so a resent chunk collides on the primary key instead of duplicating.
+-- `size` is the chunk's length as written; `data` holds it deflated when `compressed`.
 CREATE TABLE log_chunks (
   job_id uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
   "offset" bigint NOT NULL,
+  size integer NOT NULL,
+  compressed boolean NOT NULL,
   data bytea NOT NULL,
   PRIMARY KEY (job_id, "offset")
 );
--- Chunks are stored out of line without compression: pglz costs more CPU than a log-heavy job
--- can spare on a small host, and most of a log's bytes are read back rarely.
+-- The server compresses what compresses; PostgreSQL's own pglz would only spend CPU again.
 ALTER TABLE log_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 
 CREATE TABLE activities (

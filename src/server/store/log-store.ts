@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import pg from 'pg';
+import { decodeChunk, encodeChunk, type EncodedChunk } from './log-encoding.js';
 
 /** Chunks read per query when streaming a log out: bounds memory whatever the log's size. */
 const PAGE_BYTES = 4 * 1024 * 1024;
@@ -13,28 +14,48 @@ export interface AppendResult {
 }
 
 /**
- * Job logs in PostgreSQL, as chunks keyed by byte offset. Appends go through their own small pool
+ * Job logs in PostgreSQL, as chunks keyed by byte offset (deflated where that pays, see
+ * log-encoding.ts). Appends go through their own small pool
  * with `synchronous_commit = off`: a crash can lose the last moments of a log, never reorder or
  * duplicate it; every append answers with the offset the server holds, for a runner to resend from.
  */
 export class LogStore {
   private readonly pool: pg.Pool;
+  /** Per job, the last append in the queue: the next one starts when it settles. */
+  private readonly tails = new Map<string, Promise<void>>();
 
   constructor(url: string, readonly readPool: pg.Pool) {
     this.pool = new pg.Pool({ connectionString: url, max: 4, options: '-c synchronous_commit=off' });
     this.pool.on('error', () => undefined);
   }
 
-  async append(jobId: string, offset: number, data: Uint8Array): Promise<AppendResult> {
+  /**
+   * Appends in the order calls arrive for a job; compression of later chunks overlaps the
+   * insert of earlier ones, so a runner may keep several appends in flight.
+   */
+  append(jobId: string, offset: number, data: Uint8Array): Promise<AppendResult> {
+    const encoded = encodeChunk(data);
+    const previous = this.tails.get(jobId) ?? Promise.resolve();
+    const mine = previous.then(async () => this.insert(jobId, offset, await encoded, data.byteLength));
+    const tail = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tails.set(jobId, tail);
+    void tail.then(() => this.tails.get(jobId) === tail && this.tails.delete(jobId));
+    return mine;
+  }
+
+  private async insert(jobId: string, offset: number, encoded: EncodedChunk, size: number): Promise<AppendResult> {
     const { rows } = await this.pool.query<{ cancel: boolean }>(
       `WITH j AS (
          UPDATE jobs SET log_size = $2::bigint + $4::bigint
          WHERE id = $1 AND log_size = $2 AND status IN ('queued', 'running') RETURNING id, cancel_requested),
-       ins AS (INSERT INTO log_chunks (job_id, "offset", data) SELECT id, $2, $3 FROM j)
+       ins AS (INSERT INTO log_chunks (job_id, "offset", size, compressed, data) SELECT id, $2, $4, $5, $3 FROM j)
        SELECT j.cancel_requested AS cancel, pg_notify('furrow_log', $1::text) FROM j`,
-      [jobId, offset, data, data.byteLength],
+      [jobId, offset, encoded.data, size, encoded.compressed],
     );
-    if (rows[0]) return { appended: true, end: offset + data.byteLength, cancel: rows[0].cancel };
+    if (rows[0]) return { appended: true, end: offset + size, cancel: rows[0].cancel };
     // Refused: report what the server holds, and tell a runner whose job has ended to stop.
     const cur = await this.readPool.query<{ log_size: number; stop: boolean }>(
       `SELECT log_size, cancel_requested OR status NOT IN ('queued', 'running') AS stop FROM jobs WHERE id = $1`,
@@ -45,13 +66,14 @@ export class LogStore {
 
   /** Chunks covering [from, from + maxBytes), the first one trimmed to start at `from`. */
   async read(jobId: string, from: number, maxBytes = PAGE_BYTES): Promise<Buffer[]> {
-    const { rows } = await this.readPool.query<{ offset: number; data: Buffer }>(
-      `SELECT "offset", data FROM log_chunks
-       WHERE job_id = $1 AND "offset" + length(data) > $2 AND "offset" < $2::bigint + $3::bigint
+    const { rows } = await this.readPool.query<{ offset: number; compressed: boolean; data: Buffer }>(
+      `SELECT "offset", compressed, data FROM log_chunks
+       WHERE job_id = $1 AND "offset" + size > $2 AND "offset" < $2::bigint + $3::bigint
        ORDER BY "offset"`,
       [jobId, from, maxBytes],
     );
-    return rows.map((r) => (Number(r.offset) < from ? r.data.subarray(from - Number(r.offset)) : r.data));
+    const chunks = await Promise.all(rows.map((r) => decodeChunk(r.data, r.compressed)));
+    return chunks.map((c, i) => (rows[i]!.offset < from ? c.subarray(from - rows[i]!.offset) : c));
   }
 
   /** Streams the logs of the given jobs, one after the other, from a byte offset into the first. */
