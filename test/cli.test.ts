@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -67,6 +68,8 @@ describe('furrow start with the embedded database', () => {
     // SIGTERM: the quick job finishes within the grace period, the slow one is canceled.
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
+    // …and the embedded PostgreSQL it started is stopped too.
+    expect(existsSync(path.join(dataDir, 'pg', 'postmaster.pid'))).toBe(false);
 
     // Offline, the CLI starts the embedded database itself.
     const offline = await furrow(['token', 'create', '--email', 'ada@example.com', '--name', 'offline'], env);

@@ -17,6 +17,16 @@ async function runner(labels: string[] = []): Promise<RunnerChannel> {
   return channel;
 }
 
+/** Queues a run and lets `channel` claim its job. */
+async function queueAndClaim(channel: RunnerChannel) {
+  const { workflowId } = await t.workflow('echo hi');
+  const run = await t.api('POST', `/api/v1/workflows/${workflowId}/runs`, {});
+  const claimed = await channel.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
+  expect(claimed.type).toBe('job');
+  expect(claimed.spec.runId).toBe(run.body.id);
+  return { runId: run.body.id as string, jobId: claimed.spec.jobId };
+}
+
 async function expireLeases(runId: string) {
   await t.instance.resources.database.pool.query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE run_id = $1", [runId]);
 }
@@ -30,52 +40,45 @@ describe('runner protocol and leases', () => {
   });
 
   it('fails a running job as runner_lost when its lease expires, and ignores the lost runner afterwards', async () => {
-    const { workflowId } = await t.workflow('echo hi');
-    const run = await t.api('POST', `/api/v1/workflows/${workflowId}/runs`, {});
     const channel = await runner();
-    const next = await channel.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
-    expect(next.type).toBe('job');
-    const jobId = next.spec.jobId;
+    const { runId, jobId } = await queueAndClaim(channel);
     expect((await channel.request({ type: 'accept', jobId })).type).toBe('ack');
     await channel.request({ type: 'log', jobId, offset: 0, data: Buffer.from('partial output\n') });
-    expect((await t.api('GET', `/api/v1/runs/${run.body.id}`)).body.status).toBe('running');
+    expect((await t.api('GET', `/api/v1/runs/${runId}`)).body.status).toBe('running');
 
     // The runner vanishes: nothing extends the lease any more.
-    await expireLeases(run.body.id);
+    await expireLeases(runId);
     expect(await reapExpiredLeases(t.instance.resources.database.db)).toBe(1);
-    const after = await t.api('GET', `/api/v1/runs/${run.body.id}`);
+    const after = await t.api('GET', `/api/v1/runs/${runId}`);
     expect(after.body.status).toBe('failed');
-    const job = (await t.api('GET', `/api/v1/runs/${run.body.id}/jobs`)).body.items[0];
+    const job = (await t.api('GET', `/api/v1/runs/${runId}/jobs`)).body.items[0];
     expect(job.error).toBe('runner_lost');
-    expect((await t.api('GET', `/api/v1/runs/${run.body.id}/log`)).text).toBe('partial output\n');
+    expect((await t.api('GET', `/api/v1/runs/${runId}/log`)).text).toBe('partial output\n');
 
     // A late word from the lost runner changes nothing: terminal states are final.
     const late = await channel.request({ type: 'log', jobId, offset: 15, data: Buffer.from('too late\n') });
     expect(late).toMatchObject({ type: 'ack', cancel: true, end: 15 });
     await channel.request({ type: 'done', jobId, status: 'succeeded', exitCode: 0 });
-    expect((await t.api('GET', `/api/v1/runs/${run.body.id}`)).body.status).toBe('failed');
-    expect((await t.api('GET', `/api/v1/runs/${run.body.id}/log`)).text).toBe('partial output\n');
+    expect((await t.api('GET', `/api/v1/runs/${runId}`)).body.status).toBe('failed');
+    expect((await t.api('GET', `/api/v1/runs/${runId}/log`)).text).toBe('partial output\n');
     channel.close();
   });
 
   it('puts a claimed but never accepted job back in the queue for another runner', async () => {
-    const { workflowId } = await t.workflow('echo hi');
-    const run = await t.api('POST', `/api/v1/workflows/${workflowId}/runs`, {});
     const first = await runner();
-    const claimed = await first.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
-    expect(claimed.type).toBe('job');
+    const { runId, jobId } = await queueAndClaim(first);
     first.close();
-    await expireLeases(run.body.id);
+    await expireLeases(runId);
     expect(await reapExpiredLeases(t.instance.resources.database.db)).toBe(1);
     const second = await runner();
     const again = await second.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
     expect(again.type).toBe('job');
-    expect(again.spec.jobId).toBe(claimed.spec.jobId);
+    expect(again.spec.jobId).toBe(jobId);
     // The first runner no longer holds it.
-    expect(await first.request({ type: 'accept', jobId: claimed.spec.jobId })).toMatchObject({ type: 'ack', cancel: true });
-    expect(await second.request({ type: 'accept', jobId: claimed.spec.jobId })).toMatchObject({ type: 'ack', cancel: false });
-    await second.request({ type: 'done', jobId: claimed.spec.jobId, status: 'succeeded', exitCode: 0 });
-    expect((await t.api('GET', `/api/v1/runs/${run.body.id}`)).body.status).toBe('succeeded');
+    expect(await first.request({ type: 'accept', jobId })).toMatchObject({ type: 'ack', cancel: true });
+    expect(await second.request({ type: 'accept', jobId })).toMatchObject({ type: 'ack', cancel: false });
+    await second.request({ type: 'done', jobId, status: 'succeeded', exitCode: 0 });
+    expect((await t.api('GET', `/api/v1/runs/${runId}`)).body.status).toBe('succeeded');
     second.close();
   });
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
@@ -72,6 +73,11 @@ describe('API tokens', () => {
     const created = await t.api('POST', '/api/v1/tokens', { name: 'deploy' }, alice.token);
     expect(created.status).toBe(201);
     expect(created.body.token).toMatch(/^furrow_/);
+    const { pool } = t.instance.resources.database;
+    // Passwords are argon2id hashes; tokens are kept only as their SHA-256.
+    const stored = await pool.query('SELECT u.password_hash, k.token_hash FROM users u JOIN api_tokens k ON k.user_id = u.id WHERE k.id = $1', [created.body.id]);
+    expect(stored.rows[0].password_hash).toMatch(/^\$argon2id\$/);
+    expect(stored.rows[0].token_hash).toEqual(createHash('sha256').update(created.body.token).digest());
     const list = await t.api('GET', '/api/v1/tokens', undefined, alice.token);
     expect(list.body.items.map((k: { name: string }) => k.name).sort()).toEqual(['deploy', 'test']);
     expect(JSON.stringify(list.body)).not.toContain(created.body.token);
@@ -83,7 +89,7 @@ describe('API tokens', () => {
     expect(revoked.status).toBe(401);
     expect(revoked.body.code).toBe('unauthenticated');
     expect((await t.api('GET', '/api/v1/me', undefined, alice.token)).status).toBe(200);
-    const { rows } = await t.instance.resources.database.pool.query('SELECT type, actor_user_id FROM activities WHERE subject_id = $1 ORDER BY id', [created.body.id]);
+    const { rows } = await pool.query('SELECT type, actor_user_id FROM activities WHERE subject_id = $1 ORDER BY id', [created.body.id]);
     expect(rows).toEqual([
       { type: 'token.created', actor_user_id: alice.id },
       { type: 'token.revoked', actor_user_id: alice.id },

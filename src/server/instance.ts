@@ -32,7 +32,8 @@ export interface Instance {
  * in-process.
  */
 export async function startInstance(config: Config, databaseUrl: string, logger: Logger): Promise<Instance> {
-  // What is opened so far, closed in reverse order if a later step fails (e.g. the port is taken).
+  // What is opened so far, closed in reverse order by stop(), or at once if a later step fails
+  // (e.g. the port is taken).
   const opened: (() => Promise<unknown>)[] = [];
   const closeOpened = async () => {
     for (const close of opened.reverse()) await close().catch(() => undefined);
@@ -52,7 +53,9 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
     const workers: Runner = await startWorkers({ db: database.db, pool: database.pool, logger });
     opened.push(() => workers.stop());
     const app = await buildApp(resources);
-    opened.push(() => app.close());
+    let appClosed: Promise<void> | undefined;
+    const closeApp = () => (appClosed ??= app.close());
+    opened.push(closeApp);
     await app.listen({ host: config.host, port: config.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
@@ -74,16 +77,13 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
     let stopping: Promise<void> | undefined;
     const stop = () =>
       (stopping ??= (async () => {
-        const closing = app.close();
+        // Stop accepting first; the in-process runner still reaches the gateway while it drains.
+        closeApp().catch(() => undefined); // awaited, and its failure ignored, by closeOpened below
         if (runner) {
           if (runner.activeJobs > 0) logger.info({ jobs: runner.activeJobs, graceSeconds: config.shutdownGraceSeconds }, 'waiting for running jobs');
           await runner.drain(config.shutdownGraceSeconds * 1000);
         }
-        await closing;
-        await workers.stop();
-        await listener.close();
-        await logs.close();
-        await database.close();
+        await closeOpened();
       })());
     return { url, resources, app, runner, stop };
   } catch (err) {
