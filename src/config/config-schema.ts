@@ -53,6 +53,61 @@ export const SETTINGS = {
     kind: 'string',
     description: 'Where the local runner creates job workspaces (default: DATA_DIR/work).',
   },
+  FURROW_RUNNER_URL: {
+    kind: 'string',
+    description: 'Server URL `furrow runner` connects to (e.g. `https://ci.example.com`).',
+  },
+  FURROW_RUNNER_TOKEN: {
+    kind: 'string',
+    description: 'Registration token for `furrow runner`; used once, then the runner keeps its own credential in its work dir.',
+  },
+  FURROW_RUNNER_NAME: { kind: 'string', description: "Name `furrow runner` registers under (default: the host's name)." },
+  FURROW_RUNNER_LABELS: {
+    kind: 'string',
+    description: 'Comma-separated labels of this process\'s runner (local or `furrow runner`); a job runs only on a runner that has all its labels.',
+  },
+  FURROW_RUNNER_CAPACITY: { kind: 'integer', default: 1, min: 1, max: 256, description: 'How many jobs `furrow runner` executes at once.' },
+  FURROW_RUNNER_EXECUTOR: {
+    kind: 'enum',
+    default: 'shell',
+    values: ['shell', 'bwrap', 'podman', 'ssh'],
+    description: 'How this process\'s runner (local or `furrow runner`) isolates jobs; `furrow doctor` tells which work on the host.',
+  },
+  FURROW_RUNNER_WORK_DIR: {
+    kind: 'string',
+    default: './furrow-runner',
+    description: 'Where `furrow runner` keeps its credential and creates job workspaces.',
+  },
+  FURROW_JOB_USER: {
+    kind: 'string',
+    default: 'furrow-job',
+    description: 'Unprivileged user that jobs run as when the runner runs as root (`furrow doctor --fix` creates it).',
+  },
+  FURROW_JOB_MEMORY_MB: { kind: 'integer', default: 0, min: 0, max: 1048576, description: 'Memory limit per job in MiB through cgroups (0: none).' },
+  FURROW_JOB_PIDS_MAX: { kind: 'integer', default: 0, min: 0, max: 4194304, description: 'Most processes a job may have at once, through cgroups (0: no limit).' },
+  FURROW_JOB_CPU_PERCENT: {
+    kind: 'integer',
+    default: 0,
+    min: 0,
+    max: 25600,
+    description: 'CPU limit per job through cgroups, in percent of one core (150 = one and a half cores; 0: none).',
+  },
+  FURROW_PODMAN_RUNTIME: {
+    kind: 'string',
+    description: 'OCI runtime the podman executor passes as `--runtime` (default: `runc` where cgroups are v1, else podman\'s own).',
+  },
+  FURROW_SSH_TARGET: { kind: 'string', description: 'Host the ssh executor runs jobs on, as `user@host`.' },
+  FURROW_SSH_PORT: { kind: 'integer', default: 22, min: 1, max: 65535, description: 'SSH port of FURROW_SSH_TARGET.' },
+  FURROW_SSH_KEY_FILE: { kind: 'string', description: 'Private key the ssh executor authenticates with.' },
+  FURROW_SSH_KNOWN_HOSTS: {
+    kind: 'string',
+    description: 'known_hosts file holding the target\'s host key; the ssh executor refuses unknown or changed host keys.',
+  },
+  FURROW_SSH_WORK_DIR: {
+    kind: 'string',
+    default: '/tmp/furrow-ssh',
+    description: 'Directory on the ssh target under which each job gets its workspace.',
+  },
   FURROW_JOB_LEASE_SECONDS: {
     kind: 'integer',
     default: 30,

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { SETTINGS, type SettingName, type SettingSpec } from './config-schema.js';
 
@@ -20,6 +21,42 @@ export interface Config {
   loginRateLimit: number;
   sessionTtlHours: number;
   cookieSecure: boolean;
+  /** The runner of this process: the local one inside `furrow start`, or `furrow runner`. */
+  runner: RunnerSettings;
+  executor: ExecutorSettings;
+}
+
+export type ExecutorKind = 'shell' | 'bwrap' | 'podman' | 'ssh';
+
+export interface RunnerSettings {
+  url: string | undefined;
+  token: string | undefined;
+  name: string;
+  labels: string[];
+  capacity: number;
+  workDir: string;
+}
+
+/** How jobs are isolated; read by the executors (see src/runner/executors/). */
+export interface ExecutorSettings {
+  kind: ExecutorKind;
+  /** User jobs run as when the runner runs as root. */
+  jobUser: string;
+  /** cgroup limits per job; 0 means none. */
+  limits: { memoryMb: number; pidsMax: number; cpuPercent: number };
+  podmanRuntime: string | undefined;
+  ssh: { target: string | undefined; port: number; keyFile: string | undefined; knownHosts: string | undefined; workDir: string };
+}
+
+const LABEL = /^[A-Za-z0-9._:-]{1,64}$/;
+
+function parseLabels(raw: string | undefined, problems: string[]): string[] {
+  const labels = (raw ?? '')
+    .split(',')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  for (const l of labels) if (!LABEL.test(l)) problems.push(`FURROW_RUNNER_LABELS: "${l}" is not a label (letters, digits and . _ : -, at most 64)`);
+  return [...new Set(labels)];
 }
 
 export class ConfigError extends Error {
@@ -104,7 +141,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const raw = env[name] ?? fromFile[name];
     values[name] = raw === undefined ? spec.default : parseValue(name, spec, raw, problems);
   }
+  const labels = parseLabels(values.FURROW_RUNNER_LABELS as string | undefined, problems);
   if (problems.length > 0) throw new ConfigError(problems);
+  const optional = (name: SettingName) => values[name] as string | undefined;
   const dataDir = path.resolve(values.FURROW_DATA_DIR as string);
   return {
     dataDir,
@@ -123,5 +162,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     loginRateLimit: values.FURROW_LOGIN_RATE_LIMIT as number,
     sessionTtlHours: values.FURROW_SESSION_TTL_HOURS as number,
     cookieSecure: values.FURROW_COOKIE_SECURE as boolean,
+    runner: {
+      url: optional('FURROW_RUNNER_URL'),
+      token: optional('FURROW_RUNNER_TOKEN'),
+      name: optional('FURROW_RUNNER_NAME') ?? hostname(),
+      labels,
+      capacity: values.FURROW_RUNNER_CAPACITY as number,
+      workDir: path.resolve(values.FURROW_RUNNER_WORK_DIR as string),
+    },
+    executor: {
+      kind: values.FURROW_RUNNER_EXECUTOR as ExecutorKind,
+      jobUser: values.FURROW_JOB_USER as string,
+      limits: {
+        memoryMb: values.FURROW_JOB_MEMORY_MB as number,
+        pidsMax: values.FURROW_JOB_PIDS_MAX as number,
+        cpuPercent: values.FURROW_JOB_CPU_PERCENT as number,
+      },
+      podmanRuntime: optional('FURROW_PODMAN_RUNTIME'),
+      ssh: {
+        target: optional('FURROW_SSH_TARGET'),
+        port: values.FURROW_SSH_PORT as number,
+        keyFile: optional('FURROW_SSH_KEY_FILE'),
+        knownHosts: optional('FURROW_SSH_KNOWN_HOSTS'),
+        workDir: values.FURROW_SSH_WORK_DIR as string,
+      },
+    },
   };
 }

@@ -24,8 +24,14 @@ export const JobSpec = Type.Object({
   workflowId: Type.String(),
   runNumber: Type.Integer(),
   name: Type.String(),
+  /** 1 for the first attempt; a retry (e.g. after `runner_lost`) runs the same spec as attempt 2, … */
+  attempt: Type.Integer({ minimum: 1 }),
   timeoutSeconds: Type.Integer({ minimum: 1 }),
   leaseSeconds: Type.Integer({ minimum: 1 }),
+  /** Container image for container executors (podman); others ignore it. */
+  image: Type.Union([Type.String(), Type.Null()]),
+  /** `none`: the job gets no network (executors that cannot enforce it refuse the job). */
+  network: Type.Union([Type.Literal('default'), Type.Literal('none')]),
   env: Type.Record(Type.String(), Type.String()),
   steps: Type.Array(StepSpec),
 });

@@ -1,7 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PROTOCOL_VERSION, type FinalStatus, type JobSpec, type RunnerChannel, type ServerReply } from '../protocol/messages.js';
-import type { Executor } from './executors/executor.js';
+import type { Executor, JobContext } from './executors/executor.js';
 import { LogSink } from './log-sink.js';
 
 export interface RunnerOptions {
@@ -85,6 +85,7 @@ export class RunnerAgent {
     let exitCode: number | null = 0;
     let error: string | undefined;
     let started = false;
+    let job: JobContext | undefined;
     try {
       // Preparing the workspace overlaps the accept round trip: both are on the trigger-to-start path.
       const [accepted] = await Promise.all([
@@ -94,6 +95,8 @@ export class RunnerAgent {
       ]);
       if (accepted.type !== 'ack' || accepted.cancel) return; // canceled (the server closed it) before it began
       started = true;
+      job = { spec, workspace, scratch, signal: controller.signal };
+      await this.opts.executor.prepareJob(job);
       for (const step of spec.steps) {
         if (controller.signal.aborted) break;
         // Reported while the step starts, not before: the answer is awaited before the outcome is sent.
@@ -122,6 +125,7 @@ export class RunnerAgent {
     } finally {
       clearTimeout(timeout);
       clearInterval(lease);
+      if (job) await this.opts.executor.cleanupJob(job);
       await sink.flush().catch(() => undefined);
       await Promise.all([rm(workspace, { recursive: true, force: true }), rm(scratch, { recursive: true, force: true })]);
       if (started) {

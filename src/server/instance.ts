@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/load-config.js';
 import { openDatabase } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
-import { ShellExecutor } from '../runner/executors/shell-executor.js';
+import { createExecutor } from '../runner/executors/create-executor.js';
 import { RunnerAgent } from '../runner/runner-agent.js';
 import { buildApp } from './build-app.js';
 import { RunnerGateway } from './dispatch/runner-gateway.js';
@@ -65,10 +65,10 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
     if (config.localRunner) {
       runner = new RunnerAgent(gateway.connect(), {
         name: 'local',
-        labels: [],
+        labels: config.runner.labels,
         capacity: config.localRunnerCapacity,
         workDir: config.workDir,
-        executor: new ShellExecutor(),
+        executor: createExecutor(config.executor),
         log: (msg, extra) => logger.warn(extra ?? {}, msg),
       });
       await runner.start();

@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { ExecutorSettings } from '../../config/load-config.js';
 import { killProcessTree } from '../process-tree.js';
-import type { Executor, StepContext, StepResult } from './executor.js';
+import type { Executor, JobContext, ProbeResult, StepContext, StepResult } from './executor.js';
 
 /** PATH for job processes: the runner's own environment is never passed on. */
 const JOB_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -16,6 +17,16 @@ const KILL_GRACE_MS = 1000;
  */
 export class ShellExecutor implements Executor {
   readonly name = 'shell';
+
+  constructor(readonly settings: ExecutorSettings) {}
+
+  async probe(): Promise<ProbeResult> {
+    return { ok: true, detail: 'bash on this host' };
+  }
+
+  async prepareJob(_job: JobContext): Promise<void> {}
+
+  async cleanupJob(_job: JobContext): Promise<void> {}
 
   async runStep(ctx: StepContext): Promise<StepResult> {
     const file = path.join(ctx.scratch, `step-${ctx.step.id}.sh`);

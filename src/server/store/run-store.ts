@@ -70,8 +70,11 @@ export function queueRun(db: Db, input: StartRunInput) {
       workflowId: wf.id,
       runNumber: next,
       name: wf.name,
+      attempt: 1,
       timeoutSeconds,
       leaseSeconds: input.leaseSeconds,
+      image: null,
+      network: 'default',
       env: {
         ...(env?.variables ?? {}),
         ...input.parameters,
