@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PROTOCOL_VERSION, type FinalStatus, type JobSpec, type RunnerChannel, type ServerReply } from '../protocol/messages.js';
 import type { Executor, JobContext } from './executors/executor.js';
@@ -46,7 +46,9 @@ export class RunnerAgent {
     });
     if (reply.type === 'error') throw new Error(`runner registration refused: ${reply.message}`);
     if (reply.type === 'registered') this.leaseSeconds = reply.leaseSeconds;
-    await mkdir(this.opts.workDir, { recursive: true, mode: 0o700 });
+    // Traversable but not listable: a job user reaches its own workspace, not the others' names.
+    await mkdir(this.opts.workDir, { recursive: true });
+    await chmod(this.opts.workDir, 0o711);
     this.slots = Array.from({ length: this.opts.capacity }, () => this.slot());
   }
 

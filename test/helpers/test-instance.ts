@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -47,6 +47,8 @@ let counter = 0;
 export async function startTestInstance(env: Record<string, string> = {}, existing?: { databaseUrl: string; dataDir: string }): Promise<TestInstance> {
   const database = existing ? { url: existing.databaseUrl, drop: async () => undefined } : await createTestDatabase();
   const dataDir = existing?.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'furrow-test-')));
+  // Jobs run as the unprivileged job user when tests run as root: it must reach its workspace.
+  await chmod(dataDir, 0o711);
   const config = loadConfig({ FURROW_PORT: '0', FURROW_DATA_DIR: dataDir, FURROW_SHUTDOWN_GRACE_SECONDS: '2', DATABASE_URL: database.url, ...env });
   const instance = await startInstance(config, database.url, pino({ level: process.env.FURROW_TEST_LOG ? 'debug' : 'silent' }));
   const { db } = instance.resources.database;
