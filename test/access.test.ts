@@ -1,14 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { PROTOCOL_VERSION } from '../src/protocol/messages.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 // The access rules as the design states them, written out here rather than imported from src,
 // so that a route wired to the wrong capability makes this test fail.
 type Role = 'guest' | 'member' | 'manager' | 'owner';
 const RANKS: Role[] = ['guest', 'member', 'manager', 'owner'];
-type Needs = Role | 'public' | 'authenticated' | 'admin';
-type Kind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job';
+type Needs = Role | 'public' | 'authenticated' | 'admin' | 'runner';
+type Kind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job' | 'runner' | 'runner_token';
 
 interface Route {
   key: string; // `METHOD /path` as registered
@@ -17,8 +18,9 @@ interface Route {
   ok: number; // the status an allowed caller gets
   body?: (f: Fixture) => unknown;
   fresh?: boolean; // destroys its object: gets a fixture of its own
+  auth?: (f: Fixture) => string; // a credential the route takes instead of the caller's
 }
-const r = (key: string, scope: Kind | null, needs: Needs, ok: number, body?: Route['body'], fresh?: boolean): Route => ({ key, scope, needs, ok, body, fresh });
+const r = (key: string, scope: Kind | null, needs: Needs, ok: number, body?: Route['body'], fresh?: boolean, auth?: Route['auth']): Route => ({ key, scope, needs, ok, body, fresh, auth });
 const PASSWORD = 'correct horse battery'; // what t.user() sets
 const NO_RUNNER = { labels: ['nowhere'] }; // runs started by the walk stay queued
 let counter = 0;
@@ -69,6 +71,21 @@ const ROUTES: Route[] = [
   r('GET /api/v1/runs/:id/log', 'run', 'guest', 200),
   r('POST /api/v1/runs/:id/cancel', 'run', 'member', 409), // the run has finished: run_finished
   r('GET /api/v1/jobs/:id/log', 'job', 'guest', 200),
+  r('POST /api/v1/runners/register', null, 'public', 201, () => ({ version: PROTOCOL_VERSION, name: 'walker', labels: [], capacity: 1, executor: 'shell', agentVersion: 'test' }), false, (f) => f.registrationToken),
+  r('GET /api/v1/runner', null, 'runner', 101),
+  r('POST /api/v1/runner/requests', null, 'runner', 200),
+  r('GET /api/v1/runner/pushes', null, 'runner', 200),
+  r('POST /api/v1/runner-tokens', null, 'admin', 201, () => ({ description: 'walk' })),
+  r('GET /api/v1/runner-tokens', null, 'admin', 200),
+  r('GET /api/v1/runners', null, 'admin', 200),
+  r('POST /api/v1/organizations/:id/runner-tokens', 'organization', 'owner', 201, () => ({})),
+  r('GET /api/v1/organizations/:id/runner-tokens', 'organization', 'owner', 200),
+  r('GET /api/v1/organizations/:id/runners', 'organization', 'guest', 200),
+  r('GET /api/v1/runners/:id', 'runner', 'guest', 200),
+  r('POST /api/v1/runners/:id/pause', 'runner', 'owner', 200),
+  r('POST /api/v1/runners/:id/resume', 'runner', 'owner', 200),
+  r('DELETE /api/v1/runners/:id', 'runner', 'owner', 204, undefined, true),
+  r('DELETE /api/v1/runner-tokens/:id', 'runner_token', 'owner', 204, undefined, true),
   r('DELETE /api/v1/environments/:id', 'environment', 'owner', 204, undefined, true),
   r('DELETE /api/v1/workflows/:id', 'workflow', 'owner', 204, undefined, true),
   r('DELETE /api/v1/projects/:id', 'project', 'owner', 204, undefined, true),
@@ -89,12 +106,15 @@ const CALLERS: Caller[] = [
 const nameOf = (c: Caller) => (c.role ? `${c.grant} ${c.role}` : c.grant);
 
 /** 'ok', or the status and code a signed-in caller must get. */
-function expected(route: Route, c: Caller): 'ok' | [403, 'forbidden'] | [404, 'not_found'] {
+function expected(route: Route, c: Caller): 'ok' | [401, 'unauthenticated'] | [403, 'forbidden'] | [404, 'not_found'] {
+  // Runner routes take a runner's own credential, never a user's.
+  if (route.needs === 'runner') return [401, 'unauthenticated'];
   if (route.needs === 'public' || route.needs === 'authenticated' || c.grant === 'admin') return 'ok';
   if (route.needs === 'admin') return [403, 'forbidden'];
   if (c.grant === 'stranger') return [404, 'not_found'];
-  // A project-only member sees the organization as a guest.
-  const role = c.grant === 'project' && route.scope === 'organization' ? 'guest' : c.role!;
+  // A project-only member sees the organization (and its runners) as a guest.
+  const orgLevel = route.scope === 'organization' || route.scope === 'runner' || route.scope === 'runner_token';
+  const role = c.grant === 'project' && orgLevel ? 'guest' : c.role!;
   return RANKS.indexOf(role) >= RANKS.indexOf(route.needs) ? 'ok' : [403, 'forbidden'];
 }
 
@@ -118,7 +138,7 @@ beforeAll(async () => {
 });
 afterAll(() => t?.stop());
 
-type Fixture = Record<Kind, string> & { user: string; email: string };
+type Fixture = Record<Kind, string> & { user: string; email: string; registrationToken: string };
 
 /** An organization with a project, environment, workflow, finished run and job, and one more member. */
 async function fixture(withRun: boolean): Promise<Fixture> {
@@ -137,7 +157,22 @@ async function fixture(withRun: boolean): Promise<Fixture> {
     job = (await t.api('GET', `/api/v1/runs/${run}/jobs`)).body.items[0].id;
   }
   expect((await t.api('PATCH', `/api/v1/workflows/${workflowId}`, NO_RUNNER)).status).toBe(200);
-  return { organization: organizationId, project: projectId, environment: env.body.id, workflow: workflowId, run, job, user: user.id, email };
+  const registration = await t.api('POST', `/api/v1/organizations/${organizationId}/runner-tokens`, { description: 'walk' });
+  const runner = await t.api('POST', '/api/v1/runners/register', { version: PROTOCOL_VERSION, name: 'walk', labels: [], capacity: 1, executor: 'shell', agentVersion: 'test' }, registration.body.token);
+  expect(runner.status).toBe(201);
+  return {
+    organization: organizationId,
+    project: projectId,
+    environment: env.body.id,
+    workflow: workflowId,
+    run,
+    job,
+    runner: runner.body.id,
+    runner_token: registration.body.id,
+    registrationToken: registration.body.token,
+    user: user.id,
+    email,
+  };
 }
 
 async function tokenFor(c: Caller, f: Fixture): Promise<string> {
@@ -161,10 +196,10 @@ function upgrade(path: string, token: string | null): Promise<{ status: number; 
 
 async function call(route: Route, f: Fixture, token: string | null, method = route.key.split(' ')[0]!) {
   const path = route.key.split(' ')[1]!.replace(':id', route.scope ? f[route.scope] : NO_SUCH_ID).replace(':userId', f.user);
-  if (path === '/api/v1/live' && method === 'GET') return upgrade(path, token);
+  if ((path === '/api/v1/live' || path === '/api/v1/runner') && method === 'GET') return upgrade(path, token);
   // HEAD answers carry a JSON content type but no body, which t.api would fail to parse.
   if (method === 'HEAD') return { status: (await fetch(`${t.url}${path}`, { method, headers: token ? { authorization: `Bearer ${token}` } : {} })).status, body: undefined };
-  return t.api(method, path, route.body?.(f), token);
+  return t.api(method, path, route.body?.(f), route.auth ? route.auth(f) : token);
 }
 
 describe('access: every route with every role', () => {
@@ -250,7 +285,7 @@ describe('access: every route with every role', () => {
   });
 
   it('answers 404 not_found, even to admins, for objects that do not exist', async () => {
-    const missing = { organization: '', project: '', environment: '', workflow: '', run: '', job: '', user: '', email: '' };
+    const missing = { organization: '', project: '', environment: '', workflow: '', run: '', job: '', runner: '', runner_token: '', user: '', email: '', registrationToken: '' };
     const wrong: string[] = [];
     for (const id of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid']) {
       const f = Object.fromEntries(Object.keys(missing).map((k) => [k, id])) as Fixture;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, type RunnerChannel, type ServerReply } from '../src/protocol/messages.js';
-import { reapExpiredLeases } from '../src/server/store/job-store.js';
+import { PROTOCOL_VERSION, type RegisterMessage, type RunnerRequest, type ServerReply } from '../src/protocol/messages.js';
+import { RUNNER_LOST_ERROR, reapExpiredLeases } from '../src/server/store/job-store.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 let t: TestInstance;
@@ -10,16 +10,34 @@ beforeAll(async () => {
 });
 afterAll(() => t?.stop());
 
-async function runner(labels: string[] = []): Promise<RunnerChannel> {
-  const channel = t.instance.resources.gateway.connect();
-  const reply = await channel.request({ type: 'register', version: PROTOCOL_VERSION, name: 'test', labels, capacity: 1, executor: 'shell' });
-  expect(reply.type).toBe('registered');
+let names = 0;
+const hello = (labels: string[] = [], version = PROTOCOL_VERSION): RegisterMessage => ({
+  type: 'register',
+  version,
+  name: `test-${++names}`,
+  labels,
+  capacity: 1,
+  executor: 'shell',
+  agentVersion: 'test',
+  jobs: [],
+});
+
+/** A runner session speaking the protocol directly (as the local runner does). */
+function session() {
+  const s = t.instance.resources.gateway.session(undefined);
+  return { request: <R extends ServerReply = ServerReply>(msg: RunnerRequest) => s.handle(msg) as Promise<R>, close: () => s.close() };
+}
+type Session = ReturnType<typeof session>;
+
+async function runner(labels: string[] = []): Promise<Session> {
+  const channel = session();
+  expect((await channel.request(hello(labels))).type).toBe('registered');
   return channel;
 }
 
 /** Queues a run and lets `channel` claim its job. */
-async function queueAndClaim(channel: RunnerChannel) {
-  const { workflowId } = await t.workflow('echo hi');
+async function queueAndClaim(channel: Session, retries = 0) {
+  const { workflowId } = await t.workflow('echo hi', { retry: { count: retries, on: ['runner_lost'] } });
   const run = await t.api('POST', `/api/v1/workflows/${workflowId}/runs`, {});
   const claimed = await channel.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
   expect(claimed.type).toBe('job');
@@ -33,10 +51,10 @@ async function expireLeases(runId: string) {
 
 describe('runner protocol and leases', () => {
   it('refuses a runner speaking another protocol version', async () => {
-    const channel = t.instance.resources.gateway.connect();
-    const reply = await channel.request({ type: 'register', version: PROTOCOL_VERSION + 1, name: 'old', labels: [], capacity: 1, executor: 'shell' });
-    expect(reply).toMatchObject({ type: 'error', code: 'protocol_version_mismatch' });
-    channel.close();
+    const channel = session();
+    const reply = await channel.request(hello([], PROTOCOL_VERSION - 1));
+    expect(reply).toMatchObject({ type: 'error', code: 'protocol_version_mismatch', message: expect.stringContaining('upgrade the runner') });
+    await channel.close();
   });
 
   it('fails a running job as runner_lost when its lease expires, and ignores the lost runner afterwards', async () => {
@@ -52,7 +70,7 @@ describe('runner protocol and leases', () => {
     const after = await t.api('GET', `/api/v1/runs/${runId}`);
     expect(after.body.status).toBe('failed');
     const job = (await t.api('GET', `/api/v1/runs/${runId}/jobs`)).body.items[0];
-    expect(job.error).toBe('runner_lost');
+    expect(job).toMatchObject({ status: 'runner_lost', error: RUNNER_LOST_ERROR, attempt: 1, retried: false });
     expect((await t.api('GET', `/api/v1/runs/${runId}/log`)).text).toBe('partial output\n');
 
     // A late word from the lost runner changes nothing: terminal states are final.
@@ -61,13 +79,43 @@ describe('runner protocol and leases', () => {
     await channel.request({ type: 'done', jobId, status: 'succeeded', exitCode: 0 });
     expect((await t.api('GET', `/api/v1/runs/${runId}`)).body.status).toBe('failed');
     expect((await t.api('GET', `/api/v1/runs/${runId}/log`)).text).toBe('partial output\n');
-    channel.close();
+    await channel.close();
+  });
+
+  it('retries a job whose runner was lost as a new attempt on another runner; the first attempt keeps its log', async () => {
+    const first = await runner();
+    const { runId, jobId } = await queueAndClaim(first, 1);
+    await first.request({ type: 'accept', jobId });
+    await first.request({ type: 'log', jobId, offset: 0, data: Buffer.from('attempt one\n') });
+    await expireLeases(runId);
+    expect(await reapExpiredLeases(t.instance.resources.database.db)).toBe(1);
+    expect((await t.api('GET', `/api/v1/runs/${runId}`)).body.status).toBe('running');
+
+    const second = await runner();
+    const retry = await second.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
+    expect(retry.spec).toMatchObject({ runId, attempt: 2 });
+    expect(retry.spec.jobId).not.toBe(jobId);
+    expect(retry.spec.env).toMatchObject({ FURROW_JOB_ID: retry.spec.jobId, FURROW_JOB_ATTEMPT: '2' });
+    await second.request({ type: 'accept', jobId: retry.spec.jobId });
+    await second.request({ type: 'log', jobId: retry.spec.jobId, offset: 0, data: Buffer.from('attempt two\n') });
+    await second.request({ type: 'done', jobId: retry.spec.jobId, status: 'succeeded', exitCode: 0 });
+
+    expect((await t.api('GET', `/api/v1/runs/${runId}`)).body.status).toBe('succeeded');
+    const jobs = (await t.api('GET', `/api/v1/runs/${runId}/jobs`)).body.items;
+    expect(jobs.map((j: any) => [j.attempt, j.status, j.retried, j.retryOf])).toEqual([
+      [1, 'runner_lost', true, null],
+      [2, 'succeeded', false, jobId],
+    ]);
+    expect((await t.api('GET', `/api/v1/jobs/${jobId}/log`)).text).toBe('attempt one\n');
+    expect((await t.api('GET', `/api/v1/runs/${runId}/log`)).text).toBe('attempt two\n');
+    const activities = await t.api('GET', `/api/v1/projects/${(await t.api('GET', `/api/v1/runs/${runId}`)).body.projectId}/activities?type=job.*`);
+    expect(activities.body.items[0]).toMatchObject({ type: 'job.retried', payload: { previousJobId: jobId, attempt: 2, reason: 'runner_lost' } });
+    await Promise.all([first.close(), second.close()]);
   });
 
   it('puts a claimed but never accepted job back in the queue for another runner', async () => {
     const first = await runner();
     const { runId, jobId } = await queueAndClaim(first);
-    first.close();
     await expireLeases(runId);
     expect(await reapExpiredLeases(t.instance.resources.database.db)).toBe(1);
     const second = await runner();
@@ -79,7 +127,19 @@ describe('runner protocol and leases', () => {
     expect(await second.request({ type: 'accept', jobId })).toMatchObject({ type: 'ack', cancel: false });
     await second.request({ type: 'done', jobId, status: 'succeeded', exitCode: 0 });
     expect((await t.api('GET', `/api/v1/runs/${runId}`)).body.status).toBe('succeeded');
-    second.close();
+    await Promise.all([first.close(), second.close()]);
+  });
+
+  it('gives a claimed job back at once when its runner disconnects before accepting it', async () => {
+    const first = await runner();
+    const { jobId } = await queueAndClaim(first);
+    await first.close();
+    const second = await runner();
+    const again = await second.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
+    expect(again.spec.jobId).toBe(jobId);
+    await second.request({ type: 'accept', jobId });
+    await second.request({ type: 'done', jobId, status: 'succeeded', exitCode: 0 });
+    await second.close();
   });
 
   it('hands a runner only jobs whose labels it has', async () => {
@@ -90,8 +150,7 @@ describe('runner protocol and leases', () => {
     const gpu = await runner(['linux', 'gpu']);
     const got = await gpu.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
     expect(got.spec.runId).toBe(run.body.id);
-    plain.close();
-    gpu.close();
+    await Promise.all([plain.close(), gpu.close()]);
   });
 
   it('wakes a waiting runner as soon as a job is queued', async () => {
@@ -105,6 +164,6 @@ describe('runner protocol and leases', () => {
     expect(reply.type).toBe('job');
     expect(Date.now() - began).toBeLessThan(2000); // far below the 10 s wait: woken, not polled
     expect((reply as Extract<ServerReply, { type: 'job' }>).spec.runId).toBe(run.body.id);
-    channel.close();
+    await channel.close();
   });
 });

@@ -1,11 +1,7 @@
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config/load-config.js';
-import { openDatabase } from '../db/database.js';
-import { migrate } from '../db/migrate.js';
 import { createApiToken, createUser, findUserByEmail } from '../server/store/account-store.js';
-import { createLogger } from './create-logger.js';
-import { reachDatabase } from './reach-database.js';
 import { UsageError } from './usage-error.js';
+import { withDatabase } from './with-database.js';
 
 export const userHelp = `Usage: furrow user create --email EMAIL --password-stdin [--admin]
 
@@ -21,21 +17,6 @@ async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
-}
-
-/** Runs `fn` against the instance's database (migrated), then lets go of it. */
-async function withDatabase<T>(fn: (db: ReturnType<typeof openDatabase>) => Promise<T>): Promise<T> {
-  const config = loadConfig();
-  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'stderr');
-  const reached = await reachDatabase(config, (msg) => logger.info(msg));
-  const database = openDatabase(reached.url, 2);
-  try {
-    await migrate(database.pool);
-    return await fn(database);
-  } finally {
-    await database.close();
-    await reached.stop();
-  }
 }
 
 export async function userCommand(args: string[]): Promise<number> {

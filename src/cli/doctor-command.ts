@@ -1,36 +1,121 @@
-import { execFile } from 'node:child_process';
 import { access, constants, mkdir } from 'node:fs/promises';
-import { promisify } from 'node:util';
-import { loadConfig } from '../config/load-config.js';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { SETTINGS } from '../config/config-schema.js';
+import { loadConfig, type Config } from '../config/load-config.js';
 import { openDatabase } from '../db/database.js';
 import { pendingMigrations } from '../db/migrate.js';
+import { describeCgroups, detectCgroups } from '../runner/cgroups.js';
+import { createExecutor } from '../runner/executors/create-executor.js';
+import { assertReachable, ensureJobUser, findUseradd, lookupUser, runsAsRoot } from '../runner/job-user.js';
 import { reachDatabase } from './reach-database.js';
 
-const run = promisify(execFile);
+export const doctorHelp = `Usage: furrow doctor [--fix]
 
-export const doctorHelp = `Usage: furrow doctor
+Checks what Furrow needs on this host and prints one line per check: Node.js version, the data
+dir, the database (reachable, migrations), every executor (shell, bwrap, podman, ssh) with what
+its probe found, the job user jobs run as when the runner is root, and cgroups (version, writable
+controllers, the configured limits). Only the configured executor (FURROW_RUNNER_EXECUTOR) is
+required; the others are warnings. Exits 1 when a required check fails.
 
-Checks what Furrow needs on this host and prints one line per check: Node.js version, the
-database (reachable, migrations), the data dir's permissions, and which executors can run jobs.
-Exits 1 when a required check fails.`;
+  --fix   first repairs what it can and prints what it did: creates the data dir and, when run
+          as root, the job user (FURROW_JOB_USER).`;
+
+type Status = 'ok' | 'warn' | 'FAIL';
 
 interface Check {
   name: string;
-  ok: boolean;
+  status: Status;
   detail: string;
-  required: boolean;
 }
 
+/** Runs `fn`; its result is an ok line, a thrown error a FAIL line (`required`) or a warning. */
 async function check(name: string, required: boolean, fn: () => Promise<string>): Promise<Check> {
   try {
-    return { name, ok: true, detail: await fn(), required };
+    return { name, status: 'ok', detail: await fn() };
   } catch (err) {
-    return { name, ok: false, detail: (err as Error).message.split('\n')[0]!, required };
+    return { name, status: required ? 'FAIL' : 'warn', detail: (err as Error).message.split('\n')[0]! };
   }
 }
 
-export async function doctorCommand(): Promise<number> {
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+/** What `--fix` repairs; returns one line per thing it did or failed to do. */
+async function fix(config: Config): Promise<string[]> {
+  const done: string[] = [];
+  const attempt = async (what: string, fn: () => Promise<string | undefined>) => {
+    const line = await fn().catch((err: Error) => `could not fix: ${err.message.split('\n')[0]}`);
+    if (line) done.push(`${what}: ${line}`);
+  };
+  await attempt('data dir', async () => {
+    if (await exists(config.dataDir)) return undefined;
+    await mkdir(config.dataDir, { recursive: true });
+    return `created ${config.dataDir}`;
+  });
+  if (runsAsRoot()) {
+    await attempt('job user', async () => {
+      const { created, user } = await ensureJobUser(config.executor.jobUser);
+      return created ? `created ${user.name} (uid ${user.uid}, gid ${user.gid})` : undefined;
+    });
+  }
+  return done;
+}
+
+async function dataDirCheck(dir: string): Promise<string> {
+  if (await exists(dir)) {
+    await access(dir, constants.R_OK | constants.W_OK | constants.X_OK).catch(() => Promise.reject(new Error(`${dir} is not readable and writable by this user`)));
+    return `${dir} is writable`;
+  }
+  let parent = path.dirname(dir);
+  while (!(await exists(parent))) parent = path.dirname(parent);
+  await access(parent, constants.W_OK | constants.X_OK).catch(() => Promise.reject(new Error(`${dir} does not exist and ${parent} is not writable by this user`)));
+  return `${dir} does not exist yet; furrow start creates it ("furrow doctor --fix" does now)`;
+}
+
+/** The job user: needed only when root; must exist (or be creatable) and reach the work dirs. */
+async function jobUserCheck(config: Config): Promise<Check> {
+  const name = config.executor.jobUser;
+  if (!runsAsRoot()) return { name: 'job user', status: 'ok', detail: `not needed: not run as root (a runner run as root runs jobs as ${name})` };
+  const user = await lookupUser(name);
+  if (!user) {
+    return (await findUseradd())
+      ? { name: 'job user', status: 'warn', detail: `${name} does not exist; the runner creates it when it starts ("furrow doctor --fix" does now)` }
+      : { name: 'job user', status: 'FAIL', detail: `${name} does not exist and this host has no useradd; create the user by hand` };
+  }
+  return check('job user', true, async () => {
+    if (user.uid === 0) throw new Error(`${name} has uid 0; jobs never run as root: set FURROW_JOB_USER to an unprivileged user`);
+    for (const dir of new Set([config.workDir, config.runner.workDir])) await assertReachable(dir, user);
+    return `${name} (uid ${user.uid}, gid ${user.gid}) runs the jobs and reaches the work dirs`;
+  });
+}
+
+/** Each executor's probe: the configured one must work, the others are for information. */
+async function executorChecks(config: Config): Promise<Check[]> {
+  return Promise.all(
+    SETTINGS.FURROW_RUNNER_EXECUTOR.values.map((kind) => {
+      const configured = kind === config.executor.kind;
+      return check(`executor ${kind}`, configured, async () => {
+        const probe = await createExecutor({ ...config.executor, kind }).probe();
+        const detail = configured ? `configured: ${probe.detail}` : probe.detail;
+        if (!probe.ok) throw new Error(detail);
+        return detail;
+      });
+    }),
+  );
+}
+
+async function cgroupsCheck(config: Config): Promise<Check> {
+  const { enforced, detail } = describeCgroups(await detectCgroups(), config.executor.limits);
+  return { name: 'cgroups', status: enforced ? 'ok' : 'warn', detail };
+}
+
+export async function doctorCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { fix: { type: 'boolean' } } });
   const config = loadConfig();
+  if (values.fix) {
+    const done = await fix(config);
+    for (const line of done.length > 0 ? done : ['nothing to fix']) process.stdout.write(`fix   ${line}\n`);
+  }
   const checks: Check[] = [];
   checks.push(
     await check('node', true, async () => {
@@ -39,13 +124,7 @@ export async function doctorCommand(): Promise<number> {
       return `Node.js ${process.versions.node}`;
     }),
   );
-  checks.push(
-    await check('data dir', true, async () => {
-      await mkdir(config.dataDir, { recursive: true });
-      await access(config.dataDir, constants.R_OK | constants.W_OK | constants.X_OK);
-      return `${config.dataDir} is writable`;
-    }),
-  );
+  checks.push(await check('data dir', true, () => dataDirCheck(config.dataDir)));
   checks.push(
     await check('database', true, async () => {
       const reached = await reachDatabase(config, () => undefined);
@@ -61,12 +140,7 @@ export async function doctorCommand(): Promise<number> {
       }
     }),
   );
-  checks.push(
-    await check('executor shell', true, async () => {
-      const { stdout } = await run('bash', ['--version']);
-      return `available (${stdout.split('\n')[0]})`;
-    }),
-  );
-  for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'}  ${c.name.padEnd(16)} ${c.detail}\n`);
-  return checks.some((c) => !c.ok && c.required) ? 1 : 0;
+  checks.push(...(await executorChecks(config)), await jobUserCheck(config), await cgroupsCheck(config));
+  for (const c of checks) process.stdout.write(`${c.status.padEnd(4)}  ${c.name.padEnd(16)} ${c.detail}\n`);
+  return checks.some((c) => c.status === 'FAIL') ? 1 : 0;
 }

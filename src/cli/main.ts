@@ -2,6 +2,7 @@ import { ConfigError } from '../config/load-config.js';
 import { tokenCommand, tokenHelp, userCommand, userHelp } from './account-commands.js';
 import { doctorCommand, doctorHelp } from './doctor-command.js';
 import { migrateCommand, migrateHelp } from './migrate-command.js';
+import { runnerCommand, runnerHelp } from './runner-command.js';
 import { startCommand, startHelp } from './start-command.js';
 import { UsageError } from './usage-error.js';
 
@@ -12,7 +13,7 @@ Commands:
   migrate               apply pending database migrations
   user create           create a user (--email E --password-stdin [--admin])
   token create          create an API token for a user (--email E --name N)
-  doctor                check this host: Node.js, database, data dir, executors
+  doctor [--fix]        check this host: Node.js, database, data dir, executors, job user, cgroups
 
 Settings come from FURROW_* environment variables (and FURROW_CONFIG); see docs/configuration.md.
 Run "furrow COMMAND --help" for a command's options.`;
@@ -22,7 +23,8 @@ const COMMANDS: Record<string, { help: string; run: (args: string[]) => Promise<
   migrate: { help: migrateHelp, run: () => migrateCommand() },
   user: { help: userHelp, run: userCommand },
   token: { help: tokenHelp, run: tokenCommand },
-  doctor: { help: doctorHelp, run: () => doctorCommand() },
+  runner: { help: runnerHelp, run: runnerCommand },
+  doctor: { help: doctorHelp, run: doctorCommand },
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -73,6 +73,12 @@ export const SETTINGS = {
     values: ['shell', 'bwrap', 'podman', 'ssh'],
     description: 'How this process\'s runner (local or `furrow runner`) isolates jobs; `furrow doctor` tells which work on the host.',
   },
+  FURROW_RUNNER_TRANSPORT: {
+    kind: 'enum',
+    default: 'auto',
+    values: ['auto', 'websocket', 'http'],
+    description: 'How `furrow runner` reaches the server: `auto` tries a WebSocket and falls back to HTTP long-polling.',
+  },
   FURROW_RUNNER_WORK_DIR: {
     kind: 'string',
     default: './furrow-runner',

@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SETTINGS } from './config-schema.js';
@@ -47,7 +48,30 @@ describe('loadConfig', () => {
       loginRateLimit: SETTINGS.FURROW_LOGIN_RATE_LIMIT.default,
       sessionTtlHours: SETTINGS.FURROW_SESSION_TTL_HOURS.default,
       cookieSecure: SETTINGS.FURROW_COOKIE_SECURE.default,
+      runner: {
+        url: undefined,
+        token: undefined,
+        name: hostname(),
+        labels: [],
+        capacity: SETTINGS.FURROW_RUNNER_CAPACITY.default,
+        transport: SETTINGS.FURROW_RUNNER_TRANSPORT.default,
+        workDir: path.resolve(SETTINGS.FURROW_RUNNER_WORK_DIR.default),
+      },
+      executor: {
+        kind: SETTINGS.FURROW_RUNNER_EXECUTOR.default,
+        jobUser: SETTINGS.FURROW_JOB_USER.default,
+        limits: { memoryMb: 0, pidsMax: 0, cpuPercent: 0 },
+        podmanRuntime: undefined,
+        ssh: { target: undefined, port: 22, keyFile: undefined, knownHosts: undefined, workDir: SETTINGS.FURROW_SSH_WORK_DIR.default },
+      },
     });
+  });
+
+  it('parses runner labels, refusing malformed ones; flags override variables', () => {
+    expect(loadConfig({ FURROW_RUNNER_LABELS: ' gpu, arm64 ,,gpu' }).runner.labels).toEqual(['gpu', 'arm64']);
+    expect(() => loadConfig({ FURROW_RUNNER_LABELS: 'gpu,has space' })).toThrow(/"has space" is not a label/);
+    expect(loadConfig({ FURROW_RUNNER_CAPACITY: '2' }, { FURROW_RUNNER_CAPACITY: '5' }).runner.capacity).toBe(5);
+    expect(() => loadConfig({}, { FURROW_RUNNER_EXECUTOR: 'docker' })).toThrow(/FURROW_RUNNER_EXECUTOR must be one of shell, bwrap, podman, ssh/);
   });
 
   it('ignores variables that are not Furrow settings', () => {

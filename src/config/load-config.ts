@@ -34,6 +34,7 @@ export interface RunnerSettings {
   name: string;
   labels: string[];
   capacity: number;
+  transport: 'auto' | 'websocket' | 'http';
   workDir: string;
 }
 
@@ -127,8 +128,10 @@ function readFile(file: string, problems: string[]): Raw {
 /**
  * Reads every setting from `env` (and the file FURROW_CONFIG names), validates them all and
  * reports every problem at once. Unknown FURROW_* variables are refused so that typos surface.
+ * `overrides` (command-line flags) win over both.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<SettingName, string>> = {}): Config {
+  env = { ...env, ...overrides };
   const problems: string[] = [];
   for (const key of Object.keys(env)) {
     if (key.startsWith('FURROW_') && !Object.hasOwn(SETTINGS, key)) {
@@ -168,6 +171,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       name: optional('FURROW_RUNNER_NAME') ?? hostname(),
       labels,
       capacity: values.FURROW_RUNNER_CAPACITY as number,
+      transport: values.FURROW_RUNNER_TRANSPORT as RunnerSettings['transport'],
       workDir: path.resolve(values.FURROW_RUNNER_WORK_DIR as string),
     },
     executor: {

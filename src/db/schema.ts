@@ -79,6 +79,10 @@ export interface WorkflowsTable {
   default_environment_id: string | null;
   timeout_seconds: number | null;
   labels: string[];
+  image: string | null;
+  network: Generated<'default' | 'none'>;
+  retry_count: Generated<number>;
+  retry_on: Generated<string[]>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -112,9 +116,42 @@ export interface JobsTable {
   exit_code: number | null;
   error: string | null;
   log_size: Generated<number>;
+  organization_id: string;
+  attempt: Generated<number>;
+  max_attempts: Generated<number>;
+  retry_on: Generated<string[]>;
+  retry_of: string | null;
+  retried: Generated<boolean>;
   created_at: Generated<Date>;
   started_at: Timestamp | null;
   finished_at: Timestamp | null;
+}
+
+export interface RunnerTokensTable {
+  id: Generated<string>;
+  organization_id: string | null;
+  description: Generated<string>;
+  token_hash: Buffer;
+  created_by: string | null;
+  created_at: Generated<Date>;
+  last_used_at: Timestamp | null;
+}
+
+export interface RunnersTable {
+  id: Generated<string>;
+  organization_id: string | null;
+  name: string;
+  credential_hash: Buffer;
+  local: Generated<boolean>;
+  labels: Generated<string[]>;
+  executor: Generated<string>;
+  capacity: Generated<number>;
+  version: Generated<string>;
+  paused: Generated<boolean>;
+  connected: Generated<boolean>;
+  last_seen_at: Timestamp | null;
+  registered_with: string | null;
+  created_at: Generated<Date>;
 }
 
 export interface StepsTable {
@@ -163,6 +200,8 @@ export interface Database {
   steps: StepsTable;
   log_chunks: LogChunksTable;
   activities: ActivitiesTable;
+  runner_tokens: RunnerTokensTable;
+  runners: RunnersTable;
 }
 
 export type Run = Selectable<RunsTable>;

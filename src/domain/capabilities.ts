@@ -5,7 +5,8 @@ export const ROLES: readonly Role[] = ['guest', 'member', 'manager', 'owner'];
 
 /**
  * What each capability needs. Every API route names one of these (or `authenticated` for routes
- * about the caller alone, `admin` for instance-wide ones).
+ * about the caller alone, `admin` for instance-wide ones, `runner` for the runner protocol, which
+ * runners reach with their own credential).
  */
 export const CAPABILITIES = {
   'organization.read': 'guest',
@@ -27,9 +28,11 @@ export const CAPABILITIES = {
   'run.start': 'member',
   'run.cancel': 'member',
   'activity.read': 'guest',
+  'runner.read': 'guest',
+  'runner.manage': 'owner',
 } as const satisfies Record<string, Role>;
 
-export type Capability = keyof typeof CAPABILITIES | 'authenticated' | 'admin';
+export type Capability = keyof typeof CAPABILITIES | 'authenticated' | 'admin' | 'runner';
 
 export function roleRank(role: Role | null | undefined): number {
   return role ? ROLES.indexOf(role) : -1;

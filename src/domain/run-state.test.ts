@@ -3,9 +3,9 @@ import { canTransition, isTerminal, runStatusOf, sourcesOf } from './run-state.j
 
 describe('run state machine', () => {
   it('never leaves a terminal state', () => {
-    for (const from of ['succeeded', 'failed', 'canceled', 'timed_out'] as const) {
+    for (const from of ['succeeded', 'failed', 'canceled', 'timed_out', 'runner_lost'] as const) {
       expect(isTerminal(from)).toBe(true);
-      for (const to of ['queued', 'running', 'succeeded', 'failed', 'canceled', 'timed_out'] as const) {
+      for (const to of ['queued', 'running', 'succeeded', 'failed', 'canceled', 'timed_out', 'runner_lost'] as const) {
         expect(canTransition(from, to)).toBe(false);
       }
     }
@@ -15,6 +15,7 @@ describe('run state machine', () => {
     expect(sourcesOf('running')).toEqual(['queued']);
     expect(sourcesOf('canceled').sort()).toEqual(['queued', 'running']);
     expect(sourcesOf('timed_out')).toEqual(['running']);
+    expect(sourcesOf('runner_lost')).toEqual(['running']);
   });
 
   it('derives a run status from its jobs', () => {
@@ -23,5 +24,7 @@ describe('run state machine', () => {
     expect(runStatusOf(['succeeded', 'failed'])).toBe('failed');
     expect(runStatusOf(['canceled', 'timed_out'])).toBe('timed_out');
     expect(runStatusOf(['succeeded', 'succeeded'])).toBe('succeeded');
+    expect(runStatusOf(['succeeded', 'runner_lost'])).toBe('failed');
+    expect(runStatusOf(['runner_lost', 'timed_out'])).toBe('timed_out');
   });
 });

@@ -1,18 +1,20 @@
-export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'timed_out';
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'timed_out' | 'runner_lost';
 
 /**
  * The one place that says how runs, jobs and steps move between states. Stores apply a transition
  * with `UPDATE … WHERE status IN (sourcesOf(to))`, so a race can never move a terminal state.
+ * `runner_lost` is a job's end when its runner vanished (the lease expired); a run never takes it.
  */
-export const TERMINAL: readonly RunStatus[] = ['succeeded', 'failed', 'canceled', 'timed_out'];
+export const TERMINAL: readonly RunStatus[] = ['succeeded', 'failed', 'canceled', 'timed_out', 'runner_lost'];
 
 const NEXT: Record<RunStatus, readonly RunStatus[]> = {
   queued: ['running', 'canceled', 'failed'],
-  running: ['succeeded', 'failed', 'canceled', 'timed_out'],
+  running: ['succeeded', 'failed', 'canceled', 'timed_out', 'runner_lost'],
   succeeded: [],
   failed: [],
   canceled: [],
   timed_out: [],
+  runner_lost: [],
 };
 
 export function isTerminal(status: RunStatus): boolean {
@@ -29,13 +31,20 @@ export function sourcesOf(to: RunStatus): RunStatus[] {
 }
 
 /**
- * A run's status follows from its jobs: running while any job is active, otherwise the worst
- * outcome (timed_out before failed before canceled before succeeded).
+ * A run's status follows from its jobs' latest attempts: running while any job is active,
+ * otherwise the worst outcome (timed_out before failed before canceled before succeeded); a job
+ * whose runner was lost and that was not retried counts as failed.
  */
 export function runStatusOf(jobs: readonly RunStatus[]): RunStatus {
   if (jobs.length === 0) return 'queued';
   if (jobs.some((s) => s === 'running')) return 'running';
   if (jobs.some((s) => s === 'queued')) return jobs.some((s) => s !== 'queued') ? 'running' : 'queued';
-  for (const worst of ['timed_out', 'failed', 'canceled'] as const) if (jobs.includes(worst)) return worst;
+  if (jobs.includes('timed_out')) return 'timed_out';
+  if (jobs.includes('failed') || jobs.includes('runner_lost')) return 'failed';
+  if (jobs.includes('canceled')) return 'canceled';
   return 'succeeded';
 }
+
+/** The outcomes after which a job may be retried (per the workflow's `retry.on`). */
+export const RETRYABLE = ['runner_lost', 'failed', 'timed_out'] as const;
+export type Retryable = (typeof RETRYABLE)[number];

@@ -5,7 +5,7 @@ import { Type, type Static } from 'typebox';
  * push `cancel` at any time. The in-process local runner uses these exact messages, so a remote
  * runner later takes the same path. Log data travels as raw bytes (a binary frame on the wire).
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export const JobStatus = Type.Union([Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('canceled'), Type.Literal('timed_out')]);
 export type FinalStatus = Static<typeof JobStatus>;
@@ -39,11 +39,16 @@ export type JobSpec = Static<typeof JobSpec>;
 
 export const RegisterMessage = Type.Object({
   type: Type.Literal('register'),
+  /** PROTOCOL_VERSION of the runner; the server refuses any other with `protocol_version_mismatch`. */
   version: Type.Integer(),
-  name: Type.String({ minLength: 1 }),
-  labels: Type.Array(Type.String()),
-  capacity: Type.Integer({ minimum: 1 }),
-  executor: Type.String(),
+  name: Type.String({ minLength: 1, maxLength: 128 }),
+  labels: Type.Array(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$' }), { maxItems: 64 }),
+  capacity: Type.Integer({ minimum: 1, maximum: 256 }),
+  executor: Type.String({ maxLength: 32 }),
+  /** The runner's software version, shown in runner lists. */
+  agentVersion: Type.String({ maxLength: 64 }),
+  /** Jobs the runner is running now (after a reconnect): the reply says where each one's log stands. */
+  jobs: Type.Array(Type.String(), { maxItems: 256 }),
 });
 export type RegisterMessage = Static<typeof RegisterMessage>;
 
@@ -80,27 +85,68 @@ export interface DoneMessage {
   exitCode?: number | null;
   error?: string;
 }
+/** The runner drains: waiting and later `next` requests answer `none`. */
+export interface DrainMessage {
+  type: 'drain';
+}
 
-export type RunnerRequest = RegisterMessage | NextMessage | AcceptMessage | LogMessage | StepMessage | ExtendMessage | DoneMessage;
+export type RunnerRequest = RegisterMessage | NextMessage | AcceptMessage | LogMessage | StepMessage | ExtendMessage | DoneMessage | DrainMessage;
+
+/** Where a job the runner still runs stands on the server, as told in `registered`. */
+export interface ResumedJob {
+  jobId: string;
+  /** Bytes of its log the server holds: the runner resends from here. */
+  logEnd: number;
+  /** Stop the job: canceled meanwhile, or no longer this runner's (e.g. it ended `runner_lost`). */
+  cancel: boolean;
+}
+
+export interface RegisteredReply {
+  type: 'registered';
+  runnerId: string;
+  name: string;
+  leaseSeconds: number;
+  jobs: ResumedJob[];
+  /** HTTP long-poll transport only: the session id later requests carry. */
+  session?: string;
+}
 
 export type ServerReply =
-  | { type: 'registered'; runnerId: string; leaseSeconds: number }
+  | RegisteredReply
   | { type: 'job'; spec: JobSpec }
   | { type: 'none' }
-  /** `cancel` tells the runner the job was canceled meanwhile; `end` is the log size the server holds. */
-  | { type: 'ack'; cancel: boolean; end?: number }
+  /**
+   * `cancel` tells the runner to stop the job (canceled, or no longer its own). For `log`, `end`
+   * is the log size the server holds and `appended` whether this chunk was stored.
+   */
+  | { type: 'ack'; cancel: boolean; end?: number; appended?: boolean }
   | { type: 'error'; code: string; message: string };
 
 export type ServerPush = { type: 'cancel'; jobId: string };
 
+/** A request's connection went away before its reply came; raised for `log` requests only. */
+export class ConnectionLost extends Error {
+  constructor() {
+    super('connection to the server lost');
+    this.name = 'ConnectionLost';
+  }
+}
+
 /**
- * One runner's connection to the server. `request` calls are answered in order; `onPush`
- * delivers server-initiated messages. Closing releases the runner's waiting `next`.
+ * A runner's connection to the server, as the agent sees it. `open` registers; a channel that
+ * can lose its connection reconnects by itself, registers again with a fresh `hello()` and tells
+ * `onRegistered` listeners. Requests wait while it is disconnected and are resent after a
+ * reconnect (the server's handling is idempotent), except `log`, which rejects with
+ * `ConnectionLost` so that the sender resumes from the offset the next `registered` names.
  */
 export interface RunnerChannel {
+  open(hello: () => RegisterMessage): Promise<RegisteredReply>;
   request<R extends ServerReply = ServerReply>(msg: RunnerRequest): Promise<R>;
   onPush(listener: (msg: ServerPush) => void): void;
-  /** Ends a waiting `next` with `none` (used when a runner drains). */
-  interrupt(): void;
+  onRegistered(listener: (reply: RegisteredReply) => void): void;
+  /** The channel cannot go on (e.g. its credential was revoked); the runner should stop. */
+  onFatal(listener: (err: Error) => void): void;
+  /** How many `log` requests may be on their way at once: several only where order is kept. */
+  readonly logWindow: number;
   close(): void;
 }

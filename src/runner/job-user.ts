@@ -1,8 +1,12 @@
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { access, constants, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+
+/** Where useradd lives; looked up here, as a runner's PATH may lack the sbin directories. */
+const USERADD_PATHS = ['/usr/sbin/useradd', '/sbin/useradd', '/usr/bin/useradd', '/bin/useradd'];
 
 /** The account a job's processes run as. */
 export interface JobUser {
@@ -39,12 +43,70 @@ export async function resolveJobUser(name: string): Promise<JobUser | undefined>
   return user;
 }
 
+/** The useradd program of this host, or undefined when it has none. */
+export async function findUseradd(): Promise<string | undefined> {
+  for (const file of USERADD_PATHS) if (await access(file, constants.X_OK).then(() => true, () => false)) return file;
+  return undefined;
+}
+
 /** Creates `name` as a system user without a login shell or home when it is missing. */
 export async function ensureJobUser(name: string): Promise<{ created: boolean; user: JobUser }> {
   const existing = await lookupUser(name);
   if (existing) return { created: false, user: existing };
-  await run('useradd', ['--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', name]);
+  const useradd = await findUseradd();
+  if (!useradd) throw new Error(`cannot create the job user "${name}": this host has no useradd; create the user by hand`);
+  const added = await run(useradd, ['--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', name]).then(
+    () => undefined,
+    (err: Error & { stderr?: string }) => err,
+  );
   const user = await lookupUser(name);
-  if (!user) throw new Error(`useradd did not create ${name}`);
-  return { created: true, user };
+  // A failure is fine when another process created the user meanwhile.
+  if (!user) throw new Error(`useradd could not create ${name}: ${added?.stderr?.trim() || added?.message || 'no such user afterwards'}`);
+  return { created: !added, user };
+}
+
+/**
+ * When this process runs as root, creates the job user if it is missing, so that a runner on a
+ * fresh machine can run jobs at once. Says through `log` what it did or why it could not, and
+ * never throws: without the user, each job fails with resolveJobUser's message instead.
+ */
+export async function ensureJobUserWhenRoot(name: string, log: (level: 'info' | 'warn', msg: string) => void): Promise<void> {
+  if (!runsAsRoot()) return;
+  try {
+    const { created, user } = await ensureJobUser(name);
+    if (created) log('info', `created the job user ${name} (uid ${user.uid}); jobs run as this user`);
+  } catch (err) {
+    log('warn', `jobs cannot run until the job user exists: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Whether `user` may pass through directory `dir` (search permission by owner, group or other).
+ * A directory not made yet counts as passable: the runner makes its directories 0711 or 0755.
+ */
+async function traversable(dir: string, user: JobUser): Promise<boolean> {
+  const s = await stat(dir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+  if (!s) return true;
+  // Only the primary group counts: job processes start without supplementary groups.
+  const bit = s.uid === user.uid ? 0o100 : s.gid === user.gid ? 0o010 : 0o001;
+  return (s.mode & bit) !== 0;
+}
+
+/**
+ * Throws, saying which directory to open up, when `user` cannot reach `dir` because a directory
+ * above it is not traversable for it. ACLs are not read.
+ */
+export async function assertReachable(dir: string, user: JobUser): Promise<void> {
+  const above: string[] = [];
+  for (let d = path.dirname(path.resolve(dir)); ; d = path.dirname(d)) {
+    above.unshift(d);
+    if (d === path.dirname(d)) break;
+  }
+  for (const d of above) {
+    if (!(await traversable(d, user))) {
+      throw new Error(
+        `the job user ${user.name} cannot reach ${dir}: ${d} is not traversable for it; run "chmod o+x ${d}" or move the work dir (FURROW_DATA_DIR, FURROW_WORK_DIR or FURROW_RUNNER_WORK_DIR) elsewhere`,
+      );
+    }
+  }
 }

@@ -1,6 +1,6 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { PROTOCOL_VERSION, type FinalStatus, type JobSpec, type RunnerChannel, type ServerReply } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, type FinalStatus, type JobSpec, type RegisteredReply, type RunnerChannel, type ServerReply } from '../protocol/messages.js';
 import type { Executor, JobContext } from './executors/executor.js';
 import { LogSink } from './log-sink.js';
 
@@ -10,6 +10,8 @@ export interface RunnerOptions {
   capacity: number;
   workDir: string;
   executor: Executor;
+  /** The runner's software version, reported at registration. */
+  version: string;
   log: (msg: string, extra?: Record<string, unknown>) => void;
 }
 
@@ -22,38 +24,63 @@ const NEXT_WAIT_MS = 30_000;
  */
 export class RunnerAgent {
   private draining = false;
-  private readonly running = new Map<string, AbortController>();
-  private slots: Promise<void>[] = [];
+  private readonly running = new Map<string, { controller: AbortController; sink: LogSink }>();
+  private readonly jobRuns = new Set<Promise<void>>();
   private leaseSeconds = 30;
+  /** The id the server knows this runner by, once registered. */
+  runnerId: string | undefined;
 
   constructor(
     private readonly channel: RunnerChannel,
     private readonly opts: RunnerOptions,
   ) {
     channel.onPush((msg) => {
-      if (msg.type === 'cancel') this.running.get(msg.jobId)?.abort('canceled');
+      if (msg.type === 'cancel') this.running.get(msg.jobId)?.controller.abort('canceled');
+    });
+    channel.onRegistered((reply) => this.resumed(reply));
+    // The server will not take this runner back: its jobs cannot report any more.
+    channel.onFatal((err) => {
+      this.draining = true;
+      for (const { controller, sink } of this.running.values()) {
+        sink.abandon(err);
+        controller.abort('canceled');
+      }
     });
   }
 
+  /** Registers (throws when the server refuses) and starts taking jobs. */
   async start(): Promise<void> {
-    const reply = await this.channel.request({
+    const reply = await this.channel.open(() => ({
       type: 'register',
       version: PROTOCOL_VERSION,
       name: this.opts.name,
       labels: this.opts.labels,
       capacity: this.opts.capacity,
       executor: this.opts.executor.name,
-    });
-    if (reply.type === 'error') throw new Error(`runner registration refused: ${reply.message}`);
-    if (reply.type === 'registered') this.leaseSeconds = reply.leaseSeconds;
+      agentVersion: this.opts.version,
+      jobs: [...this.running.keys()],
+    }));
+    this.runnerId = reply.runnerId;
+    this.leaseSeconds = reply.leaseSeconds;
     // Traversable but not listable: a job user reaches its own workspace, not the others' names.
     await mkdir(this.opts.workDir, { recursive: true });
     await chmod(this.opts.workDir, 0o711);
-    this.slots = Array.from({ length: this.opts.capacity }, () => this.slot());
+    for (let i = 0; i < this.opts.capacity; i++) void this.slot();
   }
 
   get activeJobs(): number {
     return this.running.size;
+  }
+
+  /** After a reconnect: each running job's log resumes where the server's copy ends. */
+  private resumed(reply: RegisteredReply): void {
+    this.leaseSeconds = reply.leaseSeconds;
+    for (const job of reply.jobs) {
+      const entry = this.running.get(job.jobId);
+      if (!entry) continue;
+      entry.sink.resume(job.logEnd);
+      if (job.cancel) entry.controller.abort('canceled');
+    }
   }
 
   private async slot(): Promise<void> {
@@ -66,22 +93,34 @@ export class RunnerAgent {
         await new Promise((r) => setTimeout(r, 1000));
         continue;
       }
-      if (reply.type === 'job') await this.runJob(reply.spec);
+      // A job claimed while draining is not started: closing the session gives it back.
+      if (reply.type === 'job' && !this.draining) {
+        const job = this.runJob(reply.spec);
+        this.jobRuns.add(job);
+        await job;
+        this.jobRuns.delete(job);
+      }
     }
   }
 
   private async runJob(spec: JobSpec): Promise<void> {
     const controller = new AbortController();
-    this.running.set(spec.jobId, controller);
     const workspace = path.join(this.opts.workDir, spec.jobId);
     const scratch = path.join(this.opts.workDir, `.${spec.jobId}`);
     const sink = new LogSink(this.channel, spec.jobId, () => controller.abort('canceled'));
+    this.running.set(spec.jobId, { controller, sink });
     const timeout = setTimeout(() => controller.abort('timed_out'), spec.timeoutSeconds * 1000);
+    let extending = false;
     const lease = setInterval(() => {
-      this.channel.request({ type: 'extend', jobId: spec.jobId }).then(
-        (r) => r.type === 'ack' && r.cancel && controller.abort('canceled'),
-        () => undefined,
-      );
+      if (extending) return; // still waiting for a reconnect: one extend is enough
+      extending = true;
+      this.channel
+        .request({ type: 'extend', jobId: spec.jobId })
+        .then(
+          (r) => r.type === 'ack' && r.cancel && controller.abort('canceled'),
+          () => undefined,
+        )
+        .finally(() => (extending = false));
     }, (this.leaseSeconds * 1000) / 3);
     let status: FinalStatus = 'succeeded';
     let exitCode: number | null = 0;
@@ -145,13 +184,14 @@ export class RunnerAgent {
    */
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
-    this.channel.interrupt();
-    const all = Promise.all(this.slots);
+    // Not awaited: a server that is away must not hold up the drain.
+    void this.channel.request({ type: 'drain' }).catch(() => undefined);
+    const all = Promise.all(this.jobRuns);
     let timer: NodeJS.Timeout | undefined;
     const expired = await Promise.race([all.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
     clearTimeout(timer);
     if (expired) {
-      for (const c of this.running.values()) c.abort('canceled');
+      for (const { controller } of this.running.values()) controller.abort('canceled');
       await all;
     }
   }

@@ -7,6 +7,7 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
+import { FURROW_VERSION } from '../protocol/version.js';
 import { activityRoutes } from './api/activity-routes.js';
 import { environmentRoutes } from './api/environment-routes.js';
 import { healthRoutes } from './api/health-routes.js';
@@ -14,16 +15,16 @@ import { memberRoutes } from './api/member-routes.js';
 import { organizationRoutes } from './api/organization-routes.js';
 import { projectRoutes } from './api/project-routes.js';
 import { runRoutes } from './api/run-routes.js';
+import { runnerRoutes } from './api/runner-routes.js';
 import { sessionRoutes } from './api/session-routes.js';
 import { workflowRoutes } from './api/workflow-routes.js';
 import { AppError } from './app-error.js';
 import { accessPlugin } from './auth/access-plugin.js';
+import { runnerEndpoint } from './dispatch/runner-endpoint.js';
 import { installErrorHandler } from './error-handler.js';
 import { liveRoutes } from './live/live-routes.js';
 import { metricsPlugin } from './metrics-plugin.js';
 import type { Resources } from './resources.js';
-
-const VERSION = '0.1.0';
 
 /**
  * Request bodies are validated strictly (unknown fields and wrong types are errors); query
@@ -68,10 +69,11 @@ export async function buildApp(res: Resources): Promise<FastifyInstance> {
 
   await app.register(cookie);
   await app.register(rateLimit, { global: false });
-  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  // Runners send log batches of up to 1 MiB in one frame.
+  await app.register(websocket, { options: { maxPayload: 4 * 1024 * 1024 } });
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Furrow API', version: VERSION, description: 'Organizations, projects, workflows, runs and logs.' },
+      info: { title: 'Furrow API', version: FURROW_VERSION, description: 'Organizations, projects, workflows, runs and logs.' },
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'An API token from `furrow token create`.' },
@@ -97,6 +99,8 @@ export async function buildApp(res: Resources): Promise<FastifyInstance> {
       await api.register(runRoutes, { res });
       await api.register(activityRoutes, { res });
       await api.register(liveRoutes, { res });
+      await api.register(runnerEndpoint, { res });
+      await api.register(runnerRoutes, { res });
     },
     { prefix: '/api/v1' },
   );

@@ -1,12 +1,14 @@
 import type { FastifyInstance } from 'fastify';
-import type { Runner } from 'graphile-worker';
 import type { Logger } from 'pino';
 import type { Config } from '../config/load-config.js';
 import { openDatabase } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
 import { createExecutor } from '../runner/executors/create-executor.js';
+import { ensureJobUserWhenRoot } from '../runner/job-user.js';
 import { RunnerAgent } from '../runner/runner-agent.js';
 import { buildApp } from './build-app.js';
+import { FURROW_VERSION } from '../protocol/version.js';
+import { localChannel } from './dispatch/local-channel.js';
 import { RunnerGateway } from './dispatch/runner-gateway.js';
 import { PgListener } from './live/pg-listener.js';
 import type { Resources } from './resources.js';
@@ -49,8 +51,9 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
     const logs = new LogStore(databaseUrl, database.pool);
     opened.push(() => logs.close());
     const gateway = new RunnerGateway({ db: database.db, logs, listener, leaseSeconds: config.jobLeaseSeconds });
+    opened.push(() => gateway.stop());
     const resources: Resources = { config, database, databaseUrl, logs, listener, gateway, logger };
-    const workers: Runner = await startWorkers({ db: database.db, pool: database.pool, logger });
+    const workers = await startWorkers({ db: database.db, pool: database.pool, logger, leaseSeconds: config.jobLeaseSeconds });
     opened.push(() => workers.stop());
     const app = await buildApp(resources);
     let appClosed: Promise<void> | undefined;
@@ -63,8 +66,10 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
 
     let runner: RunnerAgent | undefined;
     if (config.localRunner) {
-      runner = new RunnerAgent(gateway.connect(), {
-        name: 'local',
+      await ensureJobUserWhenRoot(config.executor.jobUser, (level, msg) => logger[level](msg));
+      runner = new RunnerAgent(localChannel(gateway), {
+        name: `local@${config.runner.name}`,
+        version: FURROW_VERSION,
         labels: config.runner.labels,
         capacity: config.localRunnerCapacity,
         workDir: config.workDir,

@@ -1,70 +1,86 @@
-import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chown } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { ExecutorSettings } from '../../config/load-config.js';
-import { killProcessTree } from '../process-tree.js';
+import { describeCgroups, detectCgroups, JobCgroup, type CgroupSupport } from '../cgroups.js';
+import { assertReachable, findUseradd, lookupUser, resolveJobUser, runsAsRoot, type JobUser } from '../job-user.js';
 import type { Executor, JobContext, ProbeResult, StepContext, StepResult } from './executor.js';
+import { JOB_PATH, spawnStep, stepEnv, writeStepScript } from './spawn-step.js';
 
-/** PATH for job processes: the runner's own environment is never passed on. */
-const JOB_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-/** Time between the polite SIGTERM and the SIGKILL when a step is canceled or times out. */
-const KILL_GRACE_MS = 1000;
+const run = promisify(execFile);
+
+/** What `prepareJob` set up for a job's steps and its cleanup. */
+interface PreparedJob {
+  user: JobUser | undefined;
+  cgroup: JobCgroup | undefined;
+}
 
 /**
- * Runs each step as `bash FILE` on the runner's host, in its own process group, with an
- * environment built only from the job spec. Isolation is the host user's; see the bwrap and
- * podman executors for more.
+ * Runs each step as `bash FILE` on the runner's host with an environment built only from the job
+ * spec. When the runner is root, steps run as the job user (FURROW_JOB_USER) and each job gets a
+ * cgroup with the configured limits, through which all its processes are killed. Isolation is that
+ * user's; see the bwrap and podman executors for more.
  */
 export class ShellExecutor implements Executor {
   readonly name = 'shell';
+  private readonly jobs = new Map<string, PreparedJob>();
+  private cgroups: Promise<CgroupSupport> | undefined;
 
   constructor(readonly settings: ExecutorSettings) {}
 
-  async probe(): Promise<ProbeResult> {
-    return { ok: true, detail: 'bash on this host' };
+  /** The host's cgroups, looked up once. */
+  private cgroupSupport(): Promise<CgroupSupport> {
+    return (this.cgroups ??= detectCgroups());
   }
 
-  async prepareJob(_job: JobContext): Promise<void> {}
+  async probe(): Promise<ProbeResult> {
+    let bash: string;
+    try {
+      bash = (await run('bash', ['--version'], { env: { PATH: JOB_PATH }, timeout: 10_000 })).stdout.split('\n')[0]!;
+    } catch (err) {
+      return { ok: false, detail: `bash --version failed: ${(err as Error).message.split('\n')[0]}` };
+    }
+    const name = this.settings.jobUser;
+    let who = 'jobs run as the runner\'s user (it is not root)';
+    if (runsAsRoot()) {
+      const user = await lookupUser(name);
+      if (user?.uid === 0) return { ok: false, detail: `the job user ${name} (FURROW_JOB_USER) has uid 0; jobs never run as root` };
+      if (user) who = `jobs run as ${name} (uid ${user.uid})`;
+      else if (await findUseradd()) who = `the job user ${name} is created when the runner starts (or by "furrow doctor --fix")`;
+      else return { ok: false, detail: `the job user ${name} (FURROW_JOB_USER) does not exist and this host has no useradd; create it by hand` };
+    }
+    const cgroups = describeCgroups(await this.cgroupSupport(), this.settings.limits);
+    return { ok: true, detail: `${bash}; ${who}; cgroups: ${cgroups.detail}` };
+  }
 
-  async cleanupJob(_job: JobContext): Promise<void> {}
+  async prepareJob(job: JobContext): Promise<void> {
+    const user = await resolveJobUser(this.settings.jobUser);
+    if (user) {
+      await assertReachable(job.workspace, user);
+      // The agent made both as root with mode 0700: now only the job user may enter them.
+      await Promise.all([chown(job.workspace, user.uid, user.gid), chown(job.scratch, user.uid, user.gid)]);
+    }
+    // A cgroup even without limits: it is the one container a job's processes cannot leave (setsid
+    // and a cleared environment escape the process-group and marker search), so kills are complete.
+    const support = await this.cgroupSupport();
+    const cgroup = support.available ? await JobCgroup.create(support, job.spec.jobId, this.settings.limits) : undefined;
+    this.jobs.set(job.spec.jobId, { user, cgroup });
+  }
+
+  async cleanupJob(job: JobContext): Promise<void> {
+    const prepared = this.jobs.get(job.spec.jobId);
+    this.jobs.delete(job.spec.jobId);
+    await prepared?.cgroup?.remove();
+  }
 
   async runStep(ctx: StepContext): Promise<StepResult> {
+    const prepared = this.jobs.get(ctx.spec.jobId);
+    // Without prepareJob the step would run as the runner's user, which may be root.
+    if (!prepared) throw new Error(`job ${ctx.spec.jobId} was not prepared`);
     const file = path.join(ctx.scratch, `step-${ctx.step.id}.sh`);
-    await writeFile(file, ctx.step.script, { mode: 0o600 });
-    const env = {
-      PATH: JOB_PATH,
-      HOME: ctx.workspace,
-      LANG: 'C.UTF-8',
-      ...ctx.spec.env,
-      FURROW_WORKSPACE: ctx.workspace,
-      FURROW_STEP_ID: ctx.step.id,
-    };
-    const child = spawn('bash', ['--noprofile', '--norc', '-e', '-o', 'pipefail', file], {
-      cwd: ctx.workspace,
-      env,
-      detached: true, // own process group, so the whole tree can be signalled at once
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const marker = `FURROW_JOB_ID=${ctx.spec.jobId}`;
-    const streams = [child.stdout!, child.stderr!];
-    for (const s of streams) {
-      s.on('data', (d: Buffer) => {
-        if (!ctx.output.write(d)) {
-          for (const t of streams) t.pause();
-          ctx.output.once('drain', () => streams.forEach((t) => t.resume()));
-        }
-      });
-    }
-    const onAbort = () => void killProcessTree(child.pid!, marker, KILL_GRACE_MS);
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    const result = await new Promise<StepResult>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (code, signal) => resolve({ exitCode: code, signal }));
-    });
-    ctx.signal.removeEventListener('abort', onAbort);
-    // Background processes the script left behind do not outlive the step.
-    await killProcessTree(child.pid!, marker, 0);
-    await Promise.all(streams.map((s) => (s.readableEnded || s.destroyed ? undefined : new Promise((r) => s.once('close', r)))));
-    return result;
+    await writeStepScript(file, ctx.step.script, prepared.user);
+    const argv = ['bash', '--noprofile', '--norc', '-e', '-o', 'pipefail', file];
+    return spawnStep(ctx, argv, { cwd: ctx.workspace, env: stepEnv(ctx, ctx.workspace), user: prepared.user, cgroup: prepared.cgroup });
   }
 }

@@ -21,7 +21,7 @@ export const memberRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async
     const tags = [`${kind}s`];
     const memberScope = (req: FastifyRequest): MemberScope => {
       const s = callerOf(req).scope;
-      return kind === 'organization' ? { kind, organizationId: s.organizationId } : { kind, organizationId: s.organizationId, projectId: s.projectId! };
+      return kind === 'organization' ? { kind, organizationId: s.organizationId! } : { kind, organizationId: s.organizationId!, projectId: s.projectId! };
     };
 
     app.get(base, { config: { access: { capability: 'members.read', scope } }, schema: { tags, params: IdParams, summary: `Members of the ${kind}` } }, async (req) => ({

@@ -24,9 +24,9 @@ export const projectRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     '/organizations/:id/projects',
     { config: { access: { capability: 'project.read', scope: { kind: 'organization', param: 'id' } } }, schema: { tags, params: IdParams, summary: 'Projects of the organization the caller can see' } },
     async (req) => {
-      const { principal, scope } = callerOf(req);
+      const { principal } = callerOf(req);
       // Organization members (and admins) see every project; others only those they belong to.
-      const roles = principal.isAdmin ? null : await rolesIn(db, principal.userId, scope);
+      const roles = principal.isAdmin ? null : await rolesIn(db, principal.userId, { organizationId: req.params.id, projectId: null });
       return { items: await listProjects(db, req.params.id, principal.userId, principal.isAdmin || !!roles?.organization) };
     },
   );

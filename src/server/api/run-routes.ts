@@ -4,6 +4,7 @@ import { Type } from 'typebox';
 import { AppError, notFound } from '../app-error.js';
 import { callerOf, principalOf } from '../auth/access-plugin.js';
 import { requestRunCancel } from '../store/job-store.js';
+import { waitingReasons } from '../store/runner-store.js';
 import { decodeRunCursor, getRun, listJobsWithSteps, listRuns, queueRun } from '../store/run-store.js';
 import type { Resources } from '../resources.js';
 import { IdParams, VariableMap } from './schemas.js';
@@ -75,9 +76,18 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
     return run;
   });
 
-  app.get('/runs/:id/jobs', { config: { access: { capability: 'run.read', scope: byRun } }, schema: { tags, summary: 'Jobs of the run with their steps', params: IdParams } }, async (req) => ({
-    items: await listJobsWithSteps(db, req.params.id),
-  }));
+  app.get(
+    '/runs/:id/jobs',
+    {
+      config: { access: { capability: 'run.read', scope: byRun } },
+      schema: { tags, summary: 'Jobs of the run (every attempt) with their steps; a queued job says why it waits', params: IdParams },
+    },
+    async (req) => {
+      const jobs = await listJobsWithSteps(db, req.params.id);
+      const reasons = await waitingReasons(db, jobs.filter((j) => j.status === 'queued').map((j) => j.id));
+      return { items: jobs.map((j) => ({ ...j, waitingReason: reasons.get(j.id) ?? null })) };
+    },
+  );
 
   app.post('/runs/:id/cancel', { config: { access: { capability: 'run.cancel', scope: byRun } }, schema: { tags, summary: 'Cancel a queued or running run (202)', params: IdParams } }, async (req, reply) => {
     await requestRunCancel(db, req.params.id, principalOf(req).userId);
@@ -88,7 +98,8 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
     '/runs/:id/log',
     { config: { access: { capability: 'run.read', scope: byRun } }, schema: { tags, summary: 'The run’s log as text, from a byte offset', params: IdParams, querystring: LogQuery } },
     async (req, reply) => {
-      const jobs = await listJobsWithSteps(db, req.params.id);
+      // The latest attempt of each job: a retried attempt's log stays readable at /jobs/:id/log.
+      const jobs = (await listJobsWithSteps(db, req.params.id)).filter((j) => !j.retried);
       return sendLog(reply, res, jobs.map((j) => j.id), jobs.reduce((n, j) => n + j.logSize, 0), req.query.offset);
     },
   );

@@ -4,6 +4,7 @@ import { notFound } from '../app-error.js';
 import { projectContext } from '../auth/access-plugin.js';
 import { createWorkflow, deleteWorkflow, getWorkflow, listWorkflows, updateWorkflow } from '../store/workflow-store.js';
 import type { Resources } from '../resources.js';
+import { RETRYABLE } from '../../domain/run-state.js';
 import { IdParams, Name } from './schemas.js';
 
 const fields = {
@@ -11,9 +12,27 @@ const fields = {
   defaultEnvironmentId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], { description: 'Environment used when a run names none' }),
   timeoutSeconds: Type.Union([Type.Integer({ minimum: 1, maximum: 604800 }), Type.Null()], { description: 'Job timeout; null uses the server default' }),
   labels: Type.Array(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$' }), { maxItems: 32, uniqueItems: true, description: 'Labels a runner must have to take the job' }),
+  image: Type.Union([Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9][A-Za-z0-9._/:@-]*$' }), Type.Null()], { description: 'Container image for container executors (podman)' }),
+  network: Type.Union([Type.Literal('default'), Type.Literal('none')], { description: '`none`: the job runs without network (executors that cannot enforce it refuse the job)' }),
+  retry: Type.Object(
+    {
+      count: Type.Integer({ minimum: 0, maximum: 10, description: 'Further attempts after the first' }),
+      on: Type.Array(Type.Union(RETRYABLE.map((r) => Type.Literal(r))), { uniqueItems: true, description: 'Outcomes that cause a retry' }),
+    },
+    { additionalProperties: false, description: 'When a job is run again as a new attempt (default: once, after runner_lost)' },
+  ),
 };
 const CreateBody = Type.Object(
-  { name: Name, script: fields.script, defaultEnvironmentId: Type.Optional(fields.defaultEnvironmentId), timeoutSeconds: Type.Optional(fields.timeoutSeconds), labels: Type.Optional(fields.labels) },
+  {
+    name: Name,
+    script: fields.script,
+    defaultEnvironmentId: Type.Optional(fields.defaultEnvironmentId),
+    timeoutSeconds: Type.Optional(fields.timeoutSeconds),
+    labels: Type.Optional(fields.labels),
+    image: Type.Optional(fields.image),
+    network: Type.Optional(fields.network),
+    retry: Type.Optional(fields.retry),
+  },
   { additionalProperties: false },
 );
 const UpdateBody = Type.Partial(CreateBody, { additionalProperties: false });

@@ -7,6 +7,7 @@ import { AppError } from '../app-error.js';
 import { principalForSession, principalForToken, type Principal } from '../store/account-store.js';
 import type { ProjectContext } from '../store/activity-store.js';
 import { rolesIn, scopeOf, type Scope, type ScopeKind } from '../store/access-store.js';
+import { runnerForCredential, type RunnerIdentity } from '../store/runner-store.js';
 
 export const SESSION_COOKIE = 'furrow_session';
 
@@ -29,6 +30,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     access: Access | undefined;
+    /** The runner whose credential authenticated a `runner` route. */
+    runner: RunnerIdentity | undefined;
   }
 }
 
@@ -48,7 +51,8 @@ export async function resolveAccess(db: Db, principal: Principal, kind: ScopeKin
   const scope = await scopeOf(db, kind, id);
   if (!scope) return undefined;
   if (principal.isAdmin) return { scope, role: 'owner' };
-  const roles = await rolesIn(db, principal.userId, scope);
+  if (scope.organizationId === null) return undefined; // instance-wide: admins only
+  const roles = await rolesIn(db, principal.userId, { organizationId: scope.organizationId, projectId: scope.projectId });
   // Members of one project see its organization (as guests), not its other projects.
   const role = scope.projectId ? effectiveRole(roles.organization, roles.project) : effectiveRole(roles.organization, roles.anyProjectInOrganization ? 'guest' : null);
   return role ? { scope, role } : undefined;
@@ -63,7 +67,7 @@ export function callerOf(req: FastifyRequest): Access & { scope: Scope } {
 /** Who acts on which project, for project-scoped writes that record an activity. */
 export function projectContext(req: FastifyRequest): ProjectContext {
   const { scope, principal } = callerOf(req);
-  return { organizationId: scope.organizationId, projectId: scope.projectId!, actorUserId: principal.userId };
+  return { organizationId: scope.organizationId!, projectId: scope.projectId!, actorUserId: principal.userId };
 }
 
 export function principalOf(req: FastifyRequest): Principal {
@@ -78,6 +82,7 @@ export function principalOf(req: FastifyRequest): Principal {
  */
 export const accessPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) => {
   app.decorateRequest('access', undefined);
+  app.decorateRequest('runner', undefined);
   const isDocsPage = (url: string) => url === '/api/docs' || url.startsWith('/api/docs/');
   app.addHook('onRoute', (route) => {
     if (!route.config?.access && !isDocsPage(route.url)) {
@@ -92,6 +97,13 @@ export const accessPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) =>
       return;
     }
     if (rule.capability === 'public') return;
+    if (rule.capability === 'runner') {
+      const header = req.headers.authorization;
+      const runner = header?.startsWith('Bearer ') ? await runnerForCredential(opts.db, header.slice(7).trim()) : undefined;
+      if (!runner) throw new AppError('unauthenticated', 'Send the runner’s own credential; it may have been removed (register it again).');
+      req.runner = runner;
+      return;
+    }
     const principal = await authenticate(opts.db, req);
     if (!principal) throw new AppError('unauthenticated');
     if (rule.capability === 'authenticated') {

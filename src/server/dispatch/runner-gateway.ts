@@ -1,21 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import type { Db } from '../../db/database.js';
-import { PROTOCOL_VERSION, type RunnerChannel, type RunnerRequest, type ServerPush, type ServerReply } from '../../protocol/messages.js';
+import { PROTOCOL_VERSION, type RegisterMessage, type ResumedJob, type RunnerRequest, type ServerPush, type ServerReply } from '../../protocol/messages.js';
 import type { PgListener } from '../live/pg-listener.js';
-import { acceptJob, claimJob, extendLease, finishJob, setStepStatus } from '../store/job-store.js';
+import { acceptJob, claimJob, extendLease, finishJob, releaseClaims, setStepStatus } from '../store/job-store.js';
 import type { LogStore } from '../store/log-store.js';
+import { markRunners, recordHello, upsertLocalRunner, type RunnerIdentity } from '../store/runner-store.js';
 
-/** One runner connected to this gateway. */
-interface Connection {
-  /** No more jobs for this connection: a waiting `next` answers `none`. */
-  closed: boolean;
-  runnerId: string | undefined;
-  labels: string[];
-  jobs: Set<string>;
-  push: ((msg: ServerPush) => void)[];
-  /** Wake this connection's waiting `next` requests (one per free slot) when it closes. */
-  waiting: Set<() => void>;
-}
+/** How often this instance tells the database its runners are still connected. */
+const HEARTBEAT_MS = 15_000;
 
 export interface GatewayDeps {
   db: Db;
@@ -25,12 +16,43 @@ export interface GatewayDeps {
 }
 
 /**
+ * One connection of a runner, as a transport (in-process, WebSocket, HTTP long-poll) sees it:
+ * requests in, replies and pushes out. `close` when the transport is gone.
+ */
+export interface GatewaySession {
+  handle(msg: RunnerRequest): Promise<ServerReply>;
+  onPush(listener: (msg: ServerPush) => void): void;
+  /** The server ends this session (its runner was removed); the transport should disconnect. */
+  onKicked(listener: (reason: string) => void): void;
+  close(): Promise<void>;
+}
+
+interface Session {
+  /** Known once registered; fixed by the credential for remote runners. */
+  runner: RunnerIdentity | undefined;
+  local: boolean;
+  /** No more jobs for this session: a waiting `next` answers `none`. */
+  draining: boolean;
+  closed: boolean;
+  /** Jobs claimed through this session and not accepted yet: released when it closes. */
+  claimed: Set<string>;
+  /** Jobs this session runs: their cancels are pushed here, their logs accepted from here. */
+  jobs: Set<string>;
+  push: ((msg: ServerPush) => void)[];
+  kicked: ((reason: string) => void)[];
+  /** Wake this session's waiting `next` requests (one per free slot) when it drains or closes. */
+  waiting: Set<() => void>;
+}
+
+/**
  * The server's side of the runner protocol: registers runners, hands out jobs (`next` waits on
- * `furrow_jobs` notifications instead of polling), records logs and outcomes, forwards cancels.
+ * `furrow_jobs` notifications instead of polling), records logs and outcomes, forwards cancels,
+ * and keeps the runners' online state (a heartbeat per instance).
  */
 export class RunnerGateway {
-  private readonly connections = new Set<Connection>();
+  private readonly sessions = new Set<Session>();
   private wakeAll: (() => void)[] = [];
+  private readonly heartbeat: NodeJS.Timeout;
 
   constructor(private readonly deps: GatewayDeps) {
     const wake = () => {
@@ -41,27 +63,53 @@ export class RunnerGateway {
     deps.listener.on('furrow_jobs', wake);
     deps.listener.on('reconnect', wake);
     deps.listener.on('furrow_cancel', (jobId: string) => {
-      for (const s of this.connections) if (s.jobs.has(jobId)) for (const p of s.push) p({ type: 'cancel', jobId });
+      for (const s of this.sessions) if (s.jobs.has(jobId)) for (const p of s.push) p({ type: 'cancel', jobId });
     });
+    deps.listener.on('furrow_runner_removed', (runnerId: string) => {
+      for (const s of this.sessions) if (s.runner?.id === runnerId) for (const k of s.kicked) k('this runner was removed');
+    });
+    this.heartbeat = setInterval(() => void markRunners(deps.db, this.connectedRunners(), true).catch(() => undefined), HEARTBEAT_MS);
+    this.heartbeat.unref();
   }
 
-  /** An in-process channel: the local runner speaks the protocol without a socket. */
-  connect(): RunnerChannel {
-    const connection: Connection = { runnerId: undefined, labels: [], jobs: new Set(), push: [], closed: false, waiting: new Set() };
-    this.connections.add(connection);
+  private connectedRunners(): string[] {
+    return [...new Set([...this.sessions].flatMap((s) => (s.runner ? [s.runner.id] : [])))];
+  }
+
+  /**
+   * A session for a runner: remote ones come with the identity their credential proved; the
+   * local runner (`identity` undefined) gets its record from the name it registers with.
+   */
+  session(identity: RunnerIdentity | undefined): GatewaySession {
+    const s: Session = { runner: identity, local: !identity, draining: false, closed: false, claimed: new Set(), jobs: new Set(), push: [], kicked: [], waiting: new Set() };
+    this.sessions.add(s);
     return {
-      request: <R extends ServerReply>(msg: RunnerRequest) => this.handle(connection, msg) as Promise<R>,
-      onPush: (listener) => connection.push.push(listener),
-      interrupt: () => this.release(connection),
-      close: () => {
-        this.release(connection);
-        this.connections.delete(connection);
-      },
+      handle: (msg) => this.handle(s, msg),
+      onPush: (listener) => s.push.push(listener),
+      onKicked: (listener) => s.kicked.push(listener),
+      close: () => this.close(s),
     };
   }
 
-  private release(s: Connection): void {
+  /** Stops the heartbeat and marks this instance's runners disconnected. */
+  async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
+    await Promise.all([...this.sessions].map((s) => this.close(s)));
+  }
+
+  private async close(s: Session): Promise<void> {
+    if (s.closed) return;
     s.closed = true;
+    this.drain(s);
+    this.sessions.delete(s);
+    if (!s.runner) return;
+    await releaseClaims(this.deps.db, s.runner.id, [...s.claimed]).catch(() => undefined);
+    const runnerId = s.runner.id;
+    if (![...this.sessions].some((o) => o.runner?.id === runnerId)) await markRunners(this.deps.db, [runnerId], false).catch(() => undefined);
+  }
+
+  private drain(s: Session): void {
+    s.draining = true;
     for (const wake of s.waiting) wake();
   }
 
@@ -69,32 +117,32 @@ export class RunnerGateway {
     return new Promise((resolve) => this.wakeAll.push(resolve));
   }
 
-  async handle(s: Connection, msg: RunnerRequest): Promise<ServerReply> {
-    if (msg.type === 'register') {
-      if (msg.version !== PROTOCOL_VERSION) {
-        return { type: 'error', code: 'protocol_version_mismatch', message: `server speaks runner protocol ${PROTOCOL_VERSION}, runner sent ${msg.version}` };
-      }
-      s.runnerId = `${msg.name}-${randomUUID()}`;
-      s.labels = msg.labels;
-      return { type: 'registered', runnerId: s.runnerId, leaseSeconds: this.deps.leaseSeconds };
-    }
-    const runnerId = s.runnerId;
-    if (!runnerId) return { type: 'error', code: 'not_registered', message: 'register first' };
+  private async handle(s: Session, msg: RunnerRequest): Promise<ServerReply> {
+    if (msg.type === 'register') return this.register(s, msg);
+    const runnerId = s.runner?.id;
+    if (!runnerId || s.closed) return { type: 'error', code: 'not_registered', message: 'register first' };
     const { db, logs, leaseSeconds } = this.deps;
     switch (msg.type) {
       case 'next':
         return this.next(s, runnerId, msg.waitMs);
+      case 'drain':
+        this.drain(s);
+        return { type: 'ack', cancel: false };
       case 'accept': {
+        s.claimed.delete(msg.jobId);
         const ok = await acceptJob(db, msg.jobId, runnerId);
+        if (ok) s.jobs.add(msg.jobId);
         return { type: 'ack', cancel: !ok };
       }
       case 'log': {
+        // Checked without awaiting anything first: appends must reach the store in arrival order.
+        if (!s.jobs.has(msg.jobId)) return { type: 'ack', cancel: true, end: 0, appended: false };
         const r = await logs.append(msg.jobId, msg.offset, msg.data);
-        return { type: 'ack', cancel: r.cancel, end: r.end };
+        return { type: 'ack', cancel: r.cancel, end: r.end, appended: r.appended };
       }
       case 'step':
-        await setStepStatus(db, msg.jobId, msg.stepId, msg.status, msg.exitCode);
-        return { type: 'ack', cancel: false };
+        if (s.jobs.has(msg.jobId)) await setStepStatus(db, msg.jobId, msg.stepId, msg.status, msg.exitCode);
+        return { type: 'ack', cancel: !s.jobs.has(msg.jobId) };
       case 'extend': {
         const r = await extendLease(db, msg.jobId, runnerId, leaseSeconds);
         return { type: 'ack', cancel: r.cancel };
@@ -106,14 +154,49 @@ export class RunnerGateway {
     }
   }
 
-  private async next(s: Connection, runnerId: string, waitMs: number): Promise<ServerReply> {
+  private async register(s: Session, msg: RegisterMessage): Promise<ServerReply> {
+    if (msg.version !== PROTOCOL_VERSION) {
+      const advice = msg.version < PROTOCOL_VERSION ? 'upgrade the runner' : 'upgrade the server';
+      return { type: 'error', code: 'protocol_version_mismatch', message: `the server speaks runner protocol ${PROTOCOL_VERSION} and this runner speaks ${msg.version}: ${advice}` };
+    }
+    const { db, leaseSeconds } = this.deps;
+    const hello = { name: msg.name, labels: msg.labels, executor: msg.executor, capacity: msg.capacity, version: msg.agentVersion };
+    if (s.local) s.runner = await upsertLocalRunner(db, hello);
+    const runner = s.runner!;
+    await recordHello(db, runner.id, hello);
+    const jobs = await this.resume(s, runner.id, msg.jobs);
+    return { type: 'registered', runnerId: runner.id, name: runner.name, leaseSeconds, jobs };
+  }
+
+  /** Re-attaches the jobs a reconnecting runner still runs, and says where each log stands. */
+  private async resume(s: Session, runnerId: string, jobIds: string[]): Promise<ResumedJob[]> {
+    if (jobIds.length === 0) return [];
+    const rows = await this.deps.db
+      .selectFrom('jobs')
+      .select(['id', 'log_size', 'status', 'runner_id', 'cancel_requested'])
+      .where('id', 'in', jobIds)
+      .execute();
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return jobIds.map((jobId) => {
+      const row = byId.get(jobId);
+      const held = row?.status === 'running' && row.runner_id === runnerId;
+      if (held) s.jobs.add(jobId);
+      return { jobId, logEnd: Number(row?.log_size ?? 0), cancel: !held || row.cancel_requested };
+    });
+  }
+
+  private async next(s: Session, runnerId: string, waitMs: number): Promise<ServerReply> {
     const deadline = Date.now() + waitMs;
-    while (!s.closed) {
+    while (!s.draining) {
       // Subscribe before looking, so a job queued between the look and the wait still wakes us.
       const woken = this.nextWake();
-      const spec = await claimJob(this.deps.db, runnerId, s.labels, this.deps.leaseSeconds);
+      const spec = await claimJob(this.deps.db, runnerId, this.deps.leaseSeconds);
       if (spec) {
-        s.jobs.add(spec.jobId);
+        if (s.closed) {
+          await releaseClaims(this.deps.db, runnerId, [spec.jobId]);
+          break;
+        }
+        s.claimed.add(spec.jobId);
         return { type: 'job', spec };
       }
       const left = deadline - Date.now();

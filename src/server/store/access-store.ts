@@ -3,10 +3,11 @@ import type { Db } from '../../db/database.js';
 import type { Role } from '../../db/schema.js';
 
 /** The kinds of object a route can be scoped to; each belongs to one organization. */
-export type ScopeKind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job';
+export type ScopeKind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job' | 'runner' | 'runner_token';
 
+/** Where an object lives; `organizationId` is null for instance-wide ones (runners), which only admins reach. */
 export interface Scope {
-  organizationId: string;
+  organizationId: string | null;
   projectId: string | null;
 }
 
@@ -18,6 +19,14 @@ export async function scopeOf(db: Db, kind: ScopeKind, id: string): Promise<Scop
   if (kind === 'organization') {
     const row = await db.selectFrom('organizations').select('id').where('id', '=', id).executeTakeFirst();
     return row && { organizationId: row.id, projectId: null };
+  }
+  if (kind === 'runner' || kind === 'runner_token') {
+    const row = await db
+      .selectFrom(kind === 'runner' ? 'runners' : 'runner_tokens')
+      .select('organization_id')
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row && { organizationId: row.organization_id, projectId: null };
   }
   const projectIdQuery = {
     project: sql<string>`SELECT id FROM projects WHERE id = ${id}`,
@@ -40,7 +49,7 @@ export interface Roles {
   anyProjectInOrganization: boolean;
 }
 
-export async function rolesIn(db: Db, userId: string, scope: Scope): Promise<Roles> {
+export async function rolesIn(db: Db, userId: string, scope: { organizationId: string; projectId: string | null }): Promise<Roles> {
   const { rows } = await sql<Roles>`
     SELECT
       (SELECT role FROM organization_members WHERE organization_id = ${scope.organizationId} AND user_id = ${userId}) AS organization,

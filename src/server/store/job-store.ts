@@ -1,7 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import type { RunStatus } from '../../db/schema.js';
-import { sourcesOf } from '../../domain/run-state.js';
+import { isTerminal, sourcesOf } from '../../domain/run-state.js';
 import type { FinalStatus, JobSpec } from '../../protocol/messages.js';
 import { AppError } from '../app-error.js';
 import { recordActivity } from './activity-store.js';
@@ -34,16 +35,38 @@ async function transitionJob(
   return row?.run_id;
 }
 
-/** Claims the oldest queued job whose labels the runner has, with a lease. */
-export async function claimJob(db: Db, runnerId: string, labels: string[], leaseSeconds: number): Promise<JobSpec | undefined> {
+/**
+ * Claims the oldest queued job the runner may take, with a lease: its labels are all among the
+ * runner's, it belongs to the runner's organization (or the runner is instance-wide), the runner
+ * is not paused and holds fewer jobs than its capacity. Labels and capacity are read from the
+ * runner's stored record, as its last `register` left them.
+ */
+export async function claimJob(db: Db, runnerId: string, leaseSeconds: number): Promise<JobSpec | undefined> {
   const { rows } = await sql<{ spec: JobSpec }>`
     UPDATE jobs SET runner_id = ${runnerId}, lease_expires_at = now() + make_interval(secs => ${leaseSeconds})
     WHERE id = (
-      SELECT id FROM jobs
-      WHERE status = 'queued' AND runner_id IS NULL AND NOT cancel_requested AND labels <@ ${labels}::text[]
-      ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+      SELECT j.id FROM jobs j, runners r
+      WHERE r.id = ${runnerId}::uuid AND NOT r.paused
+        AND (SELECT count(*) FROM jobs h WHERE h.runner_id = ${runnerId} AND h.status IN ('queued', 'running')) < r.capacity
+        AND j.status = 'queued' AND j.runner_id IS NULL AND NOT j.cancel_requested AND j.labels <@ r.labels
+        AND (r.organization_id IS NULL OR j.organization_id = r.organization_id)
+      ORDER BY j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
     RETURNING spec`.execute(db);
   return rows[0]?.spec;
+}
+
+/** Gives claimed jobs that were never accepted back to the queue (their runner disconnected). */
+export async function releaseClaims(db: Db, runnerId: string, jobIds: string[]): Promise<void> {
+  if (jobIds.length === 0) return;
+  const released = await db
+    .updateTable('jobs')
+    .set({ runner_id: null, lease_expires_at: null })
+    .where('id', 'in', jobIds)
+    .where('runner_id', '=', runnerId)
+    .where('status', '=', 'queued')
+    .returning('id')
+    .execute();
+  if (released.length > 0) await sql`SELECT pg_notify('furrow_jobs', '')`.execute(db);
 }
 
 /**
@@ -52,7 +75,9 @@ export async function claimJob(db: Db, runnerId: string, labels: string[], lease
  */
 export function acceptJob(db: Db, jobId: string, runnerId: string): Promise<boolean> {
   return db.transaction().execute(async (tx) => {
-    const job = await tx.selectFrom('jobs').select('cancel_requested').where('id', '=', jobId).forUpdate().executeTakeFirst();
+    const job = await tx.selectFrom('jobs').select(['cancel_requested', 'status', 'runner_id']).where('id', '=', jobId).forUpdate().executeTakeFirst();
+    // A resend after a reconnect: the first accept went through.
+    if (job?.status === 'running' && job.runner_id === runnerId) return !job.cancel_requested;
     const to = job?.cancel_requested ? 'canceled' : 'running';
     const runId = await transitionJob(tx, jobId, to, { runnerId, ...(to === 'canceled' ? { error: 'canceled before it started' } : {}) });
     if (!runId) return false;
@@ -90,7 +115,7 @@ export async function setStepStatus(db: Db, jobId: string, stepId: string, statu
 }
 
 /** Closes steps a finished job left open: never started -> canceled, still running -> the job's outcome. */
-async function closeSteps(tx: Tx, jobId: string, status: FinalStatus): Promise<void> {
+async function closeSteps(tx: Tx, jobId: string, status: FinalStatus | 'runner_lost'): Promise<void> {
   await tx
     .updateTable('steps')
     .set({ status: sql`CASE WHEN status = 'queued' THEN 'canceled'::run_status ELSE ${status}::run_status END`, finished_at: sql`now()` })
@@ -99,13 +124,71 @@ async function closeSteps(tx: Tx, jobId: string, status: FinalStatus): Promise<v
     .execute();
 }
 
-export function finishJob(db: Db, jobId: string, runnerId: string | null, status: FinalStatus, exitCode: number | null, error: string | null): Promise<boolean> {
+/**
+ * Ends a job (if `runnerId` is given, only while that runner holds it) and, when its outcome is
+ * one the workflow retries and attempts are left, queues the next attempt in the same
+ * transaction. Returns false when the job had ended already.
+ */
+export function finishJob(db: Db, jobId: string, runnerId: string | null, status: FinalStatus | 'runner_lost', exitCode: number | null, error: string | null): Promise<boolean> {
   return db.transaction().execute(async (tx) => {
     const runId = await transitionJob(tx, jobId, status, { exitCode, error, ...(runnerId ? { runnerId } : {}) });
     if (!runId) return false;
     await closeSteps(tx, jobId, status);
+    await retryJob(tx, jobId, status);
     await syncRunStatus(tx, runId);
     return true;
+  });
+}
+
+/** Queues the next attempt of a job that just ended with `outcome`, if its retry policy says so. */
+async function retryJob(tx: Tx, jobId: string, outcome: RunStatus): Promise<void> {
+  const job = await tx
+    .selectFrom('jobs')
+    .innerJoin('runs', 'runs.id', 'jobs.run_id')
+    .select(['jobs.run_id', 'jobs.organization_id', 'runs.project_id', 'jobs.name', 'jobs.labels', 'jobs.spec', 'jobs.timeout_seconds', 'jobs.attempt', 'jobs.max_attempts', 'jobs.retry_on', 'jobs.cancel_requested'])
+    .where('jobs.id', '=', jobId)
+    .executeTakeFirstOrThrow();
+  if (job.cancel_requested || job.attempt >= job.max_attempts || !job.retry_on.includes(outcome)) return;
+  const previous = job.spec as JobSpec;
+  const id = randomUUID();
+  const attempt = job.attempt + 1;
+  const spec: JobSpec = {
+    ...previous,
+    jobId: id,
+    attempt,
+    env: { ...previous.env, FURROW_JOB_ID: id, FURROW_JOB_ATTEMPT: String(attempt) },
+    steps: previous.steps.map((step) => ({ ...step, id: randomUUID() })),
+  };
+  await tx.updateTable('jobs').set({ retried: true }).where('id', '=', jobId).execute();
+  await tx
+    .insertInto('jobs')
+    .values({
+      id,
+      run_id: job.run_id,
+      organization_id: job.organization_id,
+      name: job.name,
+      labels: job.labels,
+      spec: JSON.stringify(spec),
+      timeout_seconds: job.timeout_seconds,
+      attempt,
+      max_attempts: job.max_attempts,
+      retry_on: job.retry_on,
+      retry_of: jobId,
+    })
+    .returning(sql<string>`pg_notify('furrow_jobs', ${id})`.as('notified'))
+    .execute();
+  await tx
+    .insertInto('steps')
+    .values(spec.steps.map((step, position) => ({ id: step.id, job_id: id, position, name: step.name })))
+    .execute();
+  await recordActivity(tx, {
+    type: 'job.retried',
+    organizationId: job.organization_id,
+    projectId: job.project_id,
+    actorUserId: null,
+    subjectType: 'job',
+    subjectId: id,
+    payload: { runId: job.run_id, previousJobId: jobId, attempt, reason: outcome },
   });
 }
 
@@ -122,7 +205,7 @@ export function requestRunCancel(db: Db, runId: string, actorUserId: string) {
       .where('runs.id', '=', runId)
       .forUpdate('runs')
       .executeTakeFirstOrThrow();
-    if (['succeeded', 'failed', 'canceled', 'timed_out'].includes(run.status)) throw new AppError('run_finished', `The run has already finished (${run.status}).`);
+    if (isTerminal(run.status)) throw new AppError('run_finished', `The run has already finished (${run.status}).`);
     const jobs = await tx
       .updateTable('jobs')
       .set({ cancel_requested: true })
@@ -145,7 +228,9 @@ export function requestRunCancel(db: Db, runId: string, actorUserId: string) {
 
 /**
  * Lease expiry: a claimed job never accepted goes back to the queue; a running job whose runner
- * stopped extending its lease fails as `runner_lost`. Returns how many jobs were touched.
+ * stopped extending its lease ends `runner_lost` (and is retried if its policy says so). Safe to
+ * run on several instances at once: every change is a guarded transition. Returns how many jobs
+ * were touched.
  */
 export async function reapExpiredLeases(db: Db): Promise<number> {
   const released = await db
@@ -157,6 +242,9 @@ export async function reapExpiredLeases(db: Db): Promise<number> {
     .execute();
   if (released.length > 0) await sql`SELECT pg_notify('furrow_jobs', '')`.execute(db);
   const lost = await db.selectFrom('jobs').select('id').where('status', '=', 'running').where('lease_expires_at', '<', sql<Date>`now()`).execute();
-  for (const { id } of lost) await finishJob(db, id, null, 'failed', null, 'runner_lost');
-  return released.length + lost.length;
+  let ended = 0;
+  for (const { id } of lost) if (await finishJob(db, id, null, 'runner_lost', null, RUNNER_LOST_ERROR)) ended += 1;
+  return released.length + ended;
 }
+
+export const RUNNER_LOST_ERROR = 'the runner stopped renewing its lease (it crashed, lost its connection or was removed)';

@@ -42,7 +42,7 @@ export function queueRun(db: Db, input: StartRunInput) {
     const wf = await tx
       .selectFrom('workflows')
       .innerJoin('projects', 'projects.id', 'workflows.project_id')
-      .select(['workflows.id', 'workflows.name', 'workflows.script', 'workflows.project_id', 'workflows.default_environment_id', 'workflows.timeout_seconds', 'workflows.labels', 'projects.organization_id'])
+      .select(['workflows.id', 'workflows.name', 'workflows.script', 'workflows.project_id', 'workflows.default_environment_id', 'workflows.timeout_seconds', 'workflows.labels', 'workflows.image', 'workflows.network', 'workflows.retry_count', 'workflows.retry_on', 'projects.organization_id'])
       .where('workflows.id', '=', input.workflowId)
       .forUpdate('workflows')
       .executeTakeFirstOrThrow();
@@ -73,8 +73,8 @@ export function queueRun(db: Db, input: StartRunInput) {
       attempt: 1,
       timeoutSeconds,
       leaseSeconds: input.leaseSeconds,
-      image: null,
-      network: 'default',
+      image: wf.image,
+      network: wf.network,
       env: {
         ...(env?.variables ?? {}),
         ...input.parameters,
@@ -83,6 +83,7 @@ export function queueRun(db: Db, input: StartRunInput) {
         FURROW_RUN_ID: runId,
         FURROW_RUN_NUMBER: String(next),
         FURROW_JOB_ID: jobId,
+        FURROW_JOB_ATTEMPT: '1',
         FURROW_PROJECT_ID: wf.project_id,
         FURROW_WORKFLOW_ID: wf.id,
         FURROW_WORKFLOW_NAME: wf.name,
@@ -105,7 +106,17 @@ export function queueRun(db: Db, input: StartRunInput) {
       .executeTakeFirstOrThrow();
     await tx
       .insertInto('jobs')
-      .values({ id: jobId, run_id: runId, name: wf.name, labels: wf.labels, spec: JSON.stringify(spec), timeout_seconds: timeoutSeconds })
+      .values({
+        id: jobId,
+        run_id: runId,
+        organization_id: wf.organization_id,
+        name: wf.name,
+        labels: wf.labels,
+        spec: JSON.stringify(spec),
+        timeout_seconds: timeoutSeconds,
+        max_attempts: 1 + wf.retry_count,
+        retry_on: wf.retry_on,
+      })
       // Runners waiting for work hear of it when this transaction commits.
       .returning(sql<string>`pg_notify('furrow_jobs', ${jobId})`.as('notified'))
       .execute();
@@ -173,6 +184,10 @@ export function listJobsWithSteps(db: Db, runId: string) {
       'jobs.status',
       'jobs.labels',
       'jobs.runner_id as runnerId',
+      sql<string | null>`(SELECT name FROM runners WHERE runners.id::text = jobs.runner_id)`.as('runnerName'),
+      'jobs.attempt',
+      'jobs.retry_of as retryOf',
+      'jobs.retried',
       'jobs.exit_code as exitCode',
       'jobs.error',
       'jobs.log_size as logSize',
@@ -201,7 +216,8 @@ export async function syncRunStatus(tx: Tx, runId: string, actorUserId: string |
     .where('runs.id', '=', runId)
     .forUpdate('runs')
     .executeTakeFirstOrThrow();
-  const jobs = await tx.selectFrom('jobs').select('status').where('run_id', '=', runId).execute();
+  // Attempts that were retried do not count: their retry speaks for them.
+  const jobs = await tx.selectFrom('jobs').select('status').where('run_id', '=', runId).where('retried', '=', false).execute();
   const next = runStatusOf(jobs.map((j) => j.status));
   if (next === run.status || !canTransition(run.status, next)) return;
   await tx

@@ -11,6 +11,9 @@ const columns = [
   'default_environment_id as defaultEnvironmentId',
   'timeout_seconds as timeoutSeconds',
   'labels',
+  'image',
+  'network',
+  sql<{ count: number; on: string[] }>`json_build_object('count', retry_count, 'on', retry_on)`.as('retry'),
   'created_at as createdAt',
   'updated_at as updatedAt',
 ] as const;
@@ -21,6 +24,18 @@ export interface WorkflowInput {
   defaultEnvironmentId?: string | null;
   timeoutSeconds?: number | null;
   labels?: string[];
+  image?: string | null;
+  network?: 'default' | 'none';
+  retry?: { count: number; on: string[] };
+}
+
+/** The columns an input sets, for insert and update alike. */
+function optionalColumns(input: Partial<WorkflowInput>) {
+  return {
+    ...(input.image !== undefined ? { image: input.image } : {}),
+    ...(input.network !== undefined ? { network: input.network } : {}),
+    ...(input.retry !== undefined ? { retry_count: input.retry.count, retry_on: input.retry.on } : {}),
+  };
 }
 
 
@@ -42,6 +57,7 @@ export function createWorkflow(db: Db, ctx: Ctx, input: WorkflowInput) {
         default_environment_id: input.defaultEnvironmentId ?? null,
         timeout_seconds: input.timeoutSeconds ?? null,
         labels: input.labels ?? [],
+        ...optionalColumns(input),
       })
       .returning(columns)
       .executeTakeFirstOrThrow();
@@ -69,6 +85,7 @@ export function updateWorkflow(db: Db, ctx: Ctx, id: string, input: Partial<Work
         ...(input.defaultEnvironmentId !== undefined ? { default_environment_id: input.defaultEnvironmentId } : {}),
         ...(input.timeoutSeconds !== undefined ? { timeout_seconds: input.timeoutSeconds } : {}),
         ...(input.labels !== undefined ? { labels: input.labels } : {}),
+        ...optionalColumns(input),
         updated_at: sql`now()`,
       })
       .where('id', '=', id)

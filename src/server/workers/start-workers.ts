@@ -1,4 +1,4 @@
-import { Logger as WorkerLogger, parseCronItems, run, type Runner, type TaskList } from 'graphile-worker';
+import { Logger as WorkerLogger, run, type TaskList } from 'graphile-worker';
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { Db } from '../../db/database.js';
@@ -8,36 +8,46 @@ export interface WorkerDeps {
   db: Db;
   pool: pg.Pool;
   logger: Logger;
+  leaseSeconds: number;
+}
+
+export interface Workers {
+  stop(): Promise<void>;
 }
 
 async function reap(deps: WorkerDeps): Promise<void> {
   const n = await reapExpiredLeases(deps.db);
-  if (n > 0) deps.logger.warn({ jobs: n }, 'released or failed jobs whose runner lease expired');
+  if (n > 0) deps.logger.warn({ jobs: n }, 'released or ended jobs whose runner lease expired');
 }
 
-/** The background tasks by name. */
-function tasks(deps: WorkerDeps): TaskList {
-  return { 'reap-expired-leases': () => reap(deps) };
+/** The background tasks by name; later tasks (mail, notifications) join here. */
+function tasks(): TaskList {
+  return {};
 }
 
 /**
- * Starts graphile-worker on Furrow's own database: lease expiry every minute (so no job stays
- * `running` after its runner vanished), and the place later tasks (mail, notifications) join.
+ * Starts graphile-worker on Furrow's own database, and the lease watch: every third of a lease
+ * (1–10 s) expired leases are handled, so a vanished runner's job ends `runner_lost` (and is
+ * retried) within about 1⅓ leases. Every instance may watch; the transitions are guarded.
  */
-export async function startWorkers(deps: WorkerDeps): Promise<Runner> {
+export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
   const logger = new WorkerLogger((scope) => (level, message, meta) => {
     const lvl = level === 'warning' ? 'warn' : level === 'error' ? 'error' : 'debug';
     deps.logger[lvl]({ ...meta, scope }, message);
   });
-  // Leases that expired while no worker ran (e.g. the server was down) are handled at once.
+  // Leases that expired while no instance ran (e.g. the server was down) are handled at once.
   await reap(deps);
-  return run({
-    pgPool: deps.pool,
-    concurrency: 2,
-    noHandleSignals: true,
-    pollInterval: 5000,
-    logger,
-    taskList: tasks(deps),
-    parsedCronItems: parseCronItems([{ task: 'reap-expired-leases', match: '* * * * *', options: { backfillPeriod: 0 } }]),
-  });
+  const runner = await run({ pgPool: deps.pool, concurrency: 2, noHandleSignals: true, pollInterval: 5000, logger, taskList: tasks() });
+  const everyMs = Math.min(10_000, Math.max(1000, (deps.leaseSeconds * 1000) / 3));
+  let reaping: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    reaping = reap(deps).catch((err: Error) => deps.logger.error({ err }, 'lease watch failed'));
+  }, everyMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await reaping;
+      await runner.stop();
+    },
+  };
 }

@@ -1,0 +1,173 @@
+import { execFile } from 'node:child_process';
+import { chown, lstat, readFile, readlink, realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { ExecutorSettings } from '../../config/load-config.js';
+import type { JobSpec } from '../../protocol/messages.js';
+import { describeCgroups, detectCgroups, JobCgroup, type CgroupSupport } from '../cgroups.js';
+import { assertReachable, resolveJobUser, type JobUser } from '../job-user.js';
+import type { Executor, JobContext, ProbeResult, StepContext, StepResult } from './executor.js';
+import { JOB_PATH, spawnStep, stepEnv, writeStepScript } from './spawn-step.js';
+
+const run = promisify(execFile);
+
+/**
+ * Host paths a sandbox shows, read-only: programs, libraries and configuration. Everything else
+ * (/home, /root, /var, /srv, /opt, /run, /mnt, the server's data dir wherever it is) is absent.
+ */
+const SYSTEM_PATHS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/etc'];
+
+/** Read-only binds of the system directories; merged-/usr links (/bin -> usr/bin) stay links. */
+async function systemMounts(): Promise<string[]> {
+  const args: string[] = [];
+  for (const p of SYSTEM_PATHS) {
+    const stat = await lstat(p).catch(() => undefined);
+    if (stat?.isSymbolicLink()) args.push('--symlink', await readlink(p), p);
+    else if (stat?.isDirectory()) args.push('--ro-bind', p, p);
+  }
+  // A resolv.conf linked into /run (systemd-resolved) would dangle, as /run is not shown.
+  const resolv = await realpath('/etc/resolv.conf').catch(() => undefined);
+  if (resolv && !/^\/(etc|usr)\//.test(resolv)) args.push('--ro-bind', resolv, resolv);
+  return args;
+}
+
+/** Namespaces and the fresh system of every sandbox; the job's own mounts follow. */
+async function sandboxArgs(network: JobSpec['network']): Promise<string[]> {
+  return [
+    // A user namespace of its own that cannot nest further ones: less kernel surface for the job.
+    '--unshare-user',
+    '--disable-userns',
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+    ...(network === 'none' ? ['--unshare-net'] : []),
+    '--die-with-parent',
+    // No controlling terminal to push input into (TIOCSTI).
+    '--new-session',
+    ...(await systemMounts()),
+    '--dev', '/dev',
+    '--proc', '/proc',
+    '--tmpfs', '/tmp',
+  ];
+}
+
+/**
+ * The job's paths, each where it is on the host: the workspace writable, the step's script
+ * read-only. The directories holding them (the runner's work dir, with its credential and the
+ * other jobs' workspaces) are covered by empty tmpfs first, made read-only like the root after.
+ */
+function jobMounts(job: JobContext, script: string): string[] {
+  const masks = [...new Set([path.dirname(job.workspace), path.dirname(job.scratch)])]
+    .filter((d) => d !== '/' && d !== '/tmp') // already fresh in the sandbox
+    .sort((a, b) => a.length - b.length);
+  return [
+    ...masks.flatMap((d) => ['--tmpfs', d]),
+    '--bind', job.workspace, job.workspace,
+    '--ro-bind', script, script,
+    ...masks.flatMap((d) => ['--remount-ro', d]),
+    '--remount-ro', '/',
+  ];
+}
+
+/** The sysctl that keeps unprivileged users from creating user namespaces, if one does. */
+async function userNamespaceBlocker(): Promise<string | undefined> {
+  const sysctl = (name: string) => readFile(`/proc/sys/${name.replaceAll('.', '/')}`, 'utf8').then((v) => v.trim(), () => undefined);
+  if ((await sysctl('kernel.unprivileged_userns_clone')) === '0') return 'unprivileged user namespaces are disabled: set sysctl kernel.unprivileged_userns_clone=1';
+  if ((await sysctl('user.max_user_namespaces')) === '0') return 'user namespaces are disabled: set sysctl user.max_user_namespaces to a positive number (e.g. 15000)';
+  if ((await sysctl('kernel.apparmor_restrict_unprivileged_userns')) === '1') {
+    return 'AppArmor restricts unprivileged user namespaces: set sysctl kernel.apparmor_restrict_unprivileged_userns=0 or give /usr/bin/bwrap an AppArmor profile that allows userns';
+  }
+  return undefined;
+}
+
+/** What `prepareJob` set up for a job's steps and its cleanup. */
+interface PreparedJob {
+  user: JobUser | undefined;
+  cgroup: JobCgroup | undefined;
+}
+
+/**
+ * Runs each step as `bash FILE` in a bubblewrap sandbox: the host's system directories read-only,
+ * fresh /dev, /proc and /tmp, the workspace as the only writable host path, own user, PID, IPC and
+ * UTS namespaces (and network namespace for `network: none`). When the runner is root, bwrap
+ * itself starts as the job user (FURROW_JOB_USER), really dropped to it: bwrap's own `--uid` only
+ * renames root inside the sandbox. As root, each job also gets a cgroup with the configured limits.
+ */
+export class BwrapExecutor implements Executor {
+  readonly name = 'bwrap';
+  private readonly jobs = new Map<string, PreparedJob>();
+  private cgroups: Promise<CgroupSupport> | undefined;
+
+  constructor(readonly settings: ExecutorSettings) {}
+
+  /** The host's cgroups, looked up once. */
+  private cgroupSupport(): Promise<CgroupSupport> {
+    return (this.cgroups ??= detectCgroups());
+  }
+
+  async probe(): Promise<ProbeResult> {
+    const options = { env: { PATH: JOB_PATH }, cwd: '/', timeout: 10_000 };
+    let version: string;
+    try {
+      version = (await run('bwrap', ['--version'], options)).stdout.trim();
+    } catch (err) {
+      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      return { ok: false, detail: missing ? 'bwrap not found: install bubblewrap (scripts/install-host-packages.sh)' : `bwrap --version failed: ${(err as Error).message}` };
+    }
+    let user: JobUser | undefined;
+    try {
+      user = await resolveJobUser(this.settings.jobUser);
+    } catch (err) {
+      return { ok: false, detail: (err as Error).message };
+    }
+    const who = user ? `the job user ${user.name} (uid ${user.uid})` : 'the runner\'s user (it is not root)';
+    // The smallest real sandbox, with every namespace a job may get, as the user jobs run as.
+    const trial = [...(await sandboxArgs('none')), '--remount-ro', '/', '--', 'true'];
+    try {
+      await run('bwrap', trial, { ...options, ...(user ? { uid: user.uid, gid: user.gid } : {}) });
+    } catch (err) {
+      const said = String((err as { stderr?: string }).stderr ?? '').trim() || (err as Error).message;
+      if (said.includes('Unknown option')) return { ok: false, detail: `${version} is too old: bubblewrap 0.8 or newer is needed (${said})` };
+      const blocker = await userNamespaceBlocker();
+      return { ok: false, detail: `bwrap cannot create a sandbox as ${who}: ${blocker ? `${blocker} (${said})` : said}` };
+    }
+    const cgroups = describeCgroups(await this.cgroupSupport(), this.settings.limits);
+    return { ok: true, detail: `${version}; jobs run as ${who}; cgroups: ${cgroups.detail}` };
+  }
+
+  async prepareJob(job: JobContext): Promise<void> {
+    const user = await resolveJobUser(this.settings.jobUser);
+    if (user) {
+      // bwrap, started as the job user, must reach the workspace to bind it.
+      await assertReachable(job.workspace, user);
+      // The agent made both as root with mode 0700: now only the job user may enter them.
+      await Promise.all([chown(job.workspace, user.uid, user.gid), chown(job.scratch, user.uid, user.gid)]);
+    }
+    const support = await this.cgroupSupport();
+    const cgroup = support.available ? await JobCgroup.create(support, job.spec.jobId, this.settings.limits) : undefined;
+    this.jobs.set(job.spec.jobId, { user, cgroup });
+  }
+
+  async cleanupJob(job: JobContext): Promise<void> {
+    const prepared = this.jobs.get(job.spec.jobId);
+    this.jobs.delete(job.spec.jobId);
+    await prepared?.cgroup?.remove();
+  }
+
+  async runStep(ctx: StepContext): Promise<StepResult> {
+    const prepared = this.jobs.get(ctx.spec.jobId);
+    // Without prepareJob bwrap would start as the runner's user, which may be root.
+    if (!prepared) throw new Error(`job ${ctx.spec.jobId} was not prepared`);
+    const script = path.join(ctx.scratch, `step-${ctx.step.id}.sh`);
+    await writeStepScript(script, ctx.step.script, prepared.user);
+    const argv = [
+      'bwrap',
+      ...(await sandboxArgs(ctx.spec.network)),
+      ...jobMounts(ctx, script),
+      '--chdir', ctx.workspace,
+      '--', 'bash', '--noprofile', '--norc', '-e', '-o', 'pipefail', script,
+    ];
+    // bwrap hands its environment, built from the spec alone, to the step.
+    return spawnStep(ctx, argv, { cwd: '/', env: stepEnv(ctx, ctx.workspace), user: prepared.user, cgroup: prepared.cgroup });
+  }
+}

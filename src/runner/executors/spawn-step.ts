@@ -1,0 +1,113 @@
+import { spawn } from 'node:child_process';
+import { open } from 'node:fs/promises';
+import type { JobCgroup } from '../cgroups.js';
+import type { JobUser } from '../job-user.js';
+import { killProcessTree } from '../process-tree.js';
+import type { StepContext, StepResult } from './executor.js';
+
+/** PATH for job processes: the runner's own environment is never passed on. */
+export const JOB_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** Time between the polite SIGTERM and the SIGKILL when a step is canceled or times out. */
+const KILL_GRACE_MS = 1000;
+/**
+ * Holds a step at its first instruction until the runner has put it into the job's cgroup and
+ * writes a line, then runs the step's argv; a closed pipe without a line ends it unrun.
+ */
+const CGROUP_GATE = 'read -r _ && exec "$@" </dev/null';
+
+export interface SpawnStepOptions {
+  cwd: string;
+  env: Record<string, string>;
+  /** The user the step runs as (the runner is root); its supplementary groups are dropped too. */
+  user?: JobUser | undefined;
+  /**
+   * The job's cgroup: the step is in it before it can start anything, and it is how the step's
+   * processes are found and killed, also those that left its process group.
+   */
+  cgroup?: JobCgroup | undefined;
+}
+
+/**
+ * Writes a step's script, owned by `user` when given. `wx` never follows a link planted at its
+ * path by an earlier step of the job (the scratch dir belongs to the job user).
+ */
+export async function writeStepScript(file: string, script: string, user: JobUser | undefined): Promise<void> {
+  const handle = await open(file, 'wx', 0o600);
+  try {
+    await handle.writeFile(script);
+    if (user) await handle.chown(user.uid, user.gid);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A step's environment, built only from the job spec; `workspace` is the path the step sees. */
+export function stepEnv(ctx: StepContext, workspace: string): Record<string, string> {
+  return {
+    PATH: JOB_PATH,
+    HOME: workspace,
+    LANG: 'C.UTF-8',
+    ...ctx.spec.env,
+    FURROW_WORKSPACE: workspace,
+    FURROW_STEP_ID: ctx.step.id,
+  };
+}
+
+/**
+ * Runs `argv` (looked up in `env.PATH`) for a step in its own process group, pipes its stdout and
+ * stderr to `ctx.output` (pausing while the sink asks to), kills the whole tree within two seconds
+ * when `ctx.signal` aborts, and kills whatever the step left behind once it exits. Resolves when
+ * no process of the step is left and its output has been read.
+ */
+export async function spawnStep(ctx: StepContext, argv: string[], options: SpawnStepOptions): Promise<StepResult> {
+  const { user, cgroup } = options;
+  const [command, ...args] = cgroup ? ['/bin/sh', '-c', CGROUP_GATE, 'sh', ...argv] : argv;
+  const child = spawn(command!, args, {
+    cwd: options.cwd,
+    env: options.env,
+    detached: true, // own process group, so the whole tree can be signalled at once
+    stdio: [cgroup ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    ...(user ? { uid: user.uid, gid: user.gid } : {}),
+  });
+  const exited = new Promise<StepResult>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code, signal) => resolve({ exitCode: code, signal }));
+  });
+  exited.catch(() => undefined); // awaited below, after the cgroup is entered; this keeps an early failure handled
+  const marker = `FURROW_JOB_ID=${ctx.spec.jobId}`;
+  const streams = [child.stdout!, child.stderr!];
+  for (const s of streams) {
+    s.on('data', (d: Buffer) => {
+      if (!ctx.output.write(d)) {
+        for (const t of streams) t.pause();
+        ctx.output.once('drain', () => streams.forEach((t) => t.resume()));
+      }
+    });
+  }
+  const killAll = (graceMs: number) => (cgroup ? cgroup.kill(graceMs) : killProcessTree(child.pid!, marker, graceMs));
+  const onAbort = () => void killAll(KILL_GRACE_MS);
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  if (ctx.signal.aborted) onAbort(); // aborted while the step was being set up
+  let entering: Error | undefined;
+  if (cgroup && child.pid !== undefined) {
+    child.stdin!.on('error', () => undefined); // the gate may be gone already (killed); its exit tells
+    try {
+      await cgroup.enter(child.pid);
+    } catch (err) {
+      entering = new Error(`could not put the step into the job's cgroup: ${(err as Error).message}`);
+    }
+    // Checked after entering: an abort before that found the cgroup empty, so the step must not start.
+    child.stdin!.end(entering || ctx.signal.aborted ? '' : '\n');
+  }
+  let result: StepResult;
+  try {
+    result = await exited;
+  } finally {
+    ctx.signal.removeEventListener('abort', onAbort);
+  }
+  // Background processes the script left behind do not outlive the step.
+  await killAll(0);
+  await Promise.all(streams.map((s) => (s.readableEnded || s.destroyed ? undefined : new Promise((r) => s.once('close', r)))));
+  if (entering) throw entering;
+  return result;
+}

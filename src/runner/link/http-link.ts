@@ -1,0 +1,99 @@
+import { encodeRequest } from '../../protocol/frames.js';
+import { ConnectionLost, type RunnerRequest, type ServerPush, type ServerReply } from '../../protocol/messages.js';
+import { CredentialRefused, type Link } from './link.js';
+
+/** How long one `GET /runner/pushes` waits on the server. */
+const PUSH_WAIT_MS = 25_000;
+
+/**
+ * The runner protocol over plain HTTP, for networks whose proxies refuse WebSockets: each request
+ * is a `POST /api/v1/runner/requests` (the first one, `register`, starts a session), and pushes
+ * arrive through a long-polling `GET /api/v1/runner/pushes`. Requests travel on separate HTTP
+ * requests, so their order is not kept (`ordered` is false).
+ */
+export class HttpLink implements Link {
+  readonly ordered = false;
+  private session: string | undefined;
+  private lost = false;
+  private readonly controller = new AbortController();
+  private readonly pushListeners: ((p: ServerPush) => void)[] = [];
+  private readonly lostListeners: ((fatal?: Error) => void)[] = [];
+  private readonly base: string;
+
+  constructor(
+    baseUrl: string,
+    private readonly credential: string,
+  ) {
+    this.base = `${baseUrl.replace(/\/$/, '')}/api/v1/runner`;
+  }
+
+  async request(msg: RunnerRequest): Promise<ServerReply> {
+    if (this.lost) throw new ConnectionLost();
+    const frame = encodeRequest(0, msg);
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}/requests`, {
+        method: 'POST',
+        headers: {
+          ...this.headers(),
+          'content-type': 'application/octet-stream',
+          ...(typeof frame === 'string' ? {} : { 'x-furrow-frame': 'binary' }),
+        },
+        body: typeof frame === 'string' ? frame : new Uint8Array(frame),
+        signal: this.controller.signal,
+      });
+    } catch {
+      throw this.fail();
+    }
+    if (!res.ok) throw this.fail(res.status, await res.text().catch(() => ''));
+    const { reply } = (await res.json()) as { reply: ServerReply };
+    if (reply.type === 'registered' && reply.session) {
+      this.session = reply.session;
+      void this.pollPushes();
+    }
+    return reply;
+  }
+
+  onPush(listener: (p: ServerPush) => void): void {
+    this.pushListeners.push(listener);
+  }
+
+  onLost(listener: (fatal?: Error) => void): void {
+    this.lostListeners.push(listener);
+  }
+
+  close(): void {
+    this.controller.abort();
+    this.fail();
+  }
+
+  private headers(): Record<string, string> {
+    return { authorization: `Bearer ${this.credential}`, ...(this.session ? { 'x-furrow-session': this.session } : {}) };
+  }
+
+  private async pollPushes(): Promise<void> {
+    while (!this.lost) {
+      try {
+        const res = await fetch(`${this.base}/pushes?waitMs=${PUSH_WAIT_MS}`, { headers: this.headers(), signal: this.controller.signal });
+        if (!res.ok) return void this.fail(res.status, await res.text().catch(() => ''));
+        const { pushes } = (await res.json()) as { pushes: ServerPush[] };
+        for (const p of pushes) for (const l of this.pushListeners) l(p);
+      } catch {
+        return void this.fail();
+      }
+    }
+  }
+
+  /** Marks the link lost (once) and returns the error for the request that noticed it. */
+  private fail(status?: number, body = ''): Error {
+    const fatal = status === 401 ? new CredentialRefused(`HTTP 401 ${body.slice(0, 200)}`) : undefined;
+    // Anything but a lost session (410) or an unreachable server is the server saying no.
+    const error = status !== undefined && status !== 410 && status < 500 && !fatal ? new Error(`runner request refused: HTTP ${status} ${body.slice(0, 200)}`) : new ConnectionLost();
+    if (!this.lost) {
+      this.lost = true;
+      this.controller.abort();
+      for (const l of this.lostListeners) l(fatal);
+    }
+    return error;
+  }
+}

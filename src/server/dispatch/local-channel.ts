@@ -1,0 +1,26 @@
+import type { RegisteredReply, RunnerChannel, RunnerRequest, ServerReply } from '../../protocol/messages.js';
+import type { RunnerGateway } from './runner-gateway.js';
+
+/** Log messages in flight for the in-process runner: calls keep their order, so several overlap. */
+const LOG_WINDOW = 6;
+
+/**
+ * The local runner's channel: the runner protocol as function calls into the gateway. It never
+ * loses its connection, so it never re-registers.
+ */
+export function localChannel(gateway: RunnerGateway): RunnerChannel {
+  const session = gateway.session(undefined);
+  return {
+    async open(hello) {
+      const reply = await session.handle(hello());
+      if (reply.type !== 'registered') throw new Error(`runner registration refused: ${reply.type === 'error' ? reply.message : reply.type}`);
+      return reply as RegisteredReply;
+    },
+    request: <R extends ServerReply>(msg: RunnerRequest) => session.handle(msg) as Promise<R>,
+    onPush: (listener) => session.onPush(listener),
+    onRegistered: () => undefined,
+    onFatal: () => undefined,
+    logWindow: LOG_WINDOW,
+    close: () => void session.close(),
+  };
+}

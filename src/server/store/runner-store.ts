@@ -1,0 +1,216 @@
+import { sql } from 'kysely';
+import type { Db, Tx } from '../../db/database.js';
+import { waitingReason, type RunnerCounts } from '../../domain/waiting-reason.js';
+import { AppError } from '../app-error.js';
+import { hashSecret, newSecret } from './account-store.js';
+import { recordActivity } from './activity-store.js';
+import { finishJob } from './job-store.js';
+
+/** A runner is online while connected and seen within this long (heartbeats come every 15 s). */
+export const ONLINE_WINDOW_SECONDS = 45;
+
+/** What a runner says about itself when it registers or reconnects. */
+export interface RunnerHello {
+  name: string;
+  labels: string[];
+  executor: string;
+  capacity: number;
+  version: string;
+}
+
+/** The identity a connection authenticated as. */
+export interface RunnerIdentity {
+  id: string;
+  name: string;
+  organizationId: string | null;
+}
+
+const online = sql<boolean>`runners.connected AND runners.last_seen_at > now() - make_interval(secs => ${ONLINE_WINDOW_SECONDS})`;
+
+function runnerColumns() {
+  return [
+    'runners.id',
+    'runners.name',
+    'runners.organization_id as organizationId',
+    'runners.local',
+    'runners.labels',
+    'runners.executor',
+    'runners.capacity',
+    'runners.version',
+    'runners.paused',
+    online.as('online'),
+    'runners.last_seen_at as lastSeenAt',
+    'runners.created_at as createdAt',
+    sql<number>`(SELECT count(*)::int FROM jobs WHERE jobs.runner_id = runners.id::text AND jobs.status = 'running')`.as('runningJobs'),
+  ] as const;
+}
+
+function activity(tx: Tx, type: string, organizationId: string | null, actorUserId: string | null, subjectType: string, subjectId: string, payload: Record<string, unknown>) {
+  return recordActivity(tx, { type, organizationId, projectId: null, actorUserId, subjectType, subjectId, payload });
+}
+
+/** A registration token: instance-wide (`organizationId` null) or for one organization. */
+export function createRunnerToken(db: Db, input: { organizationId: string | null; description: string; actorUserId: string | null }) {
+  const { secret, hash } = newSecret('furrow_reg');
+  return db.transaction().execute(async (tx) => {
+    const row = await tx
+      .insertInto('runner_tokens')
+      .values({ organization_id: input.organizationId, description: input.description, token_hash: hash, created_by: input.actorUserId })
+      .returning(['id', 'organization_id as organizationId', 'description', 'created_at as createdAt'])
+      .executeTakeFirstOrThrow();
+    await activity(tx, 'runner_token.created', input.organizationId, input.actorUserId, 'runner_token', row.id, { description: input.description });
+    return { ...row, token: secret };
+  });
+}
+
+export function listRunnerTokens(db: Db, organizationId: string | null) {
+  return db
+    .selectFrom('runner_tokens')
+    .select(['id', 'organization_id as organizationId', 'description', 'created_at as createdAt', 'last_used_at as lastUsedAt'])
+    .where('organization_id', organizationId === null ? 'is' : '=', organizationId)
+    .orderBy('created_at', 'desc')
+    .execute();
+}
+
+/** Revokes a registration token; runners registered with it keep their own credentials. */
+export function revokeRunnerToken(db: Db, id: string, actorUserId: string) {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.deleteFrom('runner_tokens').where('id', '=', id).returning(['organization_id', 'description']).executeTakeFirst();
+    if (!row) throw new AppError('not_found', 'Runner token not found.');
+    await activity(tx, 'runner_token.revoked', row.organization_id, actorUserId, 'runner_token', id, { description: row.description });
+  });
+}
+
+/**
+ * Registers a runner with a registration token and returns its own credential (shown once).
+ * Throws `unauthenticated` for an unknown token.
+ */
+export function registerRunner(db: Db, token: string, hello: RunnerHello) {
+  const { secret, hash } = newSecret('furrow_runner');
+  return db.transaction().execute(async (tx) => {
+    const reg = await tx
+      .updateTable('runner_tokens')
+      .set({ last_used_at: sql`now()` })
+      .where('token_hash', '=', hashSecret(token))
+      .returning(['id', 'organization_id'])
+      .executeTakeFirst();
+    if (!reg) throw new AppError('unauthenticated', 'The registration token is not valid (revoked, or never issued).');
+    const runner = await tx
+      .insertInto('runners')
+      .values({
+        organization_id: reg.organization_id,
+        name: hello.name,
+        credential_hash: hash,
+        labels: hello.labels,
+        executor: hello.executor,
+        capacity: hello.capacity,
+        version: hello.version,
+        registered_with: reg.id,
+      })
+      .returning(['id', 'name', 'organization_id as organizationId'])
+      .executeTakeFirstOrThrow();
+    await activity(tx, 'runner.registered', reg.organization_id, null, 'runner', runner.id, { name: hello.name, labels: hello.labels });
+    return { ...runner, credential: secret };
+  });
+}
+
+/** The runner a credential belongs to; undefined when it is unknown or the runner was removed. */
+export function runnerForCredential(db: Db, credential: string): Promise<RunnerIdentity | undefined> {
+  return db
+    .selectFrom('runners')
+    .select(['id', 'name', 'organization_id as organizationId'])
+    .where('credential_hash', '=', hashSecret(credential))
+    .where('local', '=', false)
+    .executeTakeFirst();
+}
+
+/** The in-process runner of `furrow start`: one record per name, created on first start. */
+export async function upsertLocalRunner(db: Db, hello: RunnerHello): Promise<RunnerIdentity> {
+  const { hash } = newSecret('furrow_local');
+  const row = await db
+    .insertInto('runners')
+    .values({ name: hello.name, local: true, credential_hash: hash, labels: hello.labels, executor: hello.executor, capacity: hello.capacity, version: hello.version })
+    .onConflict((oc) => oc.column('name').where('local', '=', true).doUpdateSet({ name: hello.name }))
+    .returning(['id', 'name', 'organization_id as organizationId'])
+    .executeTakeFirstOrThrow();
+  return row;
+}
+
+/** Records what a (re)connecting runner says about itself, and that it is connected. */
+export async function recordHello(db: Db, id: string, hello: RunnerHello): Promise<void> {
+  await db
+    .updateTable('runners')
+    .set({ labels: hello.labels, executor: hello.executor, capacity: hello.capacity, version: hello.version, connected: true, last_seen_at: sql`now()` })
+    .where('id', '=', id)
+    .execute();
+}
+
+/** Heartbeat for the runners connected to this instance, or their disconnection. */
+export async function markRunners(db: Db, ids: string[], connected: boolean): Promise<void> {
+  if (ids.length === 0) return;
+  await db.updateTable('runners').set({ connected, last_seen_at: sql`now()` }).where('id', 'in', ids).execute();
+}
+
+/** Runners that may take jobs of `organizationId` (its own and instance-wide ones), or all of them. */
+export function listRunners(db: Db, organizationId: string | null) {
+  let q = db.selectFrom('runners').select(runnerColumns());
+  if (organizationId !== null) q = q.where((eb) => eb.or([eb('organization_id', '=', organizationId), eb('organization_id', 'is', null)]));
+  return q.orderBy('name').orderBy('created_at').execute();
+}
+
+export function getRunner(db: Db, id: string) {
+  return db.selectFrom('runners').select(runnerColumns()).where('id', '=', id).executeTakeFirst();
+}
+
+/** Pauses (no new jobs; running ones go on) or resumes a runner. */
+export function setRunnerPaused(db: Db, id: string, paused: boolean, actorUserId: string) {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.updateTable('runners').set({ paused }).where('id', '=', id).returning(['organization_id', 'name']).executeTakeFirstOrThrow();
+    await activity(tx, paused ? 'runner.paused' : 'runner.resumed', row.organization_id, actorUserId, 'runner', id, { name: row.name });
+    // A resumed runner's waiting `next` requests look again.
+    if (!paused) await sql`SELECT pg_notify('furrow_jobs', '')`.execute(tx);
+  });
+}
+
+/**
+ * Removes a runner: its credential stops working at once, its connections are closed (through
+ * `furrow_runner_removed`), and the jobs it was running end `runner_lost` (retried per policy).
+ */
+export async function removeRunner(db: Db, id: string, actorUserId: string): Promise<void> {
+  const held = await db.transaction().execute(async (tx) => {
+    const row = await tx.deleteFrom('runners').where('id', '=', id).returning(['organization_id', 'name']).executeTakeFirstOrThrow();
+    await activity(tx, 'runner.removed', row.organization_id, actorUserId, 'runner', id, { name: row.name });
+    await sql`SELECT pg_notify('furrow_runner_removed', ${id})`.execute(tx);
+    return tx.selectFrom('jobs').select(['id', 'status']).where('runner_id', '=', id).where('status', 'in', ['queued', 'running']).execute();
+  });
+  for (const job of held) {
+    if (job.status === 'running') await finishJob(db, job.id, id, 'runner_lost', null, 'its runner was removed');
+  }
+  await db.updateTable('jobs').set({ runner_id: null, lease_expires_at: null }).where('runner_id', '=', id).where('status', '=', 'queued').execute();
+  await sql`SELECT pg_notify('furrow_jobs', '')`.execute(db);
+}
+
+/** Why each of these queued, unclaimed jobs waits (see domain/waiting-reason.ts); others are absent. */
+export async function waitingReasons(db: Db, jobIds: string[]): Promise<Map<string, string>> {
+  const reasons = new Map<string, string>();
+  if (jobIds.length === 0) return reasons;
+  const { rows } = await sql<RunnerCounts & { id: string }>`
+    SELECT j.id, j.labels,
+      count(r.id)::int AS matching,
+      count(r.id) FILTER (WHERE r.online)::int AS online,
+      count(r.id) FILTER (WHERE r.online AND NOT r.paused)::int AS active,
+      count(r.id) FILTER (WHERE r.online AND NOT r.paused AND r.held < r.capacity)::int AS free
+    FROM jobs j
+    LEFT JOIN LATERAL (
+      SELECT runners.id, runners.paused, runners.capacity, ${online} AS online,
+        (SELECT count(*) FROM jobs h WHERE h.runner_id = runners.id::text AND h.status IN ('queued', 'running')) AS held
+      FROM runners
+      WHERE runners.labels @> j.labels AND (runners.organization_id IS NULL OR runners.organization_id = j.organization_id)) r ON true
+    WHERE j.id = ANY(${jobIds}::uuid[]) AND j.status = 'queued' AND j.runner_id IS NULL
+    GROUP BY j.id`.execute(db);
+  for (const row of rows) {
+    const reason = waitingReason(row);
+    if (reason) reasons.set(row.id, reason);
+  }
+  return reasons;
+}

@@ -1,0 +1,74 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { BIN, furrowEnv } from './furrow-process.js';
+
+export interface RunnerProcess {
+  child: ChildProcess;
+  workDir: string;
+  output(): string;
+  exited: Promise<number | null>;
+  /** Signals the runner and waits for it to exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Removes its work dir (after it exited). */
+  cleanup(): Promise<void>;
+}
+
+/** A free TCP port on loopback (for a server that must come back on the same address). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/**
+ * Starts `furrow runner` as a child process and resolves once it says it is connected.
+ * `args` are its flags; `workDir` defaults to a fresh temporary directory.
+ */
+export async function startRunner(args: string[], opts: { env?: Record<string, string>; workDir?: string; waitFor?: RegExp } = {}): Promise<RunnerProcess> {
+  const workDir = opts.workDir ?? (await mkdtemp(path.join(tmpdir(), 'furrow-runner-')));
+  await chmod(workDir, 0o711);
+  const child = spawn(process.execPath, [BIN, 'runner', '--work-dir', workDir, ...args], {
+    env: furrowEnv({ FURROW_LOG_LEVEL: 'info', FURROW_SHUTDOWN_GRACE_SECONDS: '10', ...opts.env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
+  const runner: RunnerProcess = {
+    child,
+    workDir,
+    output: () => output,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+    cleanup: () => rm(workDir, { recursive: true, force: true }),
+  };
+  const waitFor = opts.waitFor ?? /is connected to/;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`furrow runner did not connect:\n${output}`)), 30_000);
+    const check = () => {
+      if (waitFor.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', check);
+    child.stderr!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      if (!waitFor.test(output)) reject(new Error(`furrow runner exited (${code}):\n${output}`));
+    });
+  });
+  return runner;
+}
