@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
-import { chown, lstat, readFile, readlink, realpath } from 'node:fs/promises';
+import { lstat, readFile, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ExecutorSettings } from '../../config/load-config.js';
 import type { JobSpec } from '../../protocol/messages.js';
-import { describeCgroups, detectCgroups, JobCgroup, type CgroupSupport } from '../cgroups.js';
-import { assertReachable, resolveJobUser, type JobUser } from '../job-user.js';
+import { resolveJobUser, type JobUser } from '../job-user.js';
 import type { Executor, JobContext, ProbeResult, StepContext, StepResult } from './executor.js';
+import { HostJobs } from './host-jobs.js';
 import { JOB_PATH, spawnStep, stepEnv, writeStepScript } from './spawn-step.js';
 
 const run = promisify(execFile);
@@ -80,12 +80,6 @@ async function userNamespaceBlocker(): Promise<string | undefined> {
   return undefined;
 }
 
-/** What `prepareJob` set up for a job's steps and its cleanup. */
-interface PreparedJob {
-  user: JobUser | undefined;
-  cgroup: JobCgroup | undefined;
-}
-
 /**
  * Runs each step as `bash FILE` in a bubblewrap sandbox: the host's system directories read-only,
  * fresh /dev, /proc and /tmp, the workspace as the only writable host path, own user, PID, IPC and
@@ -95,14 +89,10 @@ interface PreparedJob {
  */
 export class BwrapExecutor implements Executor {
   readonly name = 'bwrap';
-  private readonly jobs = new Map<string, PreparedJob>();
-  private cgroups: Promise<CgroupSupport> | undefined;
+  private readonly host: HostJobs;
 
-  constructor(readonly settings: ExecutorSettings) {}
-
-  /** The host's cgroups, looked up once. */
-  private cgroupSupport(): Promise<CgroupSupport> {
-    return (this.cgroups ??= detectCgroups());
+  constructor(readonly settings: ExecutorSettings) {
+    this.host = new HostJobs(settings);
   }
 
   async probe(): Promise<ProbeResult> {
@@ -131,33 +121,19 @@ export class BwrapExecutor implements Executor {
       const blocker = await userNamespaceBlocker();
       return { ok: false, detail: `bwrap cannot create a sandbox as ${who}: ${blocker ? `${blocker} (${said})` : said}` };
     }
-    const cgroups = describeCgroups(await this.cgroupSupport(), this.settings.limits);
-    return { ok: true, detail: `${version}; jobs run as ${who}; cgroups: ${cgroups.detail}` };
+    return { ok: true, detail: `${version}; jobs run as ${who}; cgroups: ${await this.host.describeCgroups()}` };
   }
 
-  async prepareJob(job: JobContext): Promise<void> {
-    const user = await resolveJobUser(this.settings.jobUser);
-    if (user) {
-      // bwrap, started as the job user, must reach the workspace to bind it.
-      await assertReachable(job.workspace, user);
-      // The agent made both as root with mode 0700: now only the job user may enter them.
-      await Promise.all([chown(job.workspace, user.uid, user.gid), chown(job.scratch, user.uid, user.gid)]);
-    }
-    const support = await this.cgroupSupport();
-    const cgroup = support.available ? await JobCgroup.create(support, job.spec.jobId, this.settings.limits) : undefined;
-    this.jobs.set(job.spec.jobId, { user, cgroup });
+  prepareJob(job: JobContext): Promise<void> {
+    return this.host.prepare(job);
   }
 
-  async cleanupJob(job: JobContext): Promise<void> {
-    const prepared = this.jobs.get(job.spec.jobId);
-    this.jobs.delete(job.spec.jobId);
-    await prepared?.cgroup?.remove();
+  cleanupJob(job: JobContext): Promise<void> {
+    return this.host.cleanup(job);
   }
 
   async runStep(ctx: StepContext): Promise<StepResult> {
-    const prepared = this.jobs.get(ctx.spec.jobId);
-    // Without prepareJob bwrap would start as the runner's user, which may be root.
-    if (!prepared) throw new Error(`job ${ctx.spec.jobId} was not prepared`);
+    const prepared = this.host.get(ctx.spec.jobId);
     const script = path.join(ctx.scratch, `step-${ctx.step.id}.sh`);
     await writeStepScript(script, ctx.step.script, prepared.user);
     const argv = [

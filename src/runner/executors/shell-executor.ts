@@ -1,20 +1,13 @@
 import { execFile } from 'node:child_process';
-import { chown } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ExecutorSettings } from '../../config/load-config.js';
-import { describeCgroups, detectCgroups, JobCgroup, type CgroupSupport } from '../cgroups.js';
-import { assertReachable, findUseradd, lookupUser, resolveJobUser, runsAsRoot, type JobUser } from '../job-user.js';
+import { findUseradd, lookupUser, runsAsRoot } from '../job-user.js';
 import type { Executor, JobContext, ProbeResult, StepContext, StepResult } from './executor.js';
+import { HostJobs } from './host-jobs.js';
 import { JOB_PATH, spawnStep, stepEnv, writeStepScript } from './spawn-step.js';
 
 const run = promisify(execFile);
-
-/** What `prepareJob` set up for a job's steps and its cleanup. */
-interface PreparedJob {
-  user: JobUser | undefined;
-  cgroup: JobCgroup | undefined;
-}
 
 /**
  * Runs each step as `bash FILE` on the runner's host with an environment built only from the job
@@ -24,14 +17,10 @@ interface PreparedJob {
  */
 export class ShellExecutor implements Executor {
   readonly name = 'shell';
-  private readonly jobs = new Map<string, PreparedJob>();
-  private cgroups: Promise<CgroupSupport> | undefined;
+  private readonly host: HostJobs;
 
-  constructor(readonly settings: ExecutorSettings) {}
-
-  /** The host's cgroups, looked up once. */
-  private cgroupSupport(): Promise<CgroupSupport> {
-    return (this.cgroups ??= detectCgroups());
+  constructor(readonly settings: ExecutorSettings) {
+    this.host = new HostJobs(settings);
   }
 
   async probe(): Promise<ProbeResult> {
@@ -50,34 +39,19 @@ export class ShellExecutor implements Executor {
       else if (await findUseradd()) who = `the job user ${name} is created when the runner starts (or by "furrow doctor --fix")`;
       else return { ok: false, detail: `the job user ${name} (FURROW_JOB_USER) does not exist and this host has no useradd; create it by hand` };
     }
-    const cgroups = describeCgroups(await this.cgroupSupport(), this.settings.limits);
-    return { ok: true, detail: `${bash}; ${who}; cgroups: ${cgroups.detail}` };
+    return { ok: true, detail: `${bash}; ${who}; cgroups: ${await this.host.describeCgroups()}` };
   }
 
-  async prepareJob(job: JobContext): Promise<void> {
-    const user = await resolveJobUser(this.settings.jobUser);
-    if (user) {
-      await assertReachable(job.workspace, user);
-      // The agent made both as root with mode 0700: now only the job user may enter them.
-      await Promise.all([chown(job.workspace, user.uid, user.gid), chown(job.scratch, user.uid, user.gid)]);
-    }
-    // A cgroup even without limits: it is the one container a job's processes cannot leave (setsid
-    // and a cleared environment escape the process-group and marker search), so kills are complete.
-    const support = await this.cgroupSupport();
-    const cgroup = support.available ? await JobCgroup.create(support, job.spec.jobId, this.settings.limits) : undefined;
-    this.jobs.set(job.spec.jobId, { user, cgroup });
+  prepareJob(job: JobContext): Promise<void> {
+    return this.host.prepare(job);
   }
 
-  async cleanupJob(job: JobContext): Promise<void> {
-    const prepared = this.jobs.get(job.spec.jobId);
-    this.jobs.delete(job.spec.jobId);
-    await prepared?.cgroup?.remove();
+  cleanupJob(job: JobContext): Promise<void> {
+    return this.host.cleanup(job);
   }
 
   async runStep(ctx: StepContext): Promise<StepResult> {
-    const prepared = this.jobs.get(ctx.spec.jobId);
-    // Without prepareJob the step would run as the runner's user, which may be root.
-    if (!prepared) throw new Error(`job ${ctx.spec.jobId} was not prepared`);
+    const prepared = this.host.get(ctx.spec.jobId);
     const file = path.join(ctx.scratch, `step-${ctx.step.id}.sh`);
     await writeStepScript(file, ctx.step.script, prepared.user);
     const argv = ['bash', '--noprofile', '--norc', '-e', '-o', 'pipefail', file];
