@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,9 +10,10 @@ import { loadConfig } from '../src/config/load-config.js';
 import type { JobSpec } from '../src/protocol/messages.js';
 import { detectCgroups } from '../src/runner/cgroups.js';
 import { BwrapExecutor } from '../src/runner/executors/bwrap-executor.js';
-import type { JobContext, StepResult } from '../src/runner/executors/executor.js';
+import type { JobContext } from '../src/runner/executors/executor.js';
 import { ensureJobUser, runsAsRoot, type JobUser } from '../src/runner/job-user.js';
 import { executorAvailable } from './helpers/executor-available.js';
+import { collectOutput, makeJob, runJob, runStep, withPreparedJob } from './helpers/executor-job.js';
 import { processesWithEnv } from './helpers/processes.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
@@ -28,79 +28,39 @@ const available = await executorAvailable('bwrap', userEnv);
 const settings = loadConfig({ FURROW_RUNNER_EXECUTOR: 'bwrap', ...userEnv }).executor;
 const cgroups = await detectCgroups();
 
-/** Collects what a step writes, as the runner's log sink would. */
-class Collector extends EventEmitter {
-  readonly chunks: Buffer[] = [];
-  write(b: Buffer): boolean {
-    this.chunks.push(b);
-    return true;
-  }
-  get text(): string {
-    return Buffer.concat(this.chunks).toString();
-  }
-}
-
 let workDir: string;
 let dataDir: string;
 let elsewhere: string;
 const executor = new BwrapExecutor(settings);
-/** Prepared jobs not cleaned up yet, cleaned up at the end (they may hold cgroups). */
-const prepared = new Map<JobContext, BwrapExecutor>();
+/** Jobs left prepared beside the one a test runs, cleaned up at the end (they may hold cgroups). */
+const others: JobContext[] = [];
 
 interface JobOptions {
-  network?: JobSpec['network'];
-  signal?: AbortSignal;
   /** The work dir the job's workspace and scratch dir are made in. */
   dir?: string;
-  ex?: BwrapExecutor;
+  network?: JobSpec['network'];
+  signal?: AbortSignal;
 }
 
-/** A job laid out as the runner agent lays it out (workspace and scratch in the work dir, 0700), prepared. */
-async function newJob({ network = 'default', signal = new AbortController().signal, dir = workDir, ex = executor }: JobOptions = {}): Promise<JobContext> {
+/** A job whose spec has FURROW_JOB_ID (how its processes are found) and a variable of its own. */
+function newJob({ dir = workDir, network = 'default', signal }: JobOptions = {}): Promise<JobContext> {
   const jobId = randomUUID();
-  const workspace = path.join(dir, jobId);
-  const scratch = path.join(dir, `.${jobId}`);
-  await Promise.all([mkdir(workspace, { mode: 0o700 }), mkdir(scratch, { mode: 0o700 })]);
-  const spec: JobSpec = {
-    jobId,
-    runId: randomUUID(),
-    projectId: randomUUID(),
-    workflowId: randomUUID(),
-    runNumber: 1,
-    name: 'job',
-    attempt: 1,
-    timeoutSeconds: 60,
-    leaseSeconds: 30,
-    image: null,
-    network,
-    env: { FURROW_JOB_ID: jobId, GREETING: 'hi' },
-    steps: [],
-  };
-  const job = { spec, workspace, scratch, signal };
-  prepared.set(job, ex);
-  await ex.prepareJob(job);
+  return makeJob(dir, { jobId, network, env: { FURROW_JOB_ID: jobId, GREETING: 'hi' } }, signal);
+}
+
+/** A prepared job another job's sandbox must not reach. */
+async function otherJob(dir?: string): Promise<JobContext> {
+  const job = await newJob({ dir });
+  others.push(job);
+  await executor.prepareJob(job);
   return job;
 }
 
-async function cleanupJob(job: JobContext): Promise<void> {
-  await prepared.get(job)?.cleanupJob(job);
-  prepared.delete(job);
-}
-
-async function runScript(job: JobContext, script: string, output = new Collector()): Promise<StepResult & { output: string }> {
-  const step = { id: randomUUID(), name: 'step', script };
-  const result = await prepared.get(job)!.runStep({ ...job, step, output });
-  return { ...result, output: output.text };
-}
-
 /** One job of one step, from prepareJob to cleanupJob. */
-async function runJob(script: string, options: JobOptions = {}) {
+async function runScript(script: string, options: JobOptions = {}) {
   const job = await newJob(options);
-  try {
-    return { job, ...(await runScript(job, script)) };
-  } finally {
-    await cleanupJob(job);
-  }
+  const [step] = await runJob(executor, job, [script]);
+  return { job, ...step };
 }
 
 beforeAll(async () => {
@@ -121,7 +81,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([...prepared.keys()].map(cleanupJob));
+  await Promise.all(others.map((job) => executor.cleanupJob(job)));
   await Promise.all([rm(dataDir, { recursive: true, force: true }), rm(elsewhere, { recursive: true, force: true })]);
   if (user) await run('userdel', [user.name]);
 });
@@ -135,7 +95,7 @@ describe.skipIf(!available)('bwrap executor', () => {
   });
 
   it('streams a step\'s output and returns its exit code, with an environment from the spec alone', async () => {
-    const r = await runJob('echo "to stdout"\necho "to stderr" >&2\necho "$GREETING $PWD $HOME $FURROW_WORKSPACE"\nenv -0 | cut -z -d= -f1 | sort -z | tr "\\0" " "\necho\nexit 3');
+    const r = await runScript('echo "to stdout"\necho "to stderr" >&2\necho "$GREETING $PWD $HOME $FURROW_WORKSPACE"\nenv -0 | cut -z -d= -f1 | sort -z | tr "\\0" " "\necho\nexit 3');
     expect(r.exitCode).toBe(3);
     expect(r.signal).toBeNull();
     expect(r.output).toContain('to stdout\n');
@@ -146,7 +106,7 @@ describe.skipIf(!available)('bwrap executor', () => {
   });
 
   it('runs as an unprivileged user without capabilities, whose files in the workspace it owns on the host', async () => {
-    const r = await runJob('id -u\nid -G\ngrep CapEff /proc/self/status\necho data > made-here');
+    const r = await runScript('id -u\nid -G\ngrep CapEff /proc/self/status\necho data > made-here');
     expect(r.exitCode).toBe(0);
     expect(jobUid).not.toBe(0);
     // No supplementary groups are left from the runner's user.
@@ -155,7 +115,7 @@ describe.skipIf(!available)('bwrap executor', () => {
   });
 
   it('writes nowhere on the host but the workspace', async () => {
-    const other = await newJob();
+    const other = await otherJob();
     await writeFile(path.join(other.workspace, 'theirs'), 'other job');
     const marker = `furrow-bwrap-${randomUUID()}`;
     const attempts = ['/x', '/etc/x', '/usr/x', '/usr/local/x', `${other.workspace}/x`, `${workDir}/x`, `/tmp/${marker}`];
@@ -164,7 +124,7 @@ describe.skipIf(!available)('bwrap executor', () => {
       `cat ${other.workspace}/theirs 2>/dev/null || echo "no theirs"`,
       'touch mine && echo "wrote mine"',
     ].join('\n');
-    const r = await runJob(script);
+    const r = await runScript(script);
     expect(r.exitCode).toBe(0);
     // /tmp is the sandbox's own: writing there works but reaches nothing on the host.
     for (const f of attempts.slice(0, -1)) expect(r.output).toContain(`denied ${f}\n`);
@@ -176,7 +136,7 @@ describe.skipIf(!available)('bwrap executor', () => {
   });
 
   it('hides the runner\'s credential, the other workspaces and the server\'s data dir', async () => {
-    const other = await newJob();
+    const other = await otherJob();
     const script = [
       `ls -A ${workDir} | sort | tr "\\n" " "; echo`,
       `cat ${workDir}/credential.json 2>/dev/null || echo "no credential"`,
@@ -185,7 +145,7 @@ describe.skipIf(!available)('bwrap executor', () => {
       `cat ${elsewhere}/secret 2>/dev/null || echo "no data dir elsewhere"`,
       'ls / | tr "\\n" " "; echo',
     ].join('\n');
-    const r = await runJob(script);
+    const r = await runScript(script);
     expect(r.exitCode).toBe(0);
     const id = r.job.spec.jobId;
     // Only the job's own workspace and script directory exist in the work dir.
@@ -206,8 +166,8 @@ describe.skipIf(!available)('bwrap executor', () => {
     try {
       await chmod(inside, 0o711);
       await writeFile(path.join(inside, 'credential.json'), '{"token":"runner-credential-secret"}', { mode: 0o644 });
-      const other = await newJob({ dir: inside });
-      const r = await runJob(`ls -A ${inside} | sort | tr "\\n" " "; echo\ncat ${inside}/credential.json 2>/dev/null || echo "no credential"\ntouch ${inside}/x 2>/dev/null || echo "denied"`, { dir: inside });
+      const other = await otherJob(inside);
+      const r = await runScript(`ls -A ${inside} | sort | tr "\\n" " "; echo\ncat ${inside}/credential.json 2>/dev/null || echo "no credential"\ntouch ${inside}/x 2>/dev/null || echo "denied"`, { dir: inside });
       expect(r.exitCode).toBe(0);
       const id = r.job.spec.jobId;
       expect(r.output).toBe(`${[id, `.${id}`].sort().join(' ')} \nno credential\ndenied\n`);
@@ -218,7 +178,7 @@ describe.skipIf(!available)('bwrap executor', () => {
   });
 
   it('shows the job only its own processes', async () => {
-    const r = await runJob(`sleep 30 &\nls /proc | grep -cE '^[0-9]+$'\ntest -e /proc/${process.pid} && echo "sees the runner" || echo "runner hidden"\nkill $!`);
+    const r = await runScript(`sleep 30 &\nls /proc | grep -cE '^[0-9]+$'\ntest -e /proc/${process.pid} && echo "sees the runner" || echo "runner hidden"\nkill $!`);
     expect(r.exitCode).toBe(0);
     const [count, runner] = r.output.trim().split('\n');
     // bwrap's init, bash, sleep and the pipeline's ls and grep
@@ -239,13 +199,13 @@ describe.skipIf(!available)('bwrap executor', () => {
     const connect = () => `exec 3<>/dev/tcp/127.0.0.1/${port} && head -n 1 <&3`;
 
     it('reaches the host\'s network by default', async () => {
-      const r = await runJob(connect(), { network: 'default' });
+      const r = await runScript(connect(), { network: 'default' });
       expect(r.exitCode).toBe(0);
       expect(r.output).toBe('hello from the host\n');
     });
 
     it('has no network with network: none', async () => {
-      const r = await runJob(`${connect()} || echo "no connection"`, { network: 'none' });
+      const r = await runScript(`${connect()} || echo "no connection"`, { network: 'none' });
       expect(r.exitCode).toBe(0);
       expect(r.output).not.toContain('hello from the host');
       expect(r.output).toContain('no connection\n');
@@ -254,32 +214,31 @@ describe.skipIf(!available)('bwrap executor', () => {
 
   it.skipIf(!cgroups.available || !cgroups.controllers.includes('memory'))('holds the sandbox to FURROW_JOB_MEMORY_MB through the job\'s cgroup', async () => {
     const ex = new BwrapExecutor(loadConfig({ FURROW_RUNNER_EXECUTOR: 'bwrap', FURROW_JOB_MEMORY_MB: '64', ...userEnv }).executor);
-    const job = await newJob({ ex });
-    try {
-      expect((await runScript(job, 'cat /proc/self/cgroup')).output).toContain(`/furrow/${job.spec.jobId}\n`);
-      const r = await runScript(job, 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo "survived with ${#x} bytes"');
+    const job = await newJob();
+    await withPreparedJob(ex, job, async () => {
+      expect((await runStep(ex, job, 'cat /proc/self/cgroup')).output).toContain(`/furrow/${job.spec.jobId}\n`);
+      const r = await runStep(ex, job, 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo "survived with ${#x} bytes"');
       expect(r.output).not.toContain('survived');
       expect(r.exitCode === null ? r.signal : r.exitCode).not.toBe(0);
-    } finally {
-      await cleanupJob(job);
-    }
+    });
   });
 
   it('ends a canceled step within 2 seconds, leaving no process behind', async () => {
     const controller = new AbortController();
     const job = await newJob({ signal: controller.signal });
-    const output = new Collector();
-    const step = runScript(job, 'trap "" TERM\nsetsid sleep 101 &\nsleep 102 &\necho started\nsleep 100', output);
-    for (let i = 0; i < 200 && !output.text.includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
-    const marker = `FURROW_JOB_ID=${job.spec.jobId}`;
-    expect(await processesWithEnv(marker)).not.toEqual([]);
-    const began = Date.now();
-    controller.abort('canceled');
-    const r = await step;
-    expect(Date.now() - began).toBeLessThan(2000);
-    expect(r.exitCode).toBeNull();
-    expect(await processesWithEnv(marker)).toEqual([]);
-    await cleanupJob(job);
+    await withPreparedJob(executor, job, async () => {
+      const output = collectOutput();
+      const step = runStep(executor, job, 'trap "" TERM\nsetsid sleep 101 &\nsleep 102 &\necho started\nsleep 100', output);
+      await output.until('started');
+      const marker = `FURROW_JOB_ID=${job.spec.jobId}`;
+      expect(await processesWithEnv(marker)).not.toEqual([]);
+      const began = Date.now();
+      controller.abort('canceled');
+      const r = await step;
+      expect(Date.now() - began).toBeLessThan(2000);
+      expect(r.exitCode).toBeNull();
+      expect(await processesWithEnv(marker)).toEqual([]);
+    });
   });
 });
 

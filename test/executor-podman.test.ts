@@ -1,47 +1,23 @@
 import { execFile } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
-import { chmod, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load-config.js';
 import type { JobSpec } from '../src/protocol/messages.js';
-import type { JobContext, StepResult } from '../src/runner/executors/executor.js';
+import type { JobContext } from '../src/runner/executors/executor.js';
 import { PodmanExecutor } from '../src/runner/executors/podman-executor.js';
 import { ensureJobUser, runsAsRoot, type JobUser } from '../src/runner/job-user.js';
 import { BUSYBOX_MARKER, ensureBusyboxImage } from './helpers/busybox-image.js';
 import { executorAvailable } from './helpers/executor-available.js';
+import { collectOutput, makeJob, runJob, runStep, withPreparedJob } from './helpers/executor-job.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 const run = promisify(execFile);
 const available = await executorAvailable('podman');
 const root = runsAsRoot();
-
-/**
- * Collects a step's output as the agent's log sink would receive it. With `stallEvery`, every
- * that many writes it asks the producer to pause and emits `drain` a little later.
- */
-class Output extends EventEmitter {
-  readonly chunks: Buffer[] = [];
-  constructor(private readonly stallEvery = 0) {
-    super();
-  }
-  write(data: Buffer): boolean {
-    this.chunks.push(data);
-    if (this.stallEvery === 0 || this.chunks.length % this.stallEvery !== 0) return true;
-    setTimeout(() => this.emit('drain'), 20);
-    return false;
-  }
-  get text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
-  /** Resolves once the output holds `text`. */
-  async until(text: string): Promise<void> {
-    while (!this.text.includes(text)) await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const userName = `furrow-test-${randomBytes(4).toString('hex')}`;
 let user: JobUser | undefined;
@@ -58,49 +34,9 @@ function executor(env: Record<string, string> = {}): PodmanExecutor {
   return new PodmanExecutor(loadConfig({ FURROW_RUNNER_EXECUTOR: 'podman', FURROW_JOB_USER: userName, ...env }).executor);
 }
 
-/** A job as the agent makes it: spec, empty 0700 workspace and scratch dir, and an abort signal. */
-async function newJob(spec: Partial<JobSpec> = {}, signal = new AbortController().signal): Promise<JobContext> {
-  const jobId = randomUUID();
-  const full: JobSpec = {
-    jobId,
-    runId: randomUUID(),
-    projectId: randomUUID(),
-    workflowId: randomUUID(),
-    runNumber: 1,
-    name: 'test',
-    attempt: 1,
-    timeoutSeconds: 60,
-    leaseSeconds: 30,
-    image,
-    network: 'default',
-    env: { FURROW_JOB_ID: jobId },
-    steps: [],
-    ...spec,
-  };
-  const job = { spec: full, workspace: path.join(workDir, jobId), scratch: path.join(workDir, `.${jobId}`), signal };
-  await Promise.all([mkdir(job.workspace, { mode: 0o700 }), mkdir(job.scratch, { mode: 0o700 })]);
-  return job;
-}
-
-let stepCounter = 0;
-async function runStep(ex: PodmanExecutor, job: JobContext, script: string, output = new Output()): Promise<StepResult & { output: string; ms: number }> {
-  const id = `s${++stepCounter}`;
-  const started = Date.now();
-  const result = await ex.runStep({ ...job, step: { id, name: id, script }, output });
-  return { ...result, output: output.text, ms: Date.now() - started };
-}
-
-/** Prepares a job, runs `scripts` as its steps and cleans up, as the agent does. */
-async function runJob(ex: PodmanExecutor, scripts: string[], spec: Partial<JobSpec> = {}) {
-  const job = await newJob(spec);
-  await ex.prepareJob(job);
-  try {
-    const results = [];
-    for (const s of scripts) results.push(await runStep(ex, job, s));
-    return { job, results };
-  } finally {
-    await ex.cleanupJob(job);
-  }
+/** A job in the work dir that runs in the test image unless `spec` says otherwise. */
+function newJob(spec: Partial<JobSpec> = {}, signal?: AbortSignal): Promise<JobContext> {
+  return makeJob(workDir, { image, ...spec }, signal);
 }
 
 describe.skipIf(!available)('podman executor', () => {
@@ -126,7 +62,7 @@ describe.skipIf(!available)('podman executor', () => {
 
   it('runs a step inside the image and returns its output and exit code', async () => {
     const ex = executor();
-    const { results } = await runJob(ex, ['cat /etc/os-release; echo "to stderr" >&2', 'echo before; exit 7; echo never']);
+    const results = await runJob(ex, await newJob(), ['cat /etc/os-release; echo "to stderr" >&2', 'echo before; exit 7; echo never']);
     expect(results[0]!.exitCode).toBe(0);
     expect(results[0]!.output).toBe(`${BUSYBOX_MARKER}\nto stderr\n`);
     expect(results[1]).toMatchObject({ exitCode: 7, output: 'before\n' });
@@ -135,12 +71,11 @@ describe.skipIf(!available)('podman executor', () => {
   it('runs in the workspace with an environment only from the spec; files written inside appear on the host', async () => {
     const ex = executor();
     const secret = "two\nlines with 'quotes' and $dollars";
-    const { job, results } = await runJob(
-      ex,
-      ['pwd; echo "$HOME $FURROW_WORKSPACE $LANG"; printf %s "$SECRET" > secret; id -u; env | sed -n "s/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p" | tr "\\n" " "', 'cat secret; echo; echo "$FURROW_STEP_ID"'],
-      { env: { SECRET: secret, LANG: 'C' } },
-    );
-    const [first, second] = results;
+    const job = await newJob({ env: { SECRET: secret, LANG: 'C' } });
+    const [first, second] = await runJob(ex, job, [
+      'pwd; echo "$HOME $FURROW_WORKSPACE $LANG"; printf %s "$SECRET" > secret; id -u; env | sed -n "s/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p" | tr "\\n" " "',
+      'cat secret; echo; echo "$FURROW_STEP_ID"',
+    ]);
     expect(first!.exitCode).toBe(0);
     const lines = first!.output.split('\n');
     expect(lines.slice(0, 2)).toEqual(['/workspace', '/workspace /workspace C']);
@@ -150,24 +85,24 @@ describe.skipIf(!available)('podman executor', () => {
     expect(names).toEqual(expect.arrayContaining(['FURROW_STEP_ID', 'FURROW_WORKSPACE', 'HOME', 'LANG', 'PATH', 'SECRET']));
     const allowed = ['FURROW_JOB_ID', 'FURROW_STEP_ID', 'FURROW_WORKSPACE', 'HOME', 'HOSTNAME', 'LANG', 'PATH', 'PWD', 'SECRET', 'SHLVL', 'TERM', 'container'];
     expect(names.filter((n) => !allowed.includes(n))).toEqual([]);
-    expect(second!.output).toBe(`${secret}\ns${stepCounter}\n`);
+    expect(second!.output).toBe(`${secret}\n${second!.stepId}\n`);
     // The workspace outlives the steps and holds what they wrote, owned by the job user.
     expect(await readFile(path.join(job.workspace, 'secret'), 'utf8')).toBe(secret);
     if (root) expect((await stat(path.join(job.workspace, 'secret'))).uid).toBe(user!.uid);
   });
 
   it.skipIf(!root)('runs the job user without capabilities, even where the image does not know it', async () => {
-    const { results } = await runJob(executor(), ['id -u; id -g; grep CapEff /proc/self/status; chown 0 . 2>/dev/null || echo "chown refused"']);
+    const results = await runJob(executor(), await newJob(), ['id -u; id -g; grep CapEff /proc/self/status; chown 0 . 2>/dev/null || echo "chown refused"']);
     expect(results[0]!.output).toBe(`${user!.uid}\n${user!.gid}\nCapEff:\t0000000000000000\nchown refused\n`);
   });
 
   it('gives a job with network "none" no interface but lo', async () => {
     const ex = executor();
     const links = 'ip -o link | cut -d: -f2 | tr -d " "';
-    const { results } = await runJob(ex, [links], { network: 'none' });
-    expect(results[0]).toMatchObject({ exitCode: 0, output: 'lo\n' });
-    const open = await runJob(ex, [links]);
-    expect(open.results[0]!.output.split('\n').filter((l) => l !== '').length).toBeGreaterThan(1);
+    const [closed] = await runJob(ex, await newJob({ network: 'none' }), [links]);
+    expect(closed).toMatchObject({ exitCode: 0, output: 'lo\n' });
+    const [open] = await runJob(ex, await newJob(), [links]);
+    expect(open!.output.split('\n').filter((l) => l !== '').length).toBeGreaterThan(1);
   });
 
   it('applies the memory, pids and cpu limits of the settings', async () => {
@@ -179,7 +114,7 @@ describe.skipIf(!available)('podman executor', () => {
       'cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d" " -f1 /sys/fs/cgroup/cpu.max',
     ].join('\n');
     const forks = 'i=0; while [ $i -lt 40 ]; do sleep 10 & i=$((i+1)); done; echo "all started"';
-    const { results } = await runJob(ex, [show, forks]);
+    const results = await runJob(ex, await newJob(), [show, forks]);
     expect(results[0]).toMatchObject({ exitCode: 0, output: `16\n${96 * 1024 * 1024}\n50000\n` });
     expect(results[1]!.exitCode).not.toBe(0);
     expect(results[1]!.output).toMatch(/fork/i);
@@ -189,51 +124,41 @@ describe.skipIf(!available)('podman executor', () => {
   it('keeps a large output complete and in order while the sink pauses it', async () => {
     const ex = executor();
     const job = await newJob();
-    await ex.prepareJob(job);
-    try {
-      const r = await runStep(ex, job, 'seq 1 200000', new Output(5));
+    await withPreparedJob(ex, job, async () => {
+      const r = await runStep(ex, job, 'seq 1 200000', collectOutput({ every: 5, drainMs: 20 }));
       expect(r.exitCode).toBe(0);
       expect(r.output).toBe(`${Array.from({ length: 200_000 }, (_, i) => i + 1).join('\n')}\n`);
-    } finally {
-      await ex.cleanupJob(job);
-    }
+    });
   });
 
-  it('ends a canceled step within seconds, also one that ignores SIGTERM, and leaves no container', async () => {
-    const ex = executor();
-    const controller = new AbortController();
-    const job = await newJob({}, controller.signal);
-    await ex.prepareJob(job);
-    try {
-      const output = new Output();
-      const step = runStep(ex, job, "trap '' TERM; echo started; sleep 100; echo never", output);
-      await output.until('started');
-      const abortedAt = Date.now();
-      controller.abort('canceled');
-      const r = await step;
-      expect(Date.now() - abortedAt).toBeLessThan(3000);
-      expect(r).toMatchObject({ exitCode: null, signal: 'SIGTERM', output: 'started\n' });
-      expect(await containersOf(job.spec.jobId)).toEqual([]);
-    } finally {
-      await ex.cleanupJob(job);
-    }
-  });
-
-  it('ends a step canceled before its container exists', async () => {
-    const ex = executor();
-    const controller = new AbortController();
-    const job = await newJob({}, controller.signal);
-    await ex.prepareJob(job);
-    try {
-      const step = runStep(ex, job, 'sleep 100');
-      controller.abort('canceled');
-      const r = await step;
-      expect(r.ms).toBeLessThan(3000);
-      expect(await containersOf(job.spec.jobId)).toEqual([]);
-    } finally {
-      await ex.cleanupJob(job);
-    }
-  });
+  const cancelCases = [
+    {
+      title: 'ends a canceled step within seconds, also one that ignores SIGTERM, and leaves no container',
+      script: "trap '' TERM; echo started; sleep 100; echo never",
+      cancelOnce: 'started',
+      ended: { exitCode: null, signal: 'SIGTERM', output: 'started\n' },
+    },
+    // Canceled at once, while podman is still creating the container.
+    { title: 'ends a step canceled before its container exists', script: 'sleep 100', cancelOnce: undefined, ended: undefined },
+  ];
+  for (const { title, script, cancelOnce, ended } of cancelCases) {
+    it(title, async () => {
+      const ex = executor();
+      const controller = new AbortController();
+      const job = await newJob({}, controller.signal);
+      await withPreparedJob(ex, job, async () => {
+        const output = collectOutput();
+        const step = runStep(ex, job, script, output);
+        if (cancelOnce) await output.until(cancelOnce);
+        const canceledAt = Date.now();
+        controller.abort('canceled');
+        const r = await step;
+        expect(Date.now() - canceledAt).toBeLessThan(3000);
+        if (ended) expect(r).toMatchObject(ended);
+        expect(await containersOf(job.spec.jobId)).toEqual([]);
+      });
+    });
+  }
 
   it('fails a job without an image, or with one it cannot get, saying so', async () => {
     const ex = executor();

@@ -1,18 +1,16 @@
 import { execFile } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load-config.js';
-import type { JobSpec } from '../src/protocol/messages.js';
 import { detectCgroups } from '../src/runner/cgroups.js';
-import type { JobContext, StepResult } from '../src/runner/executors/executor.js';
 import { ShellExecutor } from '../src/runner/executors/shell-executor.js';
 import { ensureJobUser, runsAsRoot, type JobUser } from '../src/runner/job-user.js';
+import { collectOutput, makeJob, runStep, withPreparedJob } from './helpers/executor-job.js';
 
 const run = promisify(execFile);
 const root = runsAsRoot();
@@ -20,18 +18,6 @@ const cgroups = await detectCgroups();
 if (process.env.CI && root && !cgroups.available) throw new Error(`no cgroups on this CI host: ${cgroups.reason}`);
 if (!cgroups.available) console.warn(`skipping cgroup tests: ${cgroups.reason}`);
 const hasController = (c: 'memory' | 'pids') => cgroups.available && cgroups.controllers.includes(c);
-
-/** Collects a step's output as the agent's log sink would receive it. */
-class Output extends EventEmitter {
-  readonly chunks: Buffer[] = [];
-  write(data: Buffer): boolean {
-    this.chunks.push(data);
-    return true;
-  }
-  get text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
-}
 
 const userName = `furrow-test-${randomBytes(4).toString('hex')}`;
 let user: JobUser | undefined;
@@ -50,37 +36,6 @@ afterAll(async () => {
 
 function executor(env: Record<string, string> = {}): ShellExecutor {
   return new ShellExecutor(loadConfig({ FURROW_JOB_USER: userName, ...env }).executor);
-}
-
-/** A job as the agent makes it: spec, empty 0700 workspace and scratch dir, and an abort signal. */
-async function newJob(signal = new AbortController().signal, dir = workDir): Promise<JobContext> {
-  const jobId = randomUUID();
-  const spec: JobSpec = {
-    jobId,
-    runId: randomUUID(),
-    projectId: randomUUID(),
-    workflowId: randomUUID(),
-    runNumber: 1,
-    name: 'test',
-    attempt: 1,
-    timeoutSeconds: 60,
-    leaseSeconds: 30,
-    image: null,
-    network: 'default',
-    env: { FURROW_JOB_ID: jobId },
-    steps: [],
-  };
-  const job = { spec, workspace: path.join(dir, jobId), scratch: path.join(dir, `.${jobId}`), signal };
-  await Promise.all([mkdir(job.workspace, { mode: 0o700 }), mkdir(job.scratch, { mode: 0o700 })]);
-  return job;
-}
-
-let stepCounter = 0;
-async function runStep(ex: ShellExecutor, job: JobContext, script: string): Promise<StepResult & { output: string }> {
-  const output = new Output();
-  const id = `s${++stepCounter}`;
-  const result = await ex.runStep({ ...job, step: { id, name: id, script }, output });
-  return { ...result, output: output.text };
 }
 
 /** Where the job's cgroup lives in each hierarchy this host offers. */
@@ -107,9 +62,8 @@ describe('shell executor', () => {
 
   it.skipIf(!root)('runs steps as the job user, not root, without supplementary groups, with HOME in the workspace', async () => {
     const ex = executor();
-    const job = await newJob();
-    await ex.prepareJob(job);
-    try {
+    const job = await makeJob(workDir);
+    await withPreparedJob(ex, job, async () => {
       const r = await runStep(ex, job, 'id -u; id -g; id -G; echo "$HOME"; echo hi > made-by-step');
       expect(r.exitCode).toBe(0);
       expect(r.output).toBe(`${user!.uid}\n${user!.gid}\n${user!.gid}\n${job.workspace}\n`);
@@ -119,16 +73,19 @@ describe('shell executor', () => {
       // No root powers left.
       const denied = await runStep(ex, job, 'cat /etc/shadow');
       expect(denied.exitCode).not.toBe(0);
-    } finally {
-      await ex.cleanupJob(job);
-    }
+    });
+  });
+
+  it('refuses a job that asks for no network, which it cannot enforce', async () => {
+    const job = await makeJob(workDir, { network: 'none' });
+    await expect(executor().prepareJob(job)).rejects.toThrow(/network: none.*use the bwrap or podman executor/);
   });
 
   it.skipIf(!root)('fails the job with the directory to open when the job user cannot reach the work dir', async () => {
     const closed = await mkdtemp(path.join(tmpdir(), 'furrow-closed-')); // mode 0700
     try {
       const ex = executor();
-      const job = await newJob(undefined, closed);
+      const job = await makeJob(closed);
       await expect(ex.prepareJob(job)).rejects.toThrow(`the job user ${userName} cannot reach ${job.workspace}: ${closed} is not traversable for it`);
       await ex.cleanupJob(job);
     } finally {
@@ -138,10 +95,9 @@ describe('shell executor', () => {
 
   it.skipIf(!hasController('pids'))('keeps a job with FURROW_JOB_PIDS_MAX=20 from forking 50 processes, in a cgroup removed after the job', async () => {
     const ex = executor({ FURROW_JOB_PIDS_MAX: '20' });
-    const job = await newJob();
-    await ex.prepareJob(job);
+    const job = await makeJob(workDir);
     const dirs = cgroupDirs(job.spec.jobId);
-    try {
+    await withPreparedJob(ex, job, async () => {
       // Only where a limit is set: the pids hierarchy on v1 (listed first), the one directory on v2.
       expect(dirs.filter((d) => existsSync(d))).toEqual([dirs[0]]);
       const forkBomb = `cat /proc/self/cgroup
@@ -150,38 +106,30 @@ perl -e 'for my $n (0 .. 49) { my $p = fork; if (!defined $p) { print "fork $n f
       expect(r.output).toContain(`/furrow/${job.spec.jobId}`); // the step was inside the job's cgroup
       expect(r.output).toMatch(/fork 1\d failed: Resource temporarily unavailable/);
       expect(r.exitCode).toBe(3);
-    } finally {
-      await ex.cleanupJob(job);
-    }
+    });
     for (const d of dirs) expect(existsSync(d)).toBe(false);
   });
 
   it.skipIf(!hasController('memory'))('kills a job with FURROW_JOB_MEMORY_MB=64 that takes 200 MB', async () => {
     const ex = executor({ FURROW_JOB_MEMORY_MB: '64' });
-    const job = await newJob();
-    await ex.prepareJob(job);
-    try {
+    const job = await makeJob(workDir);
+    await withPreparedJob(ex, job, async () => {
       const r = await runStep(ex, job, 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo "survived with ${#x} bytes"');
       expect(r.output).not.toContain('survived');
       expect(r.exitCode === null ? r.signal : r.exitCode).not.toBe(0);
       const small = await runStep(ex, job, 'x=$(head -c 10000000 /dev/zero | tr "\\0" a); echo "${#x} bytes"');
       expect(small.output).toBe('10000000 bytes\n');
-    } finally {
-      await ex.cleanupJob(job);
-    }
+    });
     for (const d of cgroupDirs(job.spec.jobId)) expect(existsSync(d)).toBe(false);
   });
 
   it.skipIf(!cgroups.available)('uses a cgroup without limits too, and removes it after the job', async () => {
     const ex = executor();
-    const job = await newJob();
-    await ex.prepareJob(job);
-    try {
+    const job = await makeJob(workDir);
+    await withPreparedJob(ex, job, async () => {
       const r = await runStep(ex, job, 'cat /proc/self/cgroup');
       expect(r.output).toContain(`/furrow/${job.spec.jobId}\n`);
-    } finally {
-      await ex.cleanupJob(job);
-    }
+    });
     for (const d of cgroupDirs(job.spec.jobId)) expect(existsSync(d)).toBe(false);
   });
 
@@ -195,12 +143,11 @@ perl -e 'for my $n (0 .. 49) { my $p = fork; if (!defined $p) { print "fork $n f
       if (script.includes('env -i') && !cgroups.available) t.skip(); // only a cgroup finds a process that cleared its environment
       const ex = executor();
       const controller = new AbortController();
-      const job = await newJob(controller.signal);
-      await ex.prepareJob(job);
-      try {
-        const output = new Output();
-        const step = ex.runStep({ ...job, step: { id: 'cancel', name: 'cancel', script }, output });
-        for (let i = 0; i < 200 && !output.text.includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
+      const job = await makeJob(workDir, {}, controller.signal);
+      await withPreparedJob(ex, job, async () => {
+        const output = collectOutput();
+        const step = runStep(ex, job, script, output);
+        await output.until('started');
         expect(output.text).toBe('started\n');
         const left = (await readFile(path.join(job.workspace, 'pids'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
         const canceledAt = Date.now();
@@ -209,9 +156,7 @@ perl -e 'for my $n (0 .. 49) { my $p = fork; if (!defined $p) { print "fork $n f
         expect(Date.now() - canceledAt).toBeLessThan(2000);
         expect(r.exitCode).toBeNull();
         for (const pid of left) expect(await dead(pid)).toBe(true);
-      } finally {
-        await ex.cleanupJob(job);
-      }
+      });
     });
   }
 });

@@ -1,40 +1,20 @@
 import { execFile } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load-config.js';
-import type { JobSpec } from '../src/protocol/messages.js';
-import type { JobContext, StepResult } from '../src/runner/executors/executor.js';
+import type { JobContext } from '../src/runner/executors/executor.js';
 import { SshExecutor } from '../src/runner/executors/ssh-executor.js';
+import { collectOutput, makeJob, runJob, runStep, withPreparedJob } from './helpers/executor-job.js';
 import { processesWithEnv } from './helpers/processes.js';
 import { generateKey, sshServerAvailable, startSshServer, writeKnownHosts, type SshServer } from './helpers/ssh-server.js';
 import { startTestInstance } from './helpers/test-instance.js';
 
 const run = promisify(execFile);
 const available = await sshServerAvailable();
-
-/** Collects what a step writes, as the runner's log sink would; `slow` makes it ask for pauses. */
-class Collector extends EventEmitter {
-  readonly chunks: Buffer[] = [];
-  pauses = 0;
-  constructor(private readonly slow = false) {
-    super();
-  }
-  write(b: Buffer): boolean {
-    this.chunks.push(b);
-    if (!this.slow) return true;
-    this.pauses++;
-    setTimeout(() => this.emit('drain'), 1);
-    return false;
-  }
-  get text(): string {
-    return Buffer.concat(this.chunks).toString();
-  }
-}
 
 let server: SshServer;
 let localWork: string;
@@ -59,36 +39,11 @@ function executor(env: Record<string, string> = {}): SshExecutor {
   return new SshExecutor(loadConfig({ FURROW_RUNNER_EXECUTOR: 'ssh', ...server.env, ...env }).executor);
 }
 
-/** A job laid out as the runner agent lays it out on its own host. */
-async function newJob(env: Record<string, string> = {}, controller = new AbortController()): Promise<JobContext> {
-  const jobId = randomUUID();
-  const workspace = path.join(localWork, jobId);
-  const scratch = path.join(localWork, `.${jobId}`);
-  await Promise.all([mkdir(workspace, { mode: 0o700 }), mkdir(scratch, { mode: 0o700 })]);
-  const spec: JobSpec = {
-    jobId,
-    runId: randomUUID(),
-    projectId: randomUUID(),
-    workflowId: randomUUID(),
-    runNumber: 1,
-    name: 'job',
-    attempt: 1,
-    timeoutSeconds: 60,
-    leaseSeconds: 30,
-    image: null,
-    network: 'default',
-    // No FURROW_JOB_ID: the runner would find the "remote" processes on this loopback host by it
-    // and kill them itself; without it, only the executor's remote stopping can.
-    env,
-    steps: [],
-  };
-  return { spec, workspace, scratch, signal: controller.signal };
-}
-
-async function step(ex: SshExecutor, job: JobContext, script: string, output = new Collector()): Promise<{ result: StepResult; output: Collector; stepId: string }> {
-  const stepId = randomUUID();
-  const result = await ex.runStep({ ...job, step: { id: stepId, name: 'step', script }, output });
-  return { result, output, stepId };
+/** A job laid out as the runner agent lays it out on its own host, with `env` as the spec's whole environment. */
+function newJob(env: Record<string, string> = {}, signal?: AbortSignal): Promise<JobContext> {
+  // No FURROW_JOB_ID: the runner would find the "remote" processes on this loopback host by it
+  // and kill them itself; without it, only the executor's remote stopping can.
+  return makeJob(localWork, { env }, signal);
 }
 
 const remoteWorkspace = (job: JobContext) => path.join(server.workDir, job.spec.jobId);
@@ -119,28 +74,20 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms
 
 describe.runIf(available)('ssh executor', () => {
   it('runs a step on the target as the target user; stdout, stderr and the exit code come back', async () => {
-    const ex = executor();
-    const job = await newJob();
-    await ex.prepareJob(job);
-    const { result, output } = await step(ex, job, 'echo "out $(id -un) $(id -u)"\necho "err line" >&2\nexit 3');
-    await ex.cleanupJob(job);
+    // `result` is what the executor returned, without what the helper adds.
+    const [{ output, stepId, ...result }] = await runJob(executor(), await newJob(), ['echo "out $(id -un) $(id -u)"\necho "err line" >&2\nexit 3']);
     expect(result).toEqual({ exitCode: 3, signal: null });
-    expect(output.text).toContain(`out ${server.user} ${server.uid}\n`);
-    expect(output.text).toContain('err line\n');
+    expect(output).toContain(`out ${server.user} ${server.uid}\n`);
+    expect(output).toContain('err line\n');
     if (process.getuid!() === 0) expect(server.uid).not.toBe(0);
   });
 
   it('keeps the script\'s own line numbers and tells a script\'s exit 255 from an ssh failure', async () => {
-    const ex = executor();
-    const job = await newJob();
-    await ex.prepareJob(job);
-    const missing = await step(ex, job, 'true\nno_such_command_here');
-    const ssh255 = await step(ex, job, 'echo bye\nexit 255');
-    await ex.cleanupJob(job);
-    expect(missing.result.exitCode).toBe(127);
-    expect(missing.output.text).toMatch(/line 2: no_such_command_here: command not found/);
-    expect(ssh255.result).toEqual({ exitCode: 255, signal: null });
-    expect(ssh255.output.text).toBe('bye\n');
+    const [missing, { output, stepId, ...result }] = await runJob(executor(), await newJob(), ['true\nno_such_command_here', 'echo bye\nexit 255']);
+    expect(missing.exitCode).toBe(127);
+    expect(missing.output).toMatch(/line 2: no_such_command_here: command not found/);
+    expect(result).toEqual({ exitCode: 255, signal: null });
+    expect(output).toBe('bye\n');
   });
 
   it('creates the workspace on the target (mode 0700, the ssh user\'s) and removes it on cleanup', async () => {
@@ -152,8 +99,8 @@ describe.runIf(available)('ssh executor', () => {
     expect(info.isDirectory()).toBe(true);
     expect(info.mode & 0o777).toBe(0o700);
     expect(info.uid).toBe(server.uid);
-    const { output } = await step(ex, job, 'pwd\necho "$HOME|$FURROW_WORKSPACE"\nmkdir -p deep/dir && touch deep/dir/file && chmod 000 deep/dir');
-    expect(output.text).toBe(`${ws}\n${ws}|${ws}\n`);
+    const { output } = await runStep(ex, job, 'pwd\necho "$HOME|$FURROW_WORKSPACE"\nmkdir -p deep/dir && touch deep/dir/file && chmod 000 deep/dir');
+    expect(output).toBe(`${ws}\n${ws}|${ws}\n`);
     await ex.cleanupJob(job);
     await expect(stat(ws)).rejects.toThrow(/ENOENT/);
     await expect(stat(path.join(server.workDir, `.${job.spec.jobId}`))).rejects.toThrow(/ENOENT/);
@@ -164,69 +111,68 @@ describe.runIf(available)('ssh executor', () => {
     const secret = `furrow-secret-${randomBytes(8).toString('hex')}`;
     const value = `${secret} it's "quoted" $(touch /tmp/pwned) \`id\`\nsecond line`;
     const job = await newJob({ SECRET_VALUE: value, GREETING: 'hi' });
-    await ex.prepareJob(job);
-    const output = new Collector();
-    const running = step(ex, job, 'printf "%s\\n" "$SECRET_VALUE"\necho "GREETING=$GREETING ssh=${SSH_CONNECTION:-unset} user=${USER:-unset} step=$FURROW_STEP_ID"\necho ready\nsleep 2', output);
-    await waitFor('the step to start', () => output.text.includes('ready'));
-    const { stdout: ps } = await run('ps', ['-eww', '-o', 'args']);
-    expect(ps).not.toContain(secret);
-    const cmdlines = await Promise.all((await readdir('/proc')).filter((e) => /^\d+$/.test(e)).map((e) => readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')));
-    expect(cmdlines.filter((c) => c.includes(secret))).toEqual([]);
-    const { result, stepId } = await running;
-    await ex.cleanupJob(job);
-    expect(result.exitCode).toBe(0);
-    expect(output.text).toBe(`${value}\nGREETING=hi ssh=unset user=unset step=${stepId}\nready\n`);
+    const r = await withPreparedJob(ex, job, async () => {
+      const output = collectOutput();
+      const running = runStep(ex, job, 'printf "%s\\n" "$SECRET_VALUE"\necho "GREETING=$GREETING ssh=${SSH_CONNECTION:-unset} user=${USER:-unset} step=$FURROW_STEP_ID"\necho ready\nsleep 2', output);
+      await output.until('ready');
+      const { stdout: ps } = await run('ps', ['-eww', '-o', 'args']);
+      expect(ps).not.toContain(secret);
+      const cmdlines = await Promise.all((await readdir('/proc')).filter((e) => /^\d+$/.test(e)).map((e) => readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')));
+      expect(cmdlines.filter((c) => c.includes(secret))).toEqual([]);
+      return running;
+    });
+    expect(r.exitCode).toBe(0);
+    expect(r.output).toBe(`${value}\nGREETING=hi ssh=unset user=unset step=${r.stepId}\nready\n`);
   });
 
   it('streams a large output whole while the sink asks for pauses', async () => {
     const ex = executor();
     const job = await newJob();
-    await ex.prepareJob(job);
-    const { result, output } = await step(ex, job, 'seq 1 200000', new Collector(true));
-    await ex.cleanupJob(job);
-    expect(result.exitCode).toBe(0);
-    expect(output.text).toBe(Array.from({ length: 200_000 }, (_, i) => `${i + 1}\n`).join(''));
+    const output = collectOutput({ every: 1, drainMs: 1 });
+    const r = await withPreparedJob(ex, job, () => runStep(ex, job, 'seq 1 200000', output));
+    expect(r.exitCode).toBe(0);
+    expect(r.output).toBe(Array.from({ length: 200_000 }, (_, i) => `${i + 1}\n`).join(''));
     expect(output.pauses).toBeGreaterThan(1);
   });
 
   it('kills what a step leaves running once it ends', async () => {
     const ex = executor();
     const job = await newJob();
-    await ex.prepareJob(job);
-    const began = Date.now();
-    const { result } = await step(ex, job, 'sleep 100 &\nsetsid sleep 100 >/dev/null 2>&1 &\necho left');
-    expect(result.exitCode).toBe(0);
-    expect(Date.now() - began).toBeLessThan(5000);
-    expect(await processesWithEnv(`FURROW_WORKSPACE=${remoteWorkspace(job)}`)).toEqual([]);
-    expect(await remoteSleeps()).toEqual([]);
-    await ex.cleanupJob(job);
+    await withPreparedJob(ex, job, async () => {
+      const began = Date.now();
+      const r = await runStep(ex, job, 'sleep 100 &\nsetsid sleep 100 >/dev/null 2>&1 &\necho left');
+      expect(r.exitCode).toBe(0);
+      expect(Date.now() - began).toBeLessThan(5000);
+      expect(await processesWithEnv(`FURROW_WORKSPACE=${remoteWorkspace(job)}`)).toEqual([]);
+      expect(await remoteSleeps()).toEqual([]);
+    });
   });
 
   it('cancels a remote step within 3 s, leaving no process of it on the target', async () => {
     const ex = executor();
     const controller = new AbortController();
-    const job = await newJob({}, controller);
-    await ex.prepareJob(job);
-    const output = new Collector();
-    // TERM ignored, a background child and one that left the process group: all must still go.
-    const running = step(ex, job, 'trap "" TERM\nsleep 100 &\nsetsid sleep 100 &\necho started\nsleep 100', output);
-    await waitFor('the step to start', () => output.text.includes('started'));
-    await waitFor('its three sleeps', async () => (await remoteSleeps()).length === 3);
-    const began = Date.now();
-    controller.abort('canceled');
-    const { result } = await running;
-    expect(Date.now() - began).toBeLessThan(3000);
-    expect(result.exitCode).toBeNull();
-    expect(await processesWithEnv(`FURROW_WORKSPACE=${remoteWorkspace(job)}`)).toEqual([]);
-    expect(await remoteSleeps()).toEqual([]);
-    await ex.cleanupJob(job);
+    const job = await newJob({}, controller.signal);
+    await withPreparedJob(ex, job, async () => {
+      const output = collectOutput();
+      // TERM ignored, a background child and one that left the process group: all must still go.
+      const running = runStep(ex, job, 'trap "" TERM\nsleep 100 &\nsetsid sleep 100 &\necho started\nsleep 100', output);
+      await output.until('started');
+      await waitFor('its three sleeps', async () => (await remoteSleeps()).length === 3);
+      const began = Date.now();
+      controller.abort('canceled');
+      const r = await running;
+      expect(Date.now() - began).toBeLessThan(3000);
+      expect(r.exitCode).toBeNull();
+      expect(await processesWithEnv(`FURROW_WORKSPACE=${remoteWorkspace(job)}`)).toEqual([]);
+      expect(await remoteSleeps()).toEqual([]);
+    });
   });
 
   it('refuses a target whose host key is not the known one', async () => {
     const ex = executor({ FURROW_SSH_KNOWN_HOSTS: wrongKnownHosts });
     const job = await newJob();
     await expect(ex.prepareJob(job)).rejects.toThrow(/Host key verification failed.*FURROW_SSH_KNOWN_HOSTS/);
-    await expect(step(ex, job, 'echo never')).rejects.toThrow(/Host key verification failed/);
+    await expect(runStep(ex, job, 'echo never')).rejects.toThrow(/Host key verification failed/);
     await ex.cleanupJob(job); // must not throw
     expect(await stat(remoteWorkspace(job)).catch(() => undefined)).toBeUndefined();
   });

@@ -26,7 +26,7 @@ describe('operability', () => {
     }
   });
 
-  it('exports Prometheus metrics: runs by status, queue depth, HTTP latency', async () => {
+  it('exports Prometheus metrics: runs by status, queue depth, runners, HTTP latency', async () => {
     const { workflowId } = await t.workflow('true');
     const run = await t.api('POST', `/api/v1/workflows/${workflowId}/runs`, {});
     await t.waitForRun(run.body.id);
@@ -34,6 +34,8 @@ describe('operability', () => {
     expect(res.status).toBe(200);
     expect(res.text).toMatch(/^furrow_runs\{status="succeeded"\} [1-9]/m);
     expect(res.text).toMatch(/^furrow_queue_depth \d+/m);
+    expect(res.text).toMatch(/^furrow_runners\{state="online"\} 1$/m); // the local runner
+    expect(res.text).toMatch(/^furrow_runners\{state="offline"\} 0$/m);
     expect(res.text).toMatch(/^furrow_http_request_duration_seconds_bucket\{.*route="\/api\/v1\/workflows\/:id\/runs".*\} \d+/m);
   });
 

@@ -166,4 +166,15 @@ describe('run lifecycle', () => {
     const bad = await t.api('GET', `/api/v1/projects/${projectId}/runs?cursor=nonsense`);
     expect(bad.status).toBe(400);
   });
+
+  it('lists the local runner as online with its settings, and refuses to remove it', async () => {
+    const local = (await t.api('GET', '/api/v1/runners')).body.items.filter((r: any) => r.local);
+    expect(local).toHaveLength(1);
+    expect(local[0]).toMatchObject({ name: expect.stringMatching(/^local@/), online: true, executor: 'shell', capacity: 2, organizationId: null });
+    const removed = await t.api('DELETE', `/api/v1/runners/${local[0].id}`);
+    expect(removed.status).toBe(409);
+    expect(removed.body).toMatchObject({ code: 'conflict', message: expect.stringContaining('FURROW_LOCAL_RUNNER=false') });
+    const { runId } = await startRun('echo still here');
+    expect((await t.waitForRun(runId)).status).toBe('succeeded');
+  });
 });

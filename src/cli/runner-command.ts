@@ -6,7 +6,7 @@ import type { SettingName } from '../config/config-schema.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { FURROW_VERSION } from '../protocol/version.js';
 import { createExecutor } from '../runner/executors/create-executor.js';
-import { ensureJobUser, runsAsRoot } from '../runner/job-user.js';
+import { ensureJobUserWhenRoot } from '../runner/job-user.js';
 import { RemoteChannel } from '../runner/remote-channel.js';
 import { RunnerAgent } from '../runner/runner-agent.js';
 import { createRunnerToken, listRunners } from '../server/store/runner-store.js';
@@ -96,13 +96,11 @@ async function runRunner(config: Config): Promise<number> {
   if (!config.runner.url) throw new UsageError('--url (or FURROW_RUNNER_URL) is required: the server to connect to');
   if (!/^https?:\/\//.test(config.runner.url)) throw new UsageError(`--url must start with http:// or https://, got "${config.runner.url}"`);
   const logger = createLogger(config.logLevel, 'stderr');
+  // The job user first: executors probe as that user.
+  await ensureJobUserWhenRoot(config.executor.jobUser, (level, msg) => logger[level](msg));
   const executor = createExecutor(config.executor);
   const probe = await executor.probe();
   if (!probe.ok) throw new Error(`the ${executor.name} executor cannot run here: ${probe.detail}`);
-  if (runsAsRoot()) {
-    const { created, user } = await ensureJobUser(config.executor.jobUser);
-    if (created) logger.warn({ user: user.name }, 'created the unprivileged user jobs run as');
-  }
   await mkdir(config.runner.workDir, { recursive: true });
   await chmod(config.runner.workDir, 0o711);
   const saved = await credentialFor(config, (msg) => logger.info(msg));

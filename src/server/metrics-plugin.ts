@@ -3,8 +3,9 @@ import fp from 'fastify-plugin';
 import { sql } from 'kysely';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Db } from '../db/database.js';
+import { ONLINE_WINDOW_SECONDS } from './store/runner-store.js';
 
-/** Prometheus metrics at /metrics: runs by status, queue depth, HTTP latency, process stats. */
+/** Prometheus metrics at /metrics: runs by status, queue depth, runners by state, HTTP latency, process stats. */
 export const metricsPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) => {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'furrow_' });
@@ -34,6 +35,21 @@ export const metricsPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) =
     async collect() {
       const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM jobs WHERE status = 'queued' AND runner_id IS NULL`.execute(opts.db);
       this.set(rows[0]?.n ?? 0);
+    },
+  });
+
+  new Gauge({
+    name: 'furrow_runners',
+    help: 'Registered runners by state (online, paused, offline)',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      const { rows } = await sql<{ state: string; n: number }>`
+        SELECT CASE WHEN NOT (connected AND last_seen_at > now() - make_interval(secs => ${ONLINE_WINDOW_SECONDS})) THEN 'offline'
+                    WHEN paused THEN 'paused' ELSE 'online' END AS state, count(*)::int AS n
+        FROM runners GROUP BY 1`.execute(opts.db);
+      this.reset();
+      for (const state of ['online', 'paused', 'offline']) this.set({ state }, rows.find((r) => r.state === state)?.n ?? 0);
     },
   });
 

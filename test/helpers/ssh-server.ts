@@ -1,10 +1,10 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { access, chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { homedir, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from './runner-process.js';
 
 const run = promisify(execFile);
 const SSHD = '/usr/sbin/sshd';
@@ -58,17 +58,6 @@ export async function generateKey(file: string, comment = 'furrow-test'): Promis
 export async function writeKnownHosts(file: string, host: string, port: number, publicKey: string): Promise<void> {
   const [type, key] = publicKey.split(' ');
   await writeFile(file, `[${host}]:${port} ${type} ${key}\n`, { mode: 0o600 });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** The login account: as root a fresh user (removed by `stop`), so that jobs do not run as root. */

@@ -2,12 +2,11 @@ import { execFile } from 'node:child_process';
 import { lstat, readFile, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { ExecutorSettings } from '../../config/load-config.js';
 import type { JobSpec } from '../../protocol/messages.js';
 import { resolveJobUser, type JobUser } from '../job-user.js';
-import type { Executor, JobContext, ProbeResult, StepContext, StepResult } from './executor.js';
-import { HostJobs } from './host-jobs.js';
-import { JOB_PATH, spawnStep, stepEnv, writeStepScript } from './spawn-step.js';
+import type { JobContext, ProbeResult, StepContext } from './executor.js';
+import { HostExecutor, type StepCommand } from './host-executor.js';
+import { JOB_PATH } from './spawn-step.js';
 
 const run = promisify(execFile);
 
@@ -87,13 +86,8 @@ async function userNamespaceBlocker(): Promise<string | undefined> {
  * itself starts as the job user (FURROW_JOB_USER), really dropped to it: bwrap's own `--uid` only
  * renames root inside the sandbox. As root, each job also gets a cgroup with the configured limits.
  */
-export class BwrapExecutor implements Executor {
+export class BwrapExecutor extends HostExecutor {
   readonly name = 'bwrap';
-  private readonly host: HostJobs;
-
-  constructor(readonly settings: ExecutorSettings) {
-    this.host = new HostJobs(settings);
-  }
 
   async probe(): Promise<ProbeResult> {
     const options = { env: { PATH: JOB_PATH }, cwd: '/', timeout: 10_000 };
@@ -124,18 +118,7 @@ export class BwrapExecutor implements Executor {
     return { ok: true, detail: `${version}; jobs run as ${who}; cgroups: ${await this.host.describeCgroups()}` };
   }
 
-  prepareJob(job: JobContext): Promise<void> {
-    return this.host.prepare(job);
-  }
-
-  cleanupJob(job: JobContext): Promise<void> {
-    return this.host.cleanup(job);
-  }
-
-  async runStep(ctx: StepContext): Promise<StepResult> {
-    const prepared = this.host.get(ctx.spec.jobId);
-    const script = path.join(ctx.scratch, `step-${ctx.step.id}.sh`);
-    await writeStepScript(script, ctx.step.script, prepared.user);
+  protected async stepCommand(ctx: StepContext, script: string): Promise<StepCommand> {
     const argv = [
       'bwrap',
       ...(await sandboxArgs(ctx.spec.network)),
@@ -143,7 +126,7 @@ export class BwrapExecutor implements Executor {
       '--chdir', ctx.workspace,
       '--', 'bash', '--noprofile', '--norc', '-e', '-o', 'pipefail', script,
     ];
-    // bwrap hands its environment, built from the spec alone, to the step.
-    return spawnStep(ctx, argv, { cwd: '/', env: stepEnv(ctx, ctx.workspace), user: prepared.user, cgroup: prepared.cgroup });
+    // bwrap starts outside the sandbox, in /; it hands its environment, built from the spec alone, to the step.
+    return { argv, cwd: '/' };
   }
 }

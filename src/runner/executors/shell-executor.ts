@@ -1,11 +1,9 @@
 import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { promisify } from 'node:util';
-import type { ExecutorSettings } from '../../config/load-config.js';
 import { findUseradd, lookupUser, runsAsRoot } from '../job-user.js';
-import type { Executor, JobContext, ProbeResult, StepContext, StepResult } from './executor.js';
-import { HostJobs } from './host-jobs.js';
-import { JOB_PATH, spawnStep, stepEnv, writeStepScript } from './spawn-step.js';
+import type { JobContext, ProbeResult, StepContext } from './executor.js';
+import { HostExecutor, type StepCommand } from './host-executor.js';
+import { JOB_PATH } from './spawn-step.js';
 
 const run = promisify(execFile);
 
@@ -15,13 +13,8 @@ const run = promisify(execFile);
  * cgroup with the configured limits, through which all its processes are killed. Isolation is that
  * user's; see the bwrap and podman executors for more.
  */
-export class ShellExecutor implements Executor {
+export class ShellExecutor extends HostExecutor {
   readonly name = 'shell';
-  private readonly host: HostJobs;
-
-  constructor(readonly settings: ExecutorSettings) {
-    this.host = new HostJobs(settings);
-  }
 
   async probe(): Promise<ProbeResult> {
     let bash: string;
@@ -42,19 +35,14 @@ export class ShellExecutor implements Executor {
     return { ok: true, detail: `${bash}; ${who}; cgroups: ${await this.host.describeCgroups()}` };
   }
 
-  prepareJob(job: JobContext): Promise<void> {
-    return this.host.prepare(job);
+  override prepareJob(job: JobContext): Promise<void> {
+    if (job.spec.network === 'none') {
+      return Promise.reject(new Error('the job asks for no network (network: none), which the shell executor cannot enforce: use the bwrap or podman executor'));
+    }
+    return super.prepareJob(job);
   }
 
-  cleanupJob(job: JobContext): Promise<void> {
-    return this.host.cleanup(job);
-  }
-
-  async runStep(ctx: StepContext): Promise<StepResult> {
-    const prepared = this.host.get(ctx.spec.jobId);
-    const file = path.join(ctx.scratch, `step-${ctx.step.id}.sh`);
-    await writeStepScript(file, ctx.step.script, prepared.user);
-    const argv = ['bash', '--noprofile', '--norc', '-e', '-o', 'pipefail', file];
-    return spawnStep(ctx, argv, { cwd: ctx.workspace, env: stepEnv(ctx, ctx.workspace), user: prepared.user, cgroup: prepared.cgroup });
+  protected async stepCommand(ctx: StepContext, script: string): Promise<StepCommand> {
+    return { argv: ['bash', '--noprofile', '--norc', '-e', '-o', 'pipefail', script], cwd: ctx.workspace };
   }
 }

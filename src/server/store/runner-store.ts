@@ -178,6 +178,8 @@ export function setRunnerPaused(db: Db, id: string, paused: boolean, actorUserId
  */
 export async function removeRunner(db: Db, id: string, actorUserId: string): Promise<void> {
   const held = await db.transaction().execute(async (tx) => {
+    const local = await tx.selectFrom('runners').select('local').where('id', '=', id).executeTakeFirstOrThrow();
+    if (local.local) throw new AppError('conflict', 'The local runner is part of `furrow start`: pause it, or start the server with FURROW_LOCAL_RUNNER=false.');
     const row = await tx.deleteFrom('runners').where('id', '=', id).returning(['organization_id', 'name']).executeTakeFirstOrThrow();
     await activity(tx, 'runner.removed', row.organization_id, actorUserId, 'runner', id, { name: row.name });
     await sql`SELECT pg_notify('furrow_runner_removed', ${id})`.execute(tx);
