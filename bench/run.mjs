@@ -9,7 +9,7 @@
  * database on DATABASE_URL when that is set), and removes everything it created afterwards.
  * Exit status: 0, or 1 with --strict when a target is missed; 2 on an error; 130 when interrupted.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { apiClient } from './lib/api-client.mjs';
@@ -72,7 +72,9 @@ async function main() {
   // Each probe is both a workflow and a script file that bash runs directly for the floor. The
   // scripts write their timestamps into probeDir, which the measurements watch.
   const probeDir = path.join(furrow.tmp, 'probe');
-  await mkdir(probeDir);
+  // Writable for the unprivileged user jobs run as when the server runs as root.
+  await mkdir(probeDir, { mode: 0o777 });
+  await chmod(probeDir, 0o777);
   const addProbe = async (name, script, timeoutSeconds) => {
     const file = path.join(furrow.tmp, `${name}.sh`);
     await writeFile(file, script);
