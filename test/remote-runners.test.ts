@@ -118,6 +118,26 @@ describe('remote runners', () => {
     expect(await logOf(runId)).toBe('attempt 2\nfinished\n');
   });
 
+  it('stops a job whose lease ran out while its runner was frozen, and the runner goes on taking jobs', async () => {
+    const frozen = await runner('frozen', ['freeze']);
+    const { runId } = await queue('echo before; sleep 60', ['freeze']);
+    await until('the job to start', async () => (await logOf(runId)).includes('before'));
+    const [job] = await jobsOf(runId);
+    frozen.child.kill('SIGSTOP');
+    try {
+      // Lease 3 s, checked every second: the job ends runner_lost while the runner cannot speak.
+      expect((await t.waitForRun(runId, 15_000)).status).toBe('failed');
+    } finally {
+      frozen.child.kill('SIGCONT');
+    }
+    expect((await jobsOf(runId))[0]).toMatchObject({ status: 'runner_lost' });
+    // Back, the runner learns the job is no longer its own and kills it.
+    await until('the lost job’s processes to be gone', async () => (await processesWithEnv(`FURROW_JOB_ID=${job.id}`)).length === 0);
+    const next = await queue('echo after', ['freeze']);
+    expect((await t.waitForRun(next.runId)).status).toBe('succeeded');
+    expect((await jobsOf(runId))[0].status).toBe('runner_lost'); // its late outcome changed nothing
+  });
+
   it('gives runners only jobs whose labels they have, and organization runners only their organization’s jobs', async () => {
     await Promise.all([runner('alpha', ['alpha']), runner('beta', ['beta'])]);
     const runs = await Promise.all(['alpha', 'beta', 'alpha', 'beta', 'alpha', 'beta'].map(async (label) => ({ label, ...(await queue(`echo ${label}`, [label])) })));

@@ -15,6 +15,8 @@ const HTTP_SESSION_IDLE_MS = 60_000;
 const PUSH_WAIT_MAX_MS = 30_000;
 /** Largest runner frame: a 1 MiB log batch plus its header, with room to spare. */
 const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+/** A runner socket is probed this often and dropped when the probe goes unanswered. */
+const PING_MS = 15_000;
 /** WebSocket close code telling a runner not to come back (its credential was removed). */
 const CLOSE_REMOVED = 4001;
 
@@ -77,6 +79,15 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
 
   app.get('/runner', { websocket: true, config: runnerAccess, schema: { tags, summary: 'The runner protocol over a WebSocket' } }, (socket, req) => {
     const session = gateway.session(req.runner!);
+    // A runner whose connection died silently must not keep claiming jobs nobody receives.
+    let alive = true;
+    socket.on('pong', () => (alive = true));
+    const pinger = setInterval(() => {
+      if (!alive) return void socket.terminate();
+      alive = false;
+      socket.ping();
+    }, PING_MS);
+    socket.on('close', () => clearInterval(pinger));
     const send = (frame: Parameters<typeof encodeServerFrame>[0]) => socket.readyState === socket.OPEN && socket.send(encodeServerFrame(frame));
     session.onPush((push) => send({ push }));
     session.onKicked((reason) => socket.close(CLOSE_REMOVED, reason));
