@@ -227,6 +227,29 @@ describe('remote runners', () => {
     expect(refused.status).toBe(401);
   });
 
+  it('serves a runner connected to one server instance with jobs, cancels and removal from another', async () => {
+    const other = await startTestInstance({ FURROW_LOCAL_RUNNER: 'false', FURROW_JOB_LEASE_SECONDS: '3' }, { databaseUrl: t.databaseUrl, dataDir: t.dataDir });
+    try {
+      const served = await runner('served', ['scale']); // connected to t
+      const { workflowId } = await t.workflow('echo across instances', { labels: ['scale'] });
+      const run = await other.api('POST', `/api/v1/workflows/${workflowId}/runs`, {});
+      expect((await other.waitForRun(run.body.id)).status).toBe('succeeded');
+      expect((await other.api('GET', `/api/v1/runs/${run.body.id}/log`)).text).toBe('across instances\n');
+
+      const slow = await t.workflow('echo waiting; sleep 60', { labels: ['scale'] });
+      const long = await other.api('POST', `/api/v1/workflows/${slow.workflowId}/runs`, {});
+      await until('the job to start', async () => (await other.api('GET', `/api/v1/runs/${long.body.id}/log`)).text.includes('waiting'));
+      await other.api('POST', `/api/v1/runs/${long.body.id}/cancel`);
+      expect((await other.waitForRun(long.body.id, 5000)).status).toBe('canceled');
+
+      const [record] = await runnerNamed('served');
+      expect((await other.api('DELETE', `/api/v1/runners/${record.id}`)).status).toBe(204);
+      expect(await served.exited).toBe(1);
+    } finally {
+      await other.stop(false);
+    }
+  });
+
   it('refuses another protocol version with a clear error, at registration and on the socket', async () => {
     const hello = { name: 'old', labels: [], capacity: 1, executor: 'shell', agentVersion: 'old' };
     const res = await t.api('POST', '/api/v1/runners/register', { version: PROTOCOL_VERSION - 1, ...hello }, registrationToken);

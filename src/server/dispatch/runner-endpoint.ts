@@ -133,7 +133,7 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
       bodyLimit: MAX_FRAME_BYTES,
       schema: { tags, summary: 'One runner protocol request (HTTP fallback): an application/octet-stream frame (`x-furrow-frame: binary` for log frames); answers {reply}' },
     },
-    async (req) => {
+    async (req, res) => {
       const frame = Buffer.isBuffer(req.body) ? req.body : Buffer.from(JSON.stringify(req.body ?? null));
       let request;
       try {
@@ -165,7 +165,11 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
         sessions.set(id, s);
         return { reply: { ...reply, session: id } satisfies ServerReply };
       }
-      return { reply: await httpSession(req).gateway.handle(request.msg) };
+      // A runner that gave up on a waiting `next` must not be handed a job it will never read.
+      const gone = new AbortController();
+      // The response closing unsent means the client left (a request's own 'close' only says its body was read).
+      res.raw.once('close', () => gone.abort());
+      return { reply: await httpSession(req).gateway.handle(request.msg, gone.signal) };
     },
   );
 
@@ -175,14 +179,14 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
       config: runnerAccess,
       schema: { tags, summary: 'Waits for server pushes (HTTP fallback)', querystring: Type.Object({ waitMs: Type.Integer({ minimum: 0, maximum: PUSH_WAIT_MAX_MS, default: 25_000 }) }, { additionalProperties: false }) },
     },
-    async (req) => {
+    async (req, res) => {
       const s = httpSession(req);
       if (s.pushes.length === 0) {
         let timer: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
           s.waiter = resolve;
           timer = setTimeout(resolve, req.query.waitMs);
-          req.raw.once('close', resolve);
+          res.raw.once('close', resolve);
         });
         clearTimeout(timer);
         s.waiter = undefined;

@@ -20,7 +20,8 @@ export interface GatewayDeps {
  * requests in, replies and pushes out. `close` when the transport is gone.
  */
 export interface GatewaySession {
-  handle(msg: RunnerRequest): Promise<ServerReply>;
+  /** `gone` aborts when the request's transport gave up on it (an HTTP request closed early). */
+  handle(msg: RunnerRequest, gone?: AbortSignal): Promise<ServerReply>;
   onPush(listener: (msg: ServerPush) => void): void;
   /** The server ends this session (its runner was removed); the transport should disconnect. */
   onKicked(listener: (reason: string) => void): void;
@@ -84,7 +85,7 @@ export class RunnerGateway {
     const s: Session = { runner: identity, local: !identity, draining: false, closed: false, claimed: new Set(), jobs: new Set(), push: [], kicked: [], waiting: new Set() };
     this.sessions.add(s);
     return {
-      handle: (msg) => this.handle(s, msg),
+      handle: (msg, gone) => this.handle(s, msg, gone),
       onPush: (listener) => s.push.push(listener),
       onKicked: (listener) => s.kicked.push(listener),
       close: () => this.close(s),
@@ -117,14 +118,14 @@ export class RunnerGateway {
     return new Promise((resolve) => this.wakeAll.push(resolve));
   }
 
-  private async handle(s: Session, msg: RunnerRequest): Promise<ServerReply> {
+  private async handle(s: Session, msg: RunnerRequest, gone?: AbortSignal): Promise<ServerReply> {
     if (msg.type === 'register') return this.register(s, msg);
     const runnerId = s.runner?.id;
     if (!runnerId || s.closed) return { type: 'error', code: 'not_registered', message: 'register first' };
     const { db, logs, leaseSeconds } = this.deps;
     switch (msg.type) {
       case 'next':
-        return this.next(s, runnerId, msg.waitMs);
+        return this.next(s, runnerId, msg.waitMs, gone);
       case 'drain':
         this.drain(s);
         return { type: 'ack', cancel: false };
@@ -185,14 +186,15 @@ export class RunnerGateway {
     });
   }
 
-  private async next(s: Session, runnerId: string, waitMs: number): Promise<ServerReply> {
+  private async next(s: Session, runnerId: string, waitMs: number, gone?: AbortSignal): Promise<ServerReply> {
     const deadline = Date.now() + waitMs;
-    while (!s.draining) {
+    while (!s.draining && !gone?.aborted) {
       // Subscribe before looking, so a job queued between the look and the wait still wakes us.
       const woken = this.nextWake();
       const spec = await claimJob(this.deps.db, runnerId, this.deps.leaseSeconds);
       if (spec) {
-        if (s.closed) {
+        // Nobody would receive it: give it back at once rather than after the lease.
+        if (s.closed || gone?.aborted) {
           await releaseClaims(this.deps.db, runnerId, [spec.jobId]);
           break;
         }
@@ -209,6 +211,7 @@ export class RunnerGateway {
           timer = setTimeout(resolve, left);
           release = resolve;
           s.waiting.add(resolve);
+          gone?.addEventListener('abort', () => resolve(), { once: true });
         }),
       ]);
       clearTimeout(timer);
