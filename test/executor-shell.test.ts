@@ -17,7 +17,7 @@ const root = runsAsRoot();
 const cgroups = await detectCgroups();
 if (process.env.CI && root && !cgroups.available) throw new Error(`no cgroups on this CI host: ${cgroups.reason}`);
 if (!cgroups.available) console.warn(`skipping cgroup tests: ${cgroups.reason}`);
-const hasController = (c: 'memory' | 'pids') => cgroups.available && cgroups.controllers.includes(c);
+const hasController = (c: 'memory' | 'pids' | 'cpu') => cgroups.available && cgroups.controllers.includes(c);
 
 const userName = `furrow-test-${randomBytes(4).toString('hex')}`;
 let user: JobUser | undefined;
@@ -108,6 +108,19 @@ perl -e 'for my $n (0 .. 49) { my $p = fork; if (!defined $p) { print "fork $n f
       expect(r.exitCode).toBe(3);
     });
     for (const d of dirs) expect(existsSync(d)).toBe(false);
+  });
+
+  it.skipIf(!hasController('cpu'))('holds a job with FURROW_JOB_CPU_PERCENT=25 to a quarter of a core', async () => {
+    const ex = executor({ FURROW_JOB_CPU_PERCENT: '25' });
+    const job = await makeJob(workDir);
+    await withPreparedJob(ex, job, async () => {
+      // Spin for 2 s of wall time, then report the CPU seconds the spinning child used.
+      const spin = `perl -MTime::HiRes=time -e 'my $end = time + 2; 1 while time < $end; my @t = times; printf "%.2f\n", $t[0] + $t[1]'`;
+      const r = await runStep(ex, job, spin);
+      expect(r.exitCode).toBe(0);
+      // Unlimited it would take close to 2 s of CPU on an idle core; the quota allows about 0.5.
+      expect(Number(r.output.trim())).toBeLessThan(1);
+    });
   });
 
   it.skipIf(!hasController('memory'))('kills a job with FURROW_JOB_MEMORY_MB=64 that takes 200 MB', async () => {
