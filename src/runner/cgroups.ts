@@ -71,7 +71,8 @@ export function describeCgroups(support: CgroupSupport, limits: CgroupLimits): {
   }
   const missing = limitedControllers(limits).filter((c) => !support.controllers.includes(c));
   const offered = support.controllers.length > 0 ? support.controllers.join(', ') : 'no controllers';
-  const detail = `v${support.version}, writable: ${offered}; ${configured}`;
+  // Jobs without limits get no cgroup (entering one delays every step): see HostJobs.
+  const detail = `v${support.version}, writable: ${offered}; ${configured}${set.length > 0 ? '' : ' (jobs get no cgroup; steps are tracked by process group)'}`;
   return missing.length > 0 ? { enforced: false, detail: `${detail}; NOT enforced: ${missing.join(', ')} (no such controller)` } : { enforced: true, detail };
 }
 
