@@ -13,6 +13,9 @@ Commands:
   migrate               apply pending database migrations
   user create           create a user (--email E --password-stdin [--admin])
   token create          create an API token for a user (--email E --name N)
+  runner                run a runner that connects to a server (--url U --token T …)
+  runner list           list every runner with its state, labels and jobs
+  runner token create   create a registration token for runners
   doctor [--fix]        check this host: Node.js, database, data dir, executors, job user, cgroups
 
 Settings come from FURROW_* environment variables (and FURROW_CONFIG); see docs/configuration.md.
