@@ -22,21 +22,21 @@ const hello = (labels: string[] = [], version = PROTOCOL_VERSION): RegisterMessa
   jobs: [],
 });
 
-/** A runner session speaking the protocol directly (as the local runner does). */
-function session() {
-  const s = t.instance.resources.gateway.session(undefined);
+/** A runner connection speaking the protocol directly (as the local runner does). */
+function connect() {
+  const s = t.instance.resources.gateway.connect(undefined);
   return { request: <R extends ServerReply = ServerReply>(msg: RunnerRequest) => s.handle(msg) as Promise<R>, close: () => s.close() };
 }
-type Session = ReturnType<typeof session>;
+type Connection = ReturnType<typeof connect>;
 
-async function runner(labels: string[] = []): Promise<Session> {
-  const channel = session();
+async function runner(labels: string[] = []): Promise<Connection> {
+  const channel = connect();
   expect((await channel.request(hello(labels))).type).toBe('registered');
   return channel;
 }
 
 /** Queues a run and lets `channel` claim its job. */
-async function queueAndClaim(channel: Session, retries = 0) {
+async function queueAndClaim(channel: Connection, retries = 0) {
   const { workflowId } = await t.workflow('echo hi', { retry: { count: retries, on: ['runner_lost'] } });
   const run = await t.api('POST', `/api/v1/workflows/${workflowId}/runs`, {});
   const claimed = await channel.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
@@ -51,7 +51,7 @@ async function expireLeases(runId: string) {
 
 describe('runner protocol and leases', () => {
   it('refuses a runner speaking another protocol version', async () => {
-    const channel = session();
+    const channel = connect();
     const reply = await channel.request(hello([], PROTOCOL_VERSION - 1));
     expect(reply).toMatchObject({ type: 'error', code: 'protocol_version_mismatch', message: expect.stringContaining('upgrade the runner') });
     await channel.close();

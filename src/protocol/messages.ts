@@ -107,8 +107,8 @@ export interface RegisteredReply {
   name: string;
   leaseSeconds: number;
   jobs: ResumedJob[];
-  /** HTTP long-poll transport only: the session id later requests carry. */
-  session?: string;
+  /** HTTP long-poll transport only: the connection id later requests carry. */
+  connection?: string;
 }
 
 export type ServerReply =

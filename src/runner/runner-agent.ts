@@ -93,7 +93,7 @@ export class RunnerAgent {
         await new Promise((r) => setTimeout(r, 1000));
         continue;
       }
-      // A job claimed while draining is not started: closing the session gives it back.
+      // A job claimed while draining is not started: closing the connection gives it back.
       if (reply.type === 'job' && !this.draining) {
         const job = this.runJob(reply.spec);
         this.jobRuns.add(job);

@@ -16,7 +16,7 @@ export const ERROR_CODES = {
   conflict: [409, 'That conflicts with an existing object.'],
   run_finished: [409, 'The run has already finished.'],
   protocol_version_mismatch: [400, 'The runner speaks another version of the runner protocol.'],
-  runner_session_expired: [410, 'This runner session has ended; register again.'],
+  runner_connection_expired: [410, 'This runner connection has ended; register again.'],
   rate_limited: [429, 'Too many attempts; try again later.'],
   internal: [500, 'Something went wrong on the server.'],
 } as const satisfies Record<string, readonly [number, string]>;

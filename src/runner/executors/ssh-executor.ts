@@ -276,7 +276,7 @@ reap KILL`;
 
 /**
  * The remote side of a step: unless it was canceled meanwhile, bash runs the uploaded script in
- * its own session with a cleared environment (BASH_ENV then sets the spec's); whatever the script
+ * its own process group (setsid) with a cleared environment (BASH_ENV then sets the spec's); whatever the script
  * left behind is killed when it ends, and its exit code becomes ssh's.
  */
 function stepCommand(remote: RemoteJob, files: StepFiles): string {

@@ -7,13 +7,13 @@ const PUSH_WAIT_MS = 25_000;
 
 /**
  * The runner protocol over plain HTTP, for networks whose proxies refuse WebSockets: each request
- * is a `POST /api/v1/runner/requests` (the first one, `register`, starts a session), and pushes
+ * is a `POST /api/v1/runner/requests` (the first one, `register`, opens the connection), and pushes
  * arrive through a long-polling `GET /api/v1/runner/pushes`. Requests travel on separate HTTP
  * requests, so their order is not kept (`ordered` is false).
  */
 export class HttpLink implements Link {
   readonly ordered = false;
-  private session: string | undefined;
+  private connection: string | undefined;
   private lost = false;
   private readonly controller = new AbortController();
   private readonly pushListeners: ((p: ServerPush) => void)[] = [];
@@ -47,8 +47,8 @@ export class HttpLink implements Link {
     }
     if (!res.ok) throw this.fail(res.status, await res.text().catch(() => ''));
     const { reply } = (await res.json()) as { reply: ServerReply };
-    if (reply.type === 'registered' && reply.session) {
-      this.session = reply.session;
+    if (reply.type === 'registered' && reply.connection) {
+      this.connection = reply.connection;
       void this.pollPushes();
     }
     return reply;
@@ -68,7 +68,7 @@ export class HttpLink implements Link {
   }
 
   private headers(): Record<string, string> {
-    return { authorization: `Bearer ${this.credential}`, ...(this.session ? { 'x-furrow-session': this.session } : {}) };
+    return { authorization: `Bearer ${this.credential}`, ...(this.connection ? { 'x-furrow-connection': this.connection } : {}) };
   }
 
   private async pollPushes(): Promise<void> {
@@ -87,7 +87,7 @@ export class HttpLink implements Link {
   /** Marks the link lost (once) and returns the error for the request that noticed it. */
   private fail(status?: number, body = ''): Error {
     const fatal = status === 401 ? new CredentialRefused(`HTTP 401 ${body.slice(0, 200)}`) : undefined;
-    // Anything but a lost session (410) or an unreachable server is the server saying no.
+    // Anything but a lost connection (410) or an unreachable server is the server saying no.
     const error = status !== undefined && status !== 410 && status < 500 && !fatal ? new Error(`runner request refused: HTTP ${status} ${body.slice(0, 200)}`) : new ConnectionLost();
     if (!this.lost) {
       this.lost = true;

@@ -9,18 +9,18 @@ const LOG_WINDOW = 6;
  * loses its connection, so it never re-registers.
  */
 export function localChannel(gateway: RunnerGateway): RunnerChannel {
-  const session = gateway.session(undefined);
+  const connection = gateway.connect(undefined);
   return {
     async open(hello) {
-      const reply = await session.handle(hello());
+      const reply = await connection.handle(hello());
       if (reply.type !== 'registered') throw new Error(`runner registration refused: ${reply.type === 'error' ? reply.message : reply.type}`);
       return reply as RegisteredReply;
     },
-    request: <R extends ServerReply>(msg: RunnerRequest) => session.handle(msg) as Promise<R>,
-    onPush: (listener) => session.onPush(listener),
+    request: <R extends ServerReply>(msg: RunnerRequest) => connection.handle(msg) as Promise<R>,
+    onPush: (listener) => connection.onPush(listener),
     onRegistered: () => undefined,
     onFatal: () => undefined,
     logWindow: LOG_WINDOW,
-    close: () => void session.close(),
+    close: () => void connection.close(),
   };
 }

@@ -7,10 +7,10 @@ import { PROTOCOL_VERSION, RegisterMessage, type ServerPush, type ServerReply } 
 import { AppError } from '../app-error.js';
 import type { Resources } from '../resources.js';
 import { registerRunner, type RunnerIdentity } from '../store/runner-store.js';
-import type { GatewaySession } from './runner-gateway.js';
+import type { GatewayConnection } from './runner-gateway.js';
 
-/** An HTTP long-poll session ends when its runner has sent nothing for this long. */
-const HTTP_SESSION_IDLE_MS = 60_000;
+/** An HTTP long-poll connection ends when its runner has sent nothing for this long. */
+const POLL_IDLE_MS = 60_000;
 /** Longest a `GET /runner/pushes` waits for a push. */
 const PUSH_WAIT_MAX_MS = 30_000;
 /** Largest runner frame: a 1 MiB log batch plus its header, with room to spare. */
@@ -20,9 +20,9 @@ const PING_MS = 15_000;
 /** WebSocket close code telling a runner not to come back (its credential was removed). */
 const CLOSE_REMOVED = 4001;
 
-interface HttpSession {
+interface PollConnection {
   runner: RunnerIdentity;
-  gateway: GatewaySession;
+  gateway: GatewayConnection;
   pushes: ServerPush[];
   waiter: (() => void) | undefined;
   idle: NodeJS.Timeout;
@@ -51,7 +51,7 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
   const { db } = res.database;
   const gateway = res.gateway;
   const tags = ['runner protocol'];
-  const sessions = new Map<string, HttpSession>();
+  const polls = new Map<string, PollConnection>();
   const runnerAccess = { access: { capability: 'runner' as const } };
 
   app.post(
@@ -78,7 +78,7 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
   );
 
   app.get('/runner', { websocket: true, config: runnerAccess, schema: { tags, summary: 'The runner protocol over a WebSocket' } }, (socket, req) => {
-    const session = gateway.session(req.runner!);
+    const connection = gateway.connect(req.runner!);
     // A runner whose connection died silently must not keep claiming jobs nobody receives.
     let alive = true;
     socket.on('pong', () => (alive = true));
@@ -89,9 +89,9 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
     }, PING_MS);
     socket.on('close', () => clearInterval(pinger));
     const send = (frame: Parameters<typeof encodeServerFrame>[0]) => socket.readyState === socket.OPEN && socket.send(encodeServerFrame(frame));
-    session.onPush((push) => send({ push }));
-    session.onKicked((reason) => socket.close(CLOSE_REMOVED, reason));
-    socket.on('close', () => void session.close());
+    connection.onPush((push) => send({ push }));
+    connection.onKicked((reason) => socket.close(CLOSE_REMOVED, reason));
+    socket.on('close', () => void connection.close());
     socket.on('message', (data: Buffer, binary: boolean) => {
       let request;
       try {
@@ -99,7 +99,7 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
       } catch (err) {
         return socket.close(1008, (err as Error).message.slice(0, 120));
       }
-      session.handle(request.msg).then(
+      connection.handle(request.msg).then(
         (reply) => send({ id: request.id, reply }),
         (err: Error) => {
           req.log.error({ err }, 'runner request failed');
@@ -109,17 +109,17 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
     });
   });
 
-  const httpSession = (req: FastifyRequest): HttpSession => {
-    const id = req.headers['x-furrow-session'];
-    const s = typeof id === 'string' ? sessions.get(id) : undefined;
-    if (!s || s.ended || s.runner.id !== req.runner!.id) throw new AppError('runner_session_expired');
+  const pollOf = (req: FastifyRequest): PollConnection => {
+    const id = req.headers['x-furrow-connection'];
+    const s = typeof id === 'string' ? polls.get(id) : undefined;
+    if (!s || s.ended || s.runner.id !== req.runner!.id) throw new AppError('runner_connection_expired');
     s.idle.refresh();
     return s;
   };
-  const endSession = (id: string, s: HttpSession) => {
+  const endPoll = (id: string, s: PollConnection) => {
     s.ended = true;
     clearTimeout(s.idle);
-    sessions.delete(id);
+    polls.delete(id);
     s.waiter?.();
     void s.gateway.close();
   };
@@ -144,32 +144,32 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
       }
       if (request.msg.type === 'register') {
         const id = randomUUID();
-        const s: HttpSession = {
+        const s: PollConnection = {
           runner: req.runner!,
-          gateway: gateway.session(req.runner!),
+          gateway: gateway.connect(req.runner!),
           pushes: [],
           waiter: undefined,
-          idle: setTimeout(() => endSession(id, s), HTTP_SESSION_IDLE_MS),
+          idle: setTimeout(() => endPoll(id, s), POLL_IDLE_MS),
           ended: false,
         };
         s.gateway.onPush((push) => {
           s.pushes.push(push);
           s.waiter?.();
         });
-        s.gateway.onKicked(() => endSession(id, s));
+        s.gateway.onKicked(() => endPoll(id, s));
         const reply = await s.gateway.handle(request.msg);
         if (reply.type !== 'registered') {
-          endSession(id, s);
+          endPoll(id, s);
           return { reply };
         }
-        sessions.set(id, s);
-        return { reply: { ...reply, session: id } satisfies ServerReply };
+        polls.set(id, s);
+        return { reply: { ...reply, connection: id } satisfies ServerReply };
       }
       // A runner that gave up on a waiting `next` must not be handed a job it will never read.
       const gone = new AbortController();
       // The response closing unsent means the client left (a request's own 'close' only says its body was read).
       res.raw.once('close', () => gone.abort());
-      return { reply: await httpSession(req).gateway.handle(request.msg, gone.signal) };
+      return { reply: await pollOf(req).gateway.handle(request.msg, gone.signal) };
     },
   );
 
@@ -180,7 +180,7 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
       schema: { tags, summary: 'Waits for server pushes (HTTP fallback)', querystring: Type.Object({ waitMs: Type.Integer({ minimum: 0, maximum: PUSH_WAIT_MAX_MS, default: 25_000 }) }, { additionalProperties: false }) },
     },
     async (req, res) => {
-      const s = httpSession(req);
+      const s = pollOf(req);
       if (s.pushes.length === 0) {
         let timer: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
@@ -191,7 +191,7 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
         clearTimeout(timer);
         s.waiter = undefined;
       }
-      if (s.ended) throw new AppError('runner_session_expired');
+      if (s.ended) throw new AppError('runner_connection_expired');
       const pushes = s.pushes;
       s.pushes = [];
       return { pushes };
@@ -199,6 +199,6 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
   );
 
   app.addHook('onClose', async () => {
-    for (const [id, s] of sessions) endSession(id, s);
+    for (const [id, s] of polls) endPoll(id, s);
   });
 };

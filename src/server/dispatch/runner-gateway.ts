@@ -19,29 +19,29 @@ export interface GatewayDeps {
  * One connection of a runner, as a transport (in-process, WebSocket, HTTP long-poll) sees it:
  * requests in, replies and pushes out. `close` when the transport is gone.
  */
-export interface GatewaySession {
+export interface GatewayConnection {
   /** `gone` aborts when the request's transport gave up on it (an HTTP request closed early). */
   handle(msg: RunnerRequest, gone?: AbortSignal): Promise<ServerReply>;
   onPush(listener: (msg: ServerPush) => void): void;
-  /** The server ends this session (its runner was removed); the transport should disconnect. */
+  /** The server drops this connection (its runner was removed); the transport should disconnect. */
   onKicked(listener: (reason: string) => void): void;
   close(): Promise<void>;
 }
 
-interface Session {
+interface Connection {
   /** Known once registered; fixed by the credential for remote runners. */
   runner: RunnerIdentity | undefined;
   local: boolean;
-  /** No more jobs for this session: a waiting `next` answers `none`. */
+  /** No more jobs over this connection: a waiting `next` answers `none`. */
   draining: boolean;
   closed: boolean;
-  /** Jobs claimed through this session and not accepted yet: released when it closes. */
+  /** Jobs claimed over this connection and not accepted yet: released when it closes. */
   claimed: Set<string>;
-  /** Jobs this session runs: their cancels are pushed here, their logs accepted from here. */
+  /** Jobs run over this connection: their cancels are pushed here, their logs accepted from here. */
   jobs: Set<string>;
   push: ((msg: ServerPush) => void)[];
   kicked: ((reason: string) => void)[];
-  /** Wake this session's waiting `next` requests (one per free slot) when it drains or closes. */
+  /** Wake this connection's waiting `next` requests (one per free slot) when it drains or closes. */
   waiting: Set<() => void>;
 }
 
@@ -51,7 +51,7 @@ interface Session {
  * and keeps the runners' online state (a heartbeat per instance).
  */
 export class RunnerGateway {
-  private readonly sessions = new Set<Session>();
+  private readonly connections = new Set<Connection>();
   private wakeAll: (() => void)[] = [];
   private readonly heartbeat: NodeJS.Timeout;
 
@@ -64,113 +64,113 @@ export class RunnerGateway {
     deps.listener.on('furrow_jobs', wake);
     deps.listener.on('reconnect', wake);
     deps.listener.on('furrow_cancel', (jobId: string) => {
-      for (const s of this.sessions) if (s.jobs.has(jobId)) for (const p of s.push) p({ type: 'cancel', jobId });
+      for (const c of this.connections) if (c.jobs.has(jobId)) for (const p of c.push) p({ type: 'cancel', jobId });
     });
     deps.listener.on('furrow_runner_removed', (runnerId: string) => {
-      for (const s of this.sessions) if (s.runner?.id === runnerId) for (const k of s.kicked) k('this runner was removed');
+      for (const c of this.connections) if (c.runner?.id === runnerId) for (const k of c.kicked) k('this runner was removed');
     });
     this.heartbeat = setInterval(() => void markRunners(deps.db, this.connectedRunners(), true).catch(() => undefined), HEARTBEAT_MS);
     this.heartbeat.unref();
   }
 
   private connectedRunners(): string[] {
-    return [...new Set([...this.sessions].flatMap((s) => (s.runner ? [s.runner.id] : [])))];
+    return [...new Set([...this.connections].flatMap((c) => (c.runner ? [c.runner.id] : [])))];
   }
 
   /**
-   * A session for a runner: remote ones come with the identity their credential proved; the
+   * A connection for a runner: remote ones come with the identity their credential proved; the
    * local runner (`identity` undefined) gets its record from the name it registers with.
    */
-  session(identity: RunnerIdentity | undefined): GatewaySession {
-    const s: Session = { runner: identity, local: !identity, draining: false, closed: false, claimed: new Set(), jobs: new Set(), push: [], kicked: [], waiting: new Set() };
-    this.sessions.add(s);
+  connect(identity: RunnerIdentity | undefined): GatewayConnection {
+    const c: Connection = { runner: identity, local: !identity, draining: false, closed: false, claimed: new Set(), jobs: new Set(), push: [], kicked: [], waiting: new Set() };
+    this.connections.add(c);
     return {
-      handle: (msg, gone) => this.handle(s, msg, gone),
-      onPush: (listener) => s.push.push(listener),
-      onKicked: (listener) => s.kicked.push(listener),
-      close: () => this.close(s),
+      handle: (msg, gone) => this.handle(c, msg, gone),
+      onPush: (listener) => c.push.push(listener),
+      onKicked: (listener) => c.kicked.push(listener),
+      close: () => this.close(c),
     };
   }
 
   /** Stops the heartbeat and marks this instance's runners disconnected. */
   async stop(): Promise<void> {
     clearInterval(this.heartbeat);
-    await Promise.all([...this.sessions].map((s) => this.close(s)));
+    await Promise.all([...this.connections].map((c) => this.close(c)));
   }
 
-  private async close(s: Session): Promise<void> {
-    if (s.closed) return;
-    s.closed = true;
-    this.drain(s);
-    this.sessions.delete(s);
-    if (!s.runner) return;
-    await releaseClaims(this.deps.db, s.runner.id, [...s.claimed]).catch(() => undefined);
-    const runnerId = s.runner.id;
-    if (![...this.sessions].some((o) => o.runner?.id === runnerId)) await markRunners(this.deps.db, [runnerId], false).catch(() => undefined);
+  private async close(c: Connection): Promise<void> {
+    if (c.closed) return;
+    c.closed = true;
+    this.drain(c);
+    this.connections.delete(c);
+    if (!c.runner) return;
+    await releaseClaims(this.deps.db, c.runner.id, [...c.claimed]).catch(() => undefined);
+    const runnerId = c.runner.id;
+    if (![...this.connections].some((o) => o.runner?.id === runnerId)) await markRunners(this.deps.db, [runnerId], false).catch(() => undefined);
   }
 
-  private drain(s: Session): void {
-    s.draining = true;
-    for (const wake of s.waiting) wake();
+  private drain(c: Connection): void {
+    c.draining = true;
+    for (const wake of c.waiting) wake();
   }
 
   private nextWake(): Promise<void> {
     return new Promise((resolve) => this.wakeAll.push(resolve));
   }
 
-  private async handle(s: Session, msg: RunnerRequest, gone?: AbortSignal): Promise<ServerReply> {
-    if (msg.type === 'register') return this.register(s, msg);
-    const runnerId = s.runner?.id;
-    if (!runnerId || s.closed) return { type: 'error', code: 'not_registered', message: 'register first' };
+  private async handle(c: Connection, msg: RunnerRequest, gone?: AbortSignal): Promise<ServerReply> {
+    if (msg.type === 'register') return this.register(c, msg);
+    const runnerId = c.runner?.id;
+    if (!runnerId || c.closed) return { type: 'error', code: 'not_registered', message: 'register first' };
     const { db, logs, leaseSeconds } = this.deps;
     switch (msg.type) {
       case 'next':
-        return this.next(s, runnerId, msg.waitMs, gone);
+        return this.next(c, runnerId, msg.waitMs, gone);
       case 'drain':
-        this.drain(s);
+        this.drain(c);
         return { type: 'ack', cancel: false };
       case 'accept': {
-        s.claimed.delete(msg.jobId);
+        c.claimed.delete(msg.jobId);
         const ok = await acceptJob(db, msg.jobId, runnerId);
-        if (ok) s.jobs.add(msg.jobId);
+        if (ok) c.jobs.add(msg.jobId);
         return { type: 'ack', cancel: !ok };
       }
       case 'log': {
         // Checked without awaiting anything first: appends must reach the store in arrival order.
-        if (!s.jobs.has(msg.jobId)) return { type: 'ack', cancel: true, end: 0, appended: false };
+        if (!c.jobs.has(msg.jobId)) return { type: 'ack', cancel: true, end: 0, appended: false };
         const r = await logs.append(msg.jobId, msg.offset, msg.data);
         return { type: 'ack', cancel: r.cancel, end: r.end, appended: r.appended };
       }
       case 'step':
-        if (s.jobs.has(msg.jobId)) await setStepStatus(db, msg.jobId, msg.stepId, msg.status, msg.exitCode);
-        return { type: 'ack', cancel: !s.jobs.has(msg.jobId) };
+        if (c.jobs.has(msg.jobId)) await setStepStatus(db, msg.jobId, msg.stepId, msg.status, msg.exitCode);
+        return { type: 'ack', cancel: !c.jobs.has(msg.jobId) };
       case 'extend': {
         const r = await extendLease(db, msg.jobId, runnerId, leaseSeconds);
         return { type: 'ack', cancel: r.cancel };
       }
       case 'done':
-        s.jobs.delete(msg.jobId);
+        c.jobs.delete(msg.jobId);
         await finishJob(db, msg.jobId, runnerId, msg.status, msg.exitCode ?? null, msg.error ?? null);
         return { type: 'ack', cancel: false };
     }
   }
 
-  private async register(s: Session, msg: RegisterMessage): Promise<ServerReply> {
+  private async register(c: Connection, msg: RegisterMessage): Promise<ServerReply> {
     if (msg.version !== PROTOCOL_VERSION) {
       const advice = msg.version < PROTOCOL_VERSION ? 'upgrade the runner' : 'upgrade the server';
       return { type: 'error', code: 'protocol_version_mismatch', message: `the server speaks runner protocol ${PROTOCOL_VERSION} and this runner speaks ${msg.version}: ${advice}` };
     }
     const { db, leaseSeconds } = this.deps;
     const hello = { name: msg.name, labels: msg.labels, executor: msg.executor, capacity: msg.capacity, version: msg.agentVersion };
-    if (s.local) s.runner = await upsertLocalRunner(db, hello);
-    const runner = s.runner!;
+    if (c.local) c.runner = await upsertLocalRunner(db, hello);
+    const runner = c.runner!;
     await recordHello(db, runner.id, hello);
-    const jobs = await this.resume(s, runner.id, msg.jobs);
+    const jobs = await this.resume(c, runner.id, msg.jobs);
     return { type: 'registered', runnerId: runner.id, name: runner.name, leaseSeconds, jobs };
   }
 
   /** Re-attaches the jobs a reconnecting runner still runs, and says where each log stands. */
-  private async resume(s: Session, runnerId: string, jobIds: string[]): Promise<ResumedJob[]> {
+  private async resume(c: Connection, runnerId: string, jobIds: string[]): Promise<ResumedJob[]> {
     if (jobIds.length === 0) return [];
     const rows = await this.deps.db
       .selectFrom('jobs')
@@ -181,24 +181,24 @@ export class RunnerGateway {
     return jobIds.map((jobId) => {
       const row = byId.get(jobId);
       const held = row?.status === 'running' && row.runner_id === runnerId;
-      if (held) s.jobs.add(jobId);
+      if (held) c.jobs.add(jobId);
       return { jobId, logEnd: Number(row?.log_size ?? 0), cancel: !held || row.cancel_requested };
     });
   }
 
-  private async next(s: Session, runnerId: string, waitMs: number, gone?: AbortSignal): Promise<ServerReply> {
+  private async next(c: Connection, runnerId: string, waitMs: number, gone?: AbortSignal): Promise<ServerReply> {
     const deadline = Date.now() + waitMs;
-    while (!s.draining && !gone?.aborted) {
+    while (!c.draining && !gone?.aborted) {
       // Subscribe before looking, so a job queued between the look and the wait still wakes us.
       const woken = this.nextWake();
       const spec = await claimJob(this.deps.db, runnerId, this.deps.leaseSeconds);
       if (spec) {
         // Nobody would receive it: give it back at once rather than after the lease.
-        if (s.closed || gone?.aborted) {
+        if (c.closed || gone?.aborted) {
           await releaseClaims(this.deps.db, runnerId, [spec.jobId]);
           break;
         }
-        s.claimed.add(spec.jobId);
+        c.claimed.add(spec.jobId);
         return { type: 'job', spec };
       }
       const left = deadline - Date.now();
@@ -210,12 +210,12 @@ export class RunnerGateway {
         new Promise<void>((resolve) => {
           timer = setTimeout(resolve, left);
           release = resolve;
-          s.waiting.add(resolve);
+          c.waiting.add(resolve);
           gone?.addEventListener('abort', () => resolve(), { once: true });
         }),
       ]);
       clearTimeout(timer);
-      s.waiting.delete(release!);
+      c.waiting.delete(release!);
     }
     return { type: 'none' };
   }
