@@ -1,4 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -93,6 +95,43 @@ describe('remote runners', () => {
     expect((await t.api('POST', `/api/v1/runs/${runId}/cancel`)).status).toBe(202);
     expect((await t.waitForRun(runId)).status).toBe('canceled');
     expect(Date.now() - began).toBeLessThan(5000);
+  });
+
+  it('falls back by itself when a proxy refuses the WebSocket upgrade', async () => {
+    // A plain HTTP proxy to the server that answers every upgrade with 403, as some corporate proxies do.
+    const target = new URL(t.url);
+    const proxy = createServer((req, res) => {
+      const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    proxy.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n'));
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (proxy.address() as AddressInfo).port;
+      const behind = await startRunner(['--url', `http://127.0.0.1:${port}`, '--token', registrationToken, '--name', 'behind-proxy', '--labels', 'proxied']);
+      started.push(behind);
+      expect(behind.output()).toMatch(/WebSocket upgrade answered HTTP 403.*using HTTP long-polling|using HTTP long-polling.*403/s);
+      const { runId } = await queue('echo through the proxy', ['proxied']);
+      expect((await t.waitForRun(runId)).status).toBe('succeeded');
+      expect(await logOf(runId)).toBe('through the proxy\n');
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
+  it('cancels what still runs when the grace period of a drain runs out, then exits 0', async () => {
+    const draining = await runner('short-grace', ['grace'], [], { env: { FURROW_SHUTDOWN_GRACE_SECONDS: '1' } });
+    const { runId } = await queue('echo running; sleep 60', ['grace']);
+    await until('the job to start', async () => (await logOf(runId)).includes('running'));
+    const began = Date.now();
+    expect(await draining.stop('SIGTERM')).toBe(0);
+    expect(Date.now() - began).toBeLessThan(5000);
+    expect((await t.waitForRun(runId)).status).toBe('canceled');
   });
 
   it('retries a job on another runner when its runner is killed mid-job; the first attempt keeps its log', async () => {

@@ -9,6 +9,7 @@ import { createExecutor } from '../runner/executors/create-executor.js';
 import { ensureJobUserWhenRoot } from '../runner/job-user.js';
 import { RemoteChannel } from '../runner/remote-channel.js';
 import { RunnerAgent } from '../runner/runner-agent.js';
+import { UUID } from '../server/store/access-store.js';
 import { createRunnerToken, listRunners } from '../server/store/runner-store.js';
 import { createLogger } from './create-logger.js';
 import { UsageError } from './usage-error.js';
@@ -169,7 +170,7 @@ async function listCommand(): Promise<number> {
 async function tokenCreate(organizationId: string | undefined, description: string | undefined): Promise<number> {
   return withDatabase(async ({ db }) => {
     if (organizationId) {
-      const org = /^[0-9a-f-]{36}$/i.test(organizationId) ? await db.selectFrom('organizations').select('id').where('id', '=', organizationId).executeTakeFirst() : undefined;
+      const org = UUID.test(organizationId) ? await db.selectFrom('organizations').select('id').where('id', '=', organizationId).executeTakeFirst() : undefined;
       if (!org) throw new UsageError(`no organization has the id ${organizationId}`);
     }
     const token = await createRunnerToken(db, { organizationId: organizationId ?? null, description: description ?? '', actorUserId: null });

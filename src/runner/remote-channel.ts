@@ -32,7 +32,6 @@ export class RemoteChannel implements RunnerChannel {
   private markReady!: (link: Link) => void;
   private failReady!: (err: Error) => void;
   private hello: (() => RegisterMessage) | undefined;
-  private closed = false;
   /** Set when the channel stopped for good (closed, or refused by the server). */
   private ended: Error | undefined;
   private readonly pushListeners: ((p: ServerPush) => void)[] = [];
@@ -53,7 +52,7 @@ export class RemoteChannel implements RunnerChannel {
       try {
         return await this.connect();
       } catch (err) {
-        if (err instanceof CredentialRefused || err instanceof RegistrationRefused || this.closed) throw err;
+        if (err instanceof CredentialRefused || err instanceof RegistrationRefused || this.ended) throw err;
         const delay = backoff(attempt);
         this.opts.log('cannot reach the server; retrying', { error: (err as Error).message, retryInMs: delay });
         await sleep(delay);
@@ -94,7 +93,6 @@ export class RemoteChannel implements RunnerChannel {
 
   /** Stops for good: waiting and later requests fail with `err`. */
   private end(err: Error): void {
-    this.closed = true;
     this.ended ??= err;
     this.failReady(this.ended);
   }
@@ -150,14 +148,14 @@ export class RemoteChannel implements RunnerChannel {
     if (this.link !== link) return;
     this.link = undefined;
     this.ready = this.newReady();
-    if (this.closed) return;
+    if (this.ended) return;
     if (fatal) return this.fatal(fatal);
     this.opts.log('lost the connection to the server; reconnecting');
     void this.reconnect();
   }
 
   private async reconnect(): Promise<void> {
-    for (let attempt = 0; !this.closed; attempt++) {
+    for (let attempt = 0; !this.ended; attempt++) {
       await sleep(backoff(attempt));
       try {
         await this.connect();
@@ -172,7 +170,7 @@ export class RemoteChannel implements RunnerChannel {
 }
 
 /** Exponential backoff with jitter: runners that lost the same server do not return in lockstep. */
-function backoff(attempt: number): number {
+export function backoff(attempt: number): number {
   const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
   return Math.round(base / 2 + (Math.random() * base) / 2);
 }

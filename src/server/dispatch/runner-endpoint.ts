@@ -134,7 +134,8 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
       schema: { tags, summary: 'One runner protocol request (HTTP fallback): an application/octet-stream frame (`x-furrow-frame: binary` for log frames); answers {reply}' },
     },
     async (req, res) => {
-      const frame = Buffer.isBuffer(req.body) ? req.body : Buffer.from(JSON.stringify(req.body ?? null));
+      if (!Buffer.isBuffer(req.body)) throw new AppError('unsupported_media_type', 'Send the frame as application/octet-stream.');
+      const frame = req.body;
       let request;
       try {
         request = decodeRequest(frame, req.headers['x-furrow-frame'] === 'binary');
@@ -198,7 +199,8 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
     },
   );
 
-  app.addHook('onClose', async () => {
+  // Before the server waits for requests to finish: a waiting long-poll would hold a shutdown up.
+  app.addHook('preClose', async () => {
     for (const [id, s] of polls) endPoll(id, s);
   });
 };

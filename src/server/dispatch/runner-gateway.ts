@@ -163,8 +163,8 @@ export class RunnerGateway {
     const { db, leaseSeconds } = this.deps;
     const hello = { name: msg.name, labels: msg.labels, executor: msg.executor, capacity: msg.capacity, version: msg.agentVersion };
     if (c.local) c.runner = await upsertLocalRunner(db, hello);
+    else await recordHello(db, c.runner!.id, hello);
     const runner = c.runner!;
-    await recordHello(db, runner.id, hello);
     const jobs = await this.resume(c, runner.id, msg.jobs);
     return { type: 'registered', runnerId: runner.id, name: runner.name, leaseSeconds, jobs };
   }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import type { RunStatus } from '../../db/schema.js';
-import { isTerminal, sourcesOf } from '../../domain/run-state.js';
+import { isTerminal, RETRYABLE, sourcesOf } from '../../domain/run-state.js';
 import type { FinalStatus, JobSpec } from '../../protocol/messages.js';
 import { AppError } from '../app-error.js';
 import { recordActivity } from './activity-store.js';
@@ -142,6 +142,7 @@ export function finishJob(db: Db, jobId: string, runnerId: string | null, status
 
 /** Queues the next attempt of a job that just ended with `outcome`, if its retry policy says so. */
 async function retryJob(tx: Tx, jobId: string, outcome: RunStatus): Promise<void> {
+  if (!(RETRYABLE as readonly RunStatus[]).includes(outcome)) return; // a success or cancel never is: no lookup
   const job = await tx
     .selectFrom('jobs')
     .innerJoin('runs', 'runs.id', 'jobs.run_id')

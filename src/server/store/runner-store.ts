@@ -124,16 +124,19 @@ export function runnerForCredential(db: Db, credential: string): Promise<RunnerI
     .executeTakeFirst();
 }
 
-/** The in-process runner of `furrow start`: one record per name, created on first start. */
+/**
+ * The in-process runner of `furrow start`: one record per name, created on first start and
+ * updated with its hello (as `recordHello` does for remote runners) on every later one.
+ */
 export async function upsertLocalRunner(db: Db, hello: RunnerHello): Promise<RunnerIdentity> {
   const { hash } = newSecret('furrow_local');
-  const row = await db
+  const said = { labels: hello.labels, executor: hello.executor, capacity: hello.capacity, version: hello.version, connected: true, last_seen_at: sql<Date>`now()` };
+  return db
     .insertInto('runners')
-    .values({ name: hello.name, local: true, credential_hash: hash, labels: hello.labels, executor: hello.executor, capacity: hello.capacity, version: hello.version })
-    .onConflict((oc) => oc.column('name').where('local', '=', true).doUpdateSet({ name: hello.name }))
+    .values({ name: hello.name, local: true, credential_hash: hash, ...said })
+    .onConflict((oc) => oc.column('name').where('local', '=', true).doUpdateSet(said))
     .returning(['id', 'name', 'organization_id as organizationId'])
     .executeTakeFirstOrThrow();
-  return row;
 }
 
 /** Records what a (re)connecting runner says about itself, and that it is connected. */
