@@ -3,7 +3,7 @@ import fp from 'fastify-plugin';
 import { sql } from 'kysely';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Db } from '../db/database.js';
-import { ONLINE_WINDOW_SECONDS } from './store/runner-store.js';
+import { runnerOnline } from './store/runner-sql.js';
 
 /** Prometheus metrics at /metrics: runs by status, queue depth, runners by state, HTTP latency, process stats. */
 export const metricsPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) => {
@@ -45,7 +45,7 @@ export const metricsPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) =
     registers: [registry],
     async collect() {
       const { rows } = await sql<{ state: string; n: number }>`
-        SELECT CASE WHEN NOT (connected AND last_seen_at > now() - make_interval(secs => ${ONLINE_WINDOW_SECONDS})) THEN 'offline'
+        SELECT CASE WHEN NOT ${runnerOnline} THEN 'offline'
                     WHEN paused THEN 'paused' ELSE 'online' END AS state, count(*)::int AS n
         FROM runners GROUP BY 1`.execute(opts.db);
       this.reset();

@@ -6,6 +6,7 @@ import { isTerminal, RETRYABLE, sourcesOf } from '../../domain/run-state.js';
 import type { FinalStatus, JobSpec } from '../../protocol/messages.js';
 import { AppError } from '../app-error.js';
 import { recordActivity } from './activity-store.js';
+import { runnerHeldJobs } from './runner-sql.js';
 import { syncRunStatus } from './run-store.js';
 
 /**
@@ -45,11 +46,10 @@ export async function claimJob(db: Db, runnerId: string, leaseSeconds: number): 
   const { rows } = await sql<{ spec: JobSpec }>`
     UPDATE jobs SET runner_id = ${runnerId}, lease_expires_at = now() + make_interval(secs => ${leaseSeconds})
     WHERE id = (
-      SELECT j.id FROM jobs j, runners r
-      WHERE r.id = ${runnerId}::uuid AND NOT r.paused
-        AND (SELECT count(*) FROM jobs h WHERE h.runner_id = ${runnerId} AND h.status IN ('queued', 'running')) < r.capacity
-        AND j.status = 'queued' AND j.runner_id IS NULL AND NOT j.cancel_requested AND j.labels <@ r.labels
-        AND (r.organization_id IS NULL OR j.organization_id = r.organization_id)
+      SELECT j.id FROM jobs j, runners
+      WHERE runners.id = ${runnerId}::uuid AND NOT runners.paused AND ${runnerHeldJobs} < runners.capacity
+        AND j.status = 'queued' AND j.runner_id IS NULL AND NOT j.cancel_requested AND j.labels <@ runners.labels
+        AND (runners.organization_id IS NULL OR j.organization_id = runners.organization_id)
       ORDER BY j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
     RETURNING spec`.execute(db);
   return rows[0]?.spec;

@@ -5,9 +5,7 @@ import { AppError } from '../app-error.js';
 import { hashSecret, newSecret } from './account-store.js';
 import { recordActivity } from './activity-store.js';
 import { finishJob } from './job-store.js';
-
-/** A runner is online while connected and seen within this long (heartbeats come every 15 s). */
-export const ONLINE_WINDOW_SECONDS = 45;
+import { runnerHeldJobs, runnerOnline } from './runner-sql.js';
 
 /** What a runner says about itself when it registers or reconnects. */
 export interface RunnerHello {
@@ -25,25 +23,21 @@ export interface RunnerIdentity {
   organizationId: string | null;
 }
 
-const online = sql<boolean>`runners.connected AND runners.last_seen_at > now() - make_interval(secs => ${ONLINE_WINDOW_SECONDS})`;
-
-function runnerColumns() {
-  return [
-    'runners.id',
-    'runners.name',
-    'runners.organization_id as organizationId',
-    'runners.local',
-    'runners.labels',
-    'runners.executor',
-    'runners.capacity',
-    'runners.version',
-    'runners.paused',
-    online.as('online'),
-    'runners.last_seen_at as lastSeenAt',
-    'runners.created_at as createdAt',
-    sql<number>`(SELECT count(*)::int FROM jobs WHERE jobs.runner_id = runners.id::text AND jobs.status = 'running')`.as('runningJobs'),
-  ] as const;
-}
+const runnerColumns = [
+  'runners.id',
+  'runners.name',
+  'runners.organization_id as organizationId',
+  'runners.local',
+  'runners.labels',
+  'runners.executor',
+  'runners.capacity',
+  'runners.version',
+  'runners.paused',
+  runnerOnline.as('online'),
+  'runners.last_seen_at as lastSeenAt',
+  'runners.created_at as createdAt',
+  sql<number>`(SELECT count(*)::int FROM jobs WHERE jobs.runner_id = runners.id::text AND jobs.status = 'running')`.as('runningJobs'),
+] as const;
 
 function activity(tx: Tx, type: string, organizationId: string | null, actorUserId: string | null, subjectType: string, subjectId: string, payload: Record<string, unknown>) {
   return recordActivity(tx, { type, organizationId, projectId: null, actorUserId, subjectType, subjectId, payload });
@@ -156,13 +150,13 @@ export async function markRunners(db: Db, ids: string[], connected: boolean): Pr
 
 /** Runners that may take jobs of `organizationId` (its own and instance-wide ones), or all of them. */
 export function listRunners(db: Db, organizationId: string | null) {
-  let q = db.selectFrom('runners').select(runnerColumns());
+  let q = db.selectFrom('runners').select(runnerColumns);
   if (organizationId !== null) q = q.where((eb) => eb.or([eb('organization_id', '=', organizationId), eb('organization_id', 'is', null)]));
   return q.orderBy('name').orderBy('created_at').execute();
 }
 
 export function getRunner(db: Db, id: string) {
-  return db.selectFrom('runners').select(runnerColumns()).where('id', '=', id).executeTakeFirst();
+  return db.selectFrom('runners').select(runnerColumns).where('id', '=', id).executeTakeFirst();
 }
 
 /** Pauses (no new jobs; running ones go on) or resumes a runner. */
@@ -207,8 +201,7 @@ export async function waitingReasons(db: Db, jobIds: string[]): Promise<Map<stri
       count(r.id) FILTER (WHERE r.online AND NOT r.paused AND r.held < r.capacity)::int AS free
     FROM jobs j
     LEFT JOIN LATERAL (
-      SELECT runners.id, runners.paused, runners.capacity, ${online} AS online,
-        (SELECT count(*) FROM jobs h WHERE h.runner_id = runners.id::text AND h.status IN ('queued', 'running')) AS held
+      SELECT runners.id, runners.paused, runners.capacity, ${runnerOnline} AS online, ${runnerHeldJobs} AS held
       FROM runners
       WHERE runners.labels @> j.labels AND (runners.organization_id IS NULL OR runners.organization_id = j.organization_id)) r ON true
     WHERE j.id = ANY(${jobIds}::uuid[]) AND j.status = 'queued' AND j.runner_id IS NULL
