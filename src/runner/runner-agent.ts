@@ -125,7 +125,7 @@ export class RunnerAgent {
     let status: FinalStatus = 'succeeded';
     let exitCode: number | null = 0;
     let error: string | undefined;
-    let started = false;
+    /** Set once the server confirmed the job: from then on it gets an outcome. */
     let job: JobContext | undefined;
     try {
       // Preparing the workspace overlaps the accept round trip: both are on the trigger-to-start path.
@@ -135,7 +135,6 @@ export class RunnerAgent {
         mkdir(scratch, { recursive: true, mode: 0o700 }),
       ]);
       if (accepted.type !== 'ack' || accepted.cancel) return; // canceled (the server closed it) before it began
-      started = true;
       job = { spec, workspace, scratch, signal: controller.signal };
       await this.opts.executor.prepareJob(job);
       for (const step of spec.steps) {
@@ -169,7 +168,7 @@ export class RunnerAgent {
       if (job) await this.opts.executor.cleanupJob(job);
       await sink.flush().catch(() => undefined);
       await Promise.all([rm(workspace, { recursive: true, force: true }), rm(scratch, { recursive: true, force: true })]);
-      if (started) {
+      if (job) {
         await this.channel
           .request({ type: 'done', jobId: spec.jobId, status, exitCode, ...(error ? { error } : {}) })
           .catch((err: Error) => this.opts.log('reporting a job outcome failed', { jobId: spec.jobId, error: err.message }));

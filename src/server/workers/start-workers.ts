@@ -1,12 +1,9 @@
-import { Logger as WorkerLogger, run, type TaskList } from 'graphile-worker';
 import type { Logger } from 'pino';
-import type pg from 'pg';
 import type { Db } from '../../db/database.js';
 import { reapExpiredLeases } from '../store/job-store.js';
 
 export interface WorkerDeps {
   db: Db;
-  pool: pg.Pool;
   logger: Logger;
   leaseSeconds: number;
 }
@@ -20,24 +17,14 @@ async function reap(deps: WorkerDeps): Promise<void> {
   if (n > 0) deps.logger.warn({ jobs: n }, 'released or ended jobs whose runner lease expired');
 }
 
-/** The background tasks by name; later tasks (mail, notifications) join here. */
-function tasks(): TaskList {
-  return {};
-}
-
 /**
- * Starts graphile-worker on Furrow's own database, and the lease watch: every third of a lease
- * (1–10 s) expired leases are handled, so a vanished runner's job ends `runner_lost` (and is
- * retried) within about 1⅓ leases. Every instance may watch; the transitions are guarded.
+ * The instance's background work. Today that is the lease watch: every third of a lease (1–10 s)
+ * expired leases are handled, so a vanished runner's job ends `runner_lost` (and is retried)
+ * within about 1⅓ leases. Every instance may watch; the transitions are guarded.
  */
 export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
-  const logger = new WorkerLogger((scope) => (level, message, meta) => {
-    const lvl = level === 'warning' ? 'warn' : level === 'error' ? 'error' : 'debug';
-    deps.logger[lvl]({ ...meta, scope }, message);
-  });
   // Leases that expired while no instance ran (e.g. the server was down) are handled at once.
   await reap(deps);
-  const runner = await run({ pgPool: deps.pool, concurrency: 2, noHandleSignals: true, pollInterval: 5000, logger, taskList: tasks() });
   const everyMs = Math.min(10_000, Math.max(1000, (deps.leaseSeconds * 1000) / 3));
   let reaping: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
@@ -47,7 +34,6 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
     async stop() {
       clearInterval(timer);
       await reaping;
-      await runner.stop();
     },
   };
 }
