@@ -7,6 +7,13 @@ import { Type, type Static } from 'typebox';
  */
 export const PROTOCOL_VERSION = 2;
 
+/** Why a runner speaking `version` cannot talk to this side, or undefined when it can. */
+export function versionMismatch(version: number): string | undefined {
+  if (version === PROTOCOL_VERSION) return undefined;
+  const advice = version < PROTOCOL_VERSION ? 'upgrade the runner' : 'upgrade the server';
+  return `The server speaks runner protocol ${PROTOCOL_VERSION} and this runner speaks ${version}: ${advice}.`;
+}
+
 export const JobStatus = Type.Union([Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('canceled'), Type.Literal('timed_out')]);
 export type FinalStatus = Static<typeof JobStatus>;
 

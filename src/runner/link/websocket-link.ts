@@ -1,10 +1,9 @@
 import WebSocket from 'ws';
 import { encodeRequest, type ServerFrame } from '../../protocol/frames.js';
+import { keepAlive } from '../../protocol/keep-alive.js';
 import { ConnectionLost, type RunnerRequest, type ServerPush, type ServerReply } from '../../protocol/messages.js';
 import { CredentialRefused, type Link } from './link.js';
 
-/** A silent connection is probed this often and given up when the probe goes unanswered. */
-const PING_MS = 15_000;
 /** Close code the server uses when the runner was removed. */
 const CLOSE_REMOVED = 4001;
 
@@ -35,19 +34,12 @@ class WebSocketLink implements Link {
   private readonly pushListeners: ((p: ServerPush) => void)[] = [];
   private readonly lostListeners: ((fatal?: Error) => void)[] = [];
   private lost = false;
-  private alive = true;
-  private readonly pinger: NodeJS.Timeout;
 
   constructor(private readonly ws: WebSocket) {
     ws.on('message', (data: Buffer) => this.onFrame(data));
-    ws.on('pong', () => (this.alive = true));
     ws.on('error', () => undefined); // 'close' follows
     ws.on('close', (code: number, reason: Buffer) => this.onClose(code === CLOSE_REMOVED ? new CredentialRefused(reason.toString() || 'runner removed') : undefined));
-    this.pinger = setInterval(() => {
-      if (!this.alive) return void ws.terminate();
-      this.alive = false;
-      ws.ping();
-    }, PING_MS);
+    keepAlive(ws);
   }
 
   request(msg: RunnerRequest): Promise<ServerReply> {
@@ -92,7 +84,6 @@ class WebSocketLink implements Link {
   private onClose(fatal?: Error): void {
     if (this.lost) return;
     this.lost = true;
-    clearInterval(this.pinger);
     for (const p of this.pending.values()) p.reject(new ConnectionLost());
     this.pending.clear();
     for (const l of this.lostListeners) l(fatal);

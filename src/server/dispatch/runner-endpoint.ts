@@ -3,7 +3,8 @@ import type { FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { Type } from 'typebox';
 import { decodeRequest, encodeServerFrame, FrameError } from '../../protocol/frames.js';
-import { PROTOCOL_VERSION, RegisterMessage, type ServerPush, type ServerReply } from '../../protocol/messages.js';
+import { keepAlive } from '../../protocol/keep-alive.js';
+import { RegisterMessage, versionMismatch, type ServerPush, type ServerReply } from '../../protocol/messages.js';
 import { AppError } from '../app-error.js';
 import type { Resources } from '../resources.js';
 import { registerRunner, type RunnerIdentity } from '../store/runner-store.js';
@@ -15,8 +16,6 @@ const POLL_IDLE_MS = 60_000;
 const PUSH_WAIT_MAX_MS = 30_000;
 /** Largest runner frame: a 1 MiB log batch plus its header, with room to spare. */
 const MAX_FRAME_BYTES = 4 * 1024 * 1024;
-/** A runner socket is probed this often and dropped when the probe goes unanswered. */
-const PING_MS = 15_000;
 /** WebSocket close code telling a runner not to come back (its credential was removed). */
 const CLOSE_REMOVED = 4001;
 
@@ -68,9 +67,8 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
     async (req, reply) => {
       const header = req.headers.authorization;
       if (!header?.startsWith('Bearer ')) throw new AppError('unauthenticated', 'Send the registration token as "Authorization: Bearer TOKEN".');
-      if (req.body.version !== PROTOCOL_VERSION) {
-        throw new AppError('protocol_version_mismatch', `The server speaks runner protocol ${PROTOCOL_VERSION} and this runner speaks ${req.body.version}.`);
-      }
+      const mismatch = versionMismatch(req.body.version);
+      if (mismatch) throw new AppError('protocol_version_mismatch', mismatch);
       const { version: _, agentVersion, ...hello } = req.body;
       const runner = await registerRunner(db, header.slice(7).trim(), { ...hello, version: agentVersion });
       return reply.status(201).send(runner);
@@ -80,14 +78,7 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
   app.get('/runner', { websocket: true, config: runnerAccess, schema: { tags, summary: 'The runner protocol over a WebSocket' } }, (socket, req) => {
     const connection = gateway.connect(req.runner!);
     // A runner whose connection died silently must not keep claiming jobs nobody receives.
-    let alive = true;
-    socket.on('pong', () => (alive = true));
-    const pinger = setInterval(() => {
-      if (!alive) return void socket.terminate();
-      alive = false;
-      socket.ping();
-    }, PING_MS);
-    socket.on('close', () => clearInterval(pinger));
+    keepAlive(socket);
     const send = (frame: Parameters<typeof encodeServerFrame>[0]) => socket.readyState === socket.OPEN && socket.send(encodeServerFrame(frame));
     connection.onPush((push) => send({ push }));
     connection.onKicked((reason) => socket.close(CLOSE_REMOVED, reason));

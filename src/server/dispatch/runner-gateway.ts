@@ -1,5 +1,5 @@
 import type { Db } from '../../db/database.js';
-import { PROTOCOL_VERSION, type RegisterMessage, type ResumedJob, type RunnerRequest, type ServerPush, type ServerReply } from '../../protocol/messages.js';
+import { versionMismatch, type RegisterMessage, type ResumedJob, type RunnerRequest, type ServerPush, type ServerReply } from '../../protocol/messages.js';
 import type { PgListener } from '../live/pg-listener.js';
 import { acceptJob, claimJob, extendLease, finishJob, releaseClaims, setStepStatus } from '../store/job-store.js';
 import type { LogStore } from '../store/log-store.js';
@@ -156,10 +156,8 @@ export class RunnerGateway {
   }
 
   private async register(c: Connection, msg: RegisterMessage): Promise<ServerReply> {
-    if (msg.version !== PROTOCOL_VERSION) {
-      const advice = msg.version < PROTOCOL_VERSION ? 'upgrade the runner' : 'upgrade the server';
-      return { type: 'error', code: 'protocol_version_mismatch', message: `the server speaks runner protocol ${PROTOCOL_VERSION} and this runner speaks ${msg.version}: ${advice}` };
-    }
+    const mismatch = versionMismatch(msg.version);
+    if (mismatch) return { type: 'error', code: 'protocol_version_mismatch', message: mismatch };
     const { db, leaseSeconds } = this.deps;
     const hello = { name: msg.name, labels: msg.labels, executor: msg.executor, capacity: msg.capacity, version: msg.agentVersion };
     if (c.local) c.runner = await upsertLocalRunner(db, hello);
