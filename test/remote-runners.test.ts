@@ -178,7 +178,11 @@ describe('remote runners', () => {
   });
 
   it('gives runners only jobs whose labels they have, and organization runners only their organization’s jobs', async () => {
-    await Promise.all([runner('alpha', ['alpha']), runner('beta', ['beta'])]);
+    // beta is configured by settings alone, as a service unit would start it.
+    const settings = { FURROW_RUNNER_URL: t.url, FURROW_RUNNER_TOKEN: registrationToken, FURROW_RUNNER_NAME: 'beta', FURROW_RUNNER_LABELS: 'beta', FURROW_RUNNER_CAPACITY: '2' };
+    const [, beta] = await Promise.all([runner('alpha', ['alpha']), startRunner([], { env: settings })]);
+    started.push(beta);
+    expect((await runnerNamed('beta'))[0]).toMatchObject({ labels: ['beta'], capacity: 2, online: true });
     const runs = await Promise.all(['alpha', 'beta', 'alpha', 'beta', 'alpha', 'beta'].map(async (label) => ({ label, ...(await queue(`echo ${label}`, [label])) })));
     for (const r of runs) {
       expect((await t.waitForRun(r.runId)).status).toBe('succeeded');
