@@ -1,15 +1,19 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { PROTOCOL_VERSION } from '../src/protocol/messages.js';
+import { createBareRepo } from './helpers/git-repos.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 // The access rules as the design states them, written out here rather than imported from src,
 // so that a route wired to the wrong capability makes this test fail.
 type Role = 'guest' | 'member' | 'manager' | 'owner';
 const RANKS: Role[] = ['guest', 'member', 'manager', 'owner'];
-type Needs = Role | 'public' | 'authenticated' | 'admin' | 'runner';
-type Kind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job' | 'runner' | 'runner_token';
+type Needs = Role | 'public' | 'authenticated' | 'admin' | 'runner' | 'job';
+type Kind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job' | 'runner' | 'runner_token' | 'repository' | 'secret';
 
 interface Route {
   key: string; // `METHOD /path` as registered
@@ -28,6 +32,8 @@ const NO_SUCH_ID = '00000000-0000-4000-8000-000000000000';
 const named = () => ({ name: `walk-${++counter}` }); // organization names are unique instance-wide
 const signIn = (f: Fixture) => ({ email: f.email, password: PASSWORD });
 const member = (f: Fixture) => ({ email: f.email, role: 'member' });
+const secret = () => ({ name: `WALK_${++counter}`, value: 'walk-secret-value' });
+let repoUrl = ''; // a bare repository on disk, made once
 
 const ROUTES: Route[] = [
   r('GET /healthz', null, 'public', 200),
@@ -60,6 +66,17 @@ const ROUTES: Route[] = [
   r('GET /api/v1/projects/:id/workflows', 'project', 'guest', 200),
   r('POST /api/v1/projects/:id/workflows', 'project', 'manager', 201, () => ({ ...named(), script: 'true', ...NO_RUNNER })),
   r('GET /api/v1/projects/:id/runs', 'project', 'guest', 200),
+  r('GET /api/v1/projects/:id/secrets', 'project', 'member', 200),
+  r('POST /api/v1/projects/:id/secrets', 'project', 'manager', 201, secret),
+  r('GET /api/v1/secrets/:id', 'secret', 'member', 200),
+  r('PUT /api/v1/secrets/:id', 'secret', 'manager', 200, () => ({ value: 'another-value' })),
+  r('GET /api/v1/projects/:id/repositories', 'project', 'guest', 200),
+  r('POST /api/v1/projects/:id/repositories', 'project', 'manager', 201, () => ({ ...named(), url: repoUrl })),
+  r('GET /api/v1/repositories/:id', 'repository', 'guest', 200),
+  r('PATCH /api/v1/repositories/:id', 'repository', 'manager', 200, named),
+  r('POST /api/v1/repositories/:id/check', 'repository', 'member', 200),
+  r('POST /api/v1/repositories/:id/rekey', 'repository', 'manager', 200),
+  r('GET /api/v1/repositories/:id/workflow-files', 'repository', 'guest', 200),
   r('GET /api/v1/projects/:id/activities', 'project', 'guest', 200),
   r('GET /api/v1/environments/:id', 'environment', 'guest', 200),
   r('PATCH /api/v1/environments/:id', 'environment', 'manager', 200, () => ({ variables: { A: '1' } })),
@@ -70,6 +87,12 @@ const ROUTES: Route[] = [
   r('GET /api/v1/runs/:id/jobs', 'run', 'guest', 200),
   r('GET /api/v1/runs/:id/log', 'run', 'guest', 200),
   r('POST /api/v1/runs/:id/cancel', 'run', 'member', 409), // the run has finished: run_finished
+  r('POST /api/v1/runs/:id/rerun', 'run', 'member', 202, () => ({})),
+  r('GET /api/v1/runs/:id/artifacts', 'run', 'guest', 200),
+  r('GET /api/v1/runs/:id/artifacts/:name', 'run', 'guest', 404), // the run has no artifact of that name
+  r('POST /api/v1/jobs/:id/approve', 'job', 'manager', 409), // the job has finished: approval_not_pending
+  r('PUT /api/v1/jobs/:id/artifacts/:name', null, 'job', 201),
+  r('GET /api/v1/jobs/:id/artifacts/:name', null, 'job', 200),
   r('GET /api/v1/jobs/:id/log', 'job', 'guest', 200),
   r('POST /api/v1/runners/register', null, 'public', 201, () => ({ version: PROTOCOL_VERSION, name: 'walker', labels: [], capacity: 1, executor: 'shell', agentVersion: 'test' }), false, (f) => f.registrationToken),
   r('GET /api/v1/runner', null, 'runner', 101),
@@ -87,6 +110,8 @@ const ROUTES: Route[] = [
   r('DELETE /api/v1/runners/:id', 'runner', 'owner', 204, undefined, true),
   r('DELETE /api/v1/runner-tokens/:id', 'runner_token', 'owner', 204, undefined, true),
   r('DELETE /api/v1/environments/:id', 'environment', 'owner', 204, undefined, true),
+  r('DELETE /api/v1/secrets/:id', 'secret', 'manager', 204, undefined, true),
+  r('DELETE /api/v1/repositories/:id', 'repository', 'owner', 204, undefined, true),
   r('DELETE /api/v1/workflows/:id', 'workflow', 'owner', 204, undefined, true),
   r('DELETE /api/v1/projects/:id', 'project', 'owner', 204, undefined, true),
   r('DELETE /api/v1/organizations/:id', 'organization', 'owner', 204, undefined, true),
@@ -107,8 +132,8 @@ const nameOf = (c: Caller) => (c.role ? `${c.grant} ${c.role}` : c.grant);
 
 /** 'ok', or the status and code a signed-in caller must get. */
 function expected(route: Route, c: Caller): 'ok' | [401, 'unauthenticated'] | [403, 'forbidden'] | [404, 'not_found'] {
-  // Runner routes take a runner's own credential, never a user's.
-  if (route.needs === 'runner') return [401, 'unauthenticated'];
+  // Runner and job routes take a runner's or a running job's own credential, never a user's.
+  if (route.needs === 'runner' || route.needs === 'job') return [401, 'unauthenticated'];
   if (route.needs === 'public' || route.needs === 'authenticated' || c.grant === 'admin') return 'ok';
   if (route.needs === 'admin') return [403, 'forbidden'];
   if (c.grant === 'stranger') return [404, 'not_found'];
@@ -133,10 +158,16 @@ function registeredRoutes(app: FastifyInstance): string[] {
 }
 
 let t: TestInstance;
+let repoDir = '';
 beforeAll(async () => {
   t = await startTestInstance({ FURROW_LOGIN_RATE_LIMIT: '10000' }); // the walk signs in once per caller
+  repoDir = await mkdtemp(path.join(tmpdir(), 'furrow-walk-'));
+  repoUrl = (await createBareRepo(path.join(repoDir, 'walk.git'), { '.furrow/ci.yml': 'jobs:\n  a:\n    steps:\n      - run: true\n' })).url;
 });
-afterAll(() => t?.stop());
+afterAll(async () => {
+  await t?.stop();
+  await rm(repoDir, { recursive: true, force: true });
+});
 
 type Fixture = Record<Kind, string> & { user: string; email: string; registrationToken: string };
 
@@ -157,6 +188,13 @@ async function fixture(withRun: boolean): Promise<Fixture> {
     job = (await t.api('GET', `/api/v1/runs/${run}/jobs`)).body.items[0].id;
   }
   expect((await t.api('PATCH', `/api/v1/workflows/${workflowId}`, NO_RUNNER)).status).toBe(200);
+  const repository = await t.api('POST', `/api/v1/projects/${projectId}/repositories`, { name: 'walk', url: repoUrl });
+  const projectSecret = await t.api('POST', `/api/v1/projects/${projectId}/secrets`, secret());
+  // The key maker runs in the background: routes that use the key need it made.
+  for (let i = 0; !(await t.api('GET', `/api/v1/repositories/${repository.body.id}`)).body.publicKey; i++) {
+    if (i > 200) throw new Error('no deploy key after 10 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const registration = await t.api('POST', `/api/v1/organizations/${organizationId}/runner-tokens`, { description: 'walk' });
   const runner = await t.api('POST', '/api/v1/runners/register', { version: PROTOCOL_VERSION, name: 'walk', labels: [], capacity: 1, executor: 'shell', agentVersion: 'test' }, registration.body.token);
   expect(runner.status).toBe(201);
@@ -169,6 +207,8 @@ async function fixture(withRun: boolean): Promise<Fixture> {
     job,
     runner: runner.body.id,
     runner_token: registration.body.id,
+    repository: repository.body.id,
+    secret: projectSecret.body.id,
     registrationToken: registration.body.token,
     user: user.id,
     email,
@@ -195,11 +235,11 @@ function upgrade(path: string, token: string | null): Promise<{ status: number; 
 }
 
 async function call(route: Route, f: Fixture, token: string | null, method = route.key.split(' ')[0]!) {
-  const path = route.key.split(' ')[1]!.replace(':id', route.scope ? f[route.scope] : NO_SUCH_ID).replace(':userId', f.user);
-  if ((path === '/api/v1/live' || path === '/api/v1/runner') && method === 'GET') return upgrade(path, token);
+  const url = route.key.split(' ')[1]!.replace(':id', route.scope ? f[route.scope] : NO_SUCH_ID).replace(':userId', f.user).replace(':name', 'walk');
+  if ((url === '/api/v1/live' || url === '/api/v1/runner') && method === 'GET') return upgrade(url, token);
   // HEAD answers carry a JSON content type but no body, which t.api would fail to parse.
-  if (method === 'HEAD') return { status: (await fetch(`${t.url}${path}`, { method, headers: token ? { authorization: `Bearer ${token}` } : {} })).status, body: undefined };
-  return t.api(method, path, route.body?.(f), route.auth ? route.auth(f) : token);
+  if (method === 'HEAD') return { status: (await fetch(`${t.url}${url}`, { method, headers: token ? { authorization: `Bearer ${token}` } : {} })).status, body: undefined };
+  return t.api(method, url, route.body?.(f), route.auth ? route.auth(f) : token);
 }
 
 describe('access: every route with every role', () => {
@@ -285,7 +325,7 @@ describe('access: every route with every role', () => {
   });
 
   it('answers 404 not_found, even to admins, for objects that do not exist', async () => {
-    const missing = { organization: '', project: '', environment: '', workflow: '', run: '', job: '', runner: '', runner_token: '', user: '', email: '', registrationToken: '' };
+    const missing = { organization: '', project: '', environment: '', workflow: '', run: '', job: '', runner: '', runner_token: '', repository: '', secret: '', user: '', email: '', registrationToken: '' };
     const wrong: string[] = [];
     for (const id of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid']) {
       const f = Object.fromEntries(Object.keys(missing).map((k) => [k, id])) as Fixture;

@@ -1,6 +1,8 @@
 import { ConfigError } from '../config/load-config.js';
 import { tokenCommand, tokenHelp, userCommand, userHelp } from './account-commands.js';
 import { doctorCommand, doctorHelp } from './doctor-command.js';
+import { keysCommand, keysHelp } from './keys-command.js';
+import { lintCommand, lintHelp } from './lint-command.js';
 import { migrateCommand, migrateHelp } from './migrate-command.js';
 import { runnerCommand, runnerHelp } from './runner-command.js';
 import { startCommand, startHelp } from './start-command.js';
@@ -16,7 +18,10 @@ Commands:
   runner                run a runner that connects to a server (--url U --token T …)
   runner list           list every runner with its state, labels and jobs
   runner token create   create a registration token for runners
+  keys rekey [--yes]    give every repository a new deploy key
+  keys rekey-missing    new deploy keys where they are missing or cannot be opened
   doctor [--fix]        check this host: Node.js, database, data dir, executors, job user, cgroups
+  lint FILE...          check workflow files (.furrow/*.yml) and print their problems
 
 Settings come from FURROW_* environment variables (and FURROW_CONFIG); see docs/configuration.md.
 Run "furrow COMMAND --help" for a command's options.`;
@@ -27,7 +32,9 @@ const COMMANDS: Record<string, { help: string; run: (args: string[]) => Promise<
   user: { help: userHelp, run: userCommand },
   token: { help: tokenHelp, run: tokenCommand },
   runner: { help: runnerHelp, run: runnerCommand },
+  keys: { help: keysHelp, run: keysCommand },
   doctor: { help: doctorHelp, run: doctorCommand },
+  lint: { help: lintHelp, run: lintCommand },
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -118,6 +118,8 @@ async function runRunner(config: Config): Promise<number> {
     workDir: config.runner.workDir,
     executor,
     version: FURROW_VERSION,
+    serverUrl: saved.url,
+    jobUser: config.executor.jobUser,
     log: (msg, extra) => logger.warn(extra ?? {}, msg),
   });
   await agent.start();

@@ -156,6 +156,31 @@ export const SETTINGS = {
     max: 87600,
     description: 'How long a login session stays valid.',
   },
+  FURROW_SECRET_KEY: {
+    kind: 'string',
+    description: 'Key that seals secrets and deploy keys (32 bytes as base64 or 64 hex digits). Without it, DATA_DIR/secret.key is used, created with mode 0600 on first start. Keep it out of the database\'s backups.',
+  },
+  FURROW_ARTIFACT_MAX_MB: {
+    kind: 'integer',
+    default: 512,
+    min: 1,
+    max: 1048576,
+    description: 'Largest artifact a job may upload, in MiB (after compression).',
+  },
+  FURROW_ARTIFACT_RUN_MAX_MB: {
+    kind: 'integer',
+    default: 2048,
+    min: 1,
+    max: 1048576,
+    description: 'Most artifact storage one run may use, in MiB.',
+  },
+  FURROW_GIT_TIMEOUT_SECONDS: {
+    kind: 'integer',
+    default: 60,
+    min: 1,
+    max: 3600,
+    description: 'Time limit of the server\'s own git commands (access checks, reading workflow files).',
+  },
   FURROW_COOKIE_SECURE: {
     kind: 'boolean',
     default: false,

@@ -21,6 +21,11 @@ export interface Config {
   loginRateLimit: number;
   sessionTtlHours: number;
   cookieSecure: boolean;
+  /** FURROW_SECRET_KEY as given (decoded by the server's secret box), or undefined for the key file. */
+  secretKey: string | undefined;
+  artifactMaxBytes: number;
+  artifactRunMaxBytes: number;
+  gitTimeoutSeconds: number;
   /** The runner of this process: the local one inside `furrow start`, or `furrow runner`. */
   runner: RunnerSettings;
   executor: ExecutorSettings;
@@ -165,6 +170,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     loginRateLimit: values.FURROW_LOGIN_RATE_LIMIT as number,
     sessionTtlHours: values.FURROW_SESSION_TTL_HOURS as number,
     cookieSecure: values.FURROW_COOKIE_SECURE as boolean,
+    secretKey: optional('FURROW_SECRET_KEY'),
+    artifactMaxBytes: (values.FURROW_ARTIFACT_MAX_MB as number) * 1024 * 1024,
+    artifactRunMaxBytes: (values.FURROW_ARTIFACT_RUN_MAX_MB as number) * 1024 * 1024,
+    gitTimeoutSeconds: values.FURROW_GIT_TIMEOUT_SECONDS as number,
     runner: {
       url: optional('FURROW_RUNNER_URL'),
       token: optional('FURROW_RUNNER_TOKEN'),

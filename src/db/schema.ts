@@ -67,6 +67,7 @@ export interface EnvironmentsTable {
   project_id: string;
   name: string;
   variables: Json<Record<string, string>>;
+  requires_approval: Generated<boolean>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -75,7 +76,7 @@ export interface WorkflowsTable {
   id: Generated<string>;
   project_id: string;
   name: string;
-  script: string;
+  script: string | null;
   default_environment_id: string | null;
   timeout_seconds: number | null;
   labels: string[];
@@ -83,6 +84,9 @@ export interface WorkflowsTable {
   network: Generated<'default' | 'none'>;
   retry_count: Generated<number>;
   retry_on: Generated<string[]>;
+  definition: string | null;
+  repository_id: string | null;
+  path: string | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -97,6 +101,11 @@ export interface RunsTable {
   environment_id: string | null;
   parameters: Json<Record<string, string>>;
   created_by: string | null;
+  repository_id: string | null;
+  ref: string | null;
+  commit_sha: string | null;
+  plan: Json<unknown> | null;
+  rerun_of: string | null;
   created_at: Generated<Date>;
   started_at: Timestamp | null;
   finished_at: Timestamp | null;
@@ -122,6 +131,20 @@ export interface JobsTable {
   retry_on: Generated<string[]>;
   retry_of: string | null;
   retried: Generated<boolean>;
+  job_key: string | null;
+  instance_key: string | null;
+  needs: Generated<string[]>;
+  condition: string | null;
+  continue_on_error: Generated<boolean>;
+  matrix: Json<Record<string, string>> | null;
+  max_parallel: number | null;
+  fail_fast: Generated<boolean>;
+  environment_id: string | null;
+  approval: 'pending' | 'approved' | null;
+  approved_by: string | null;
+  concurrency_group: string | null;
+  log_received: Generated<number>;
+  job_token_hash: Buffer | null;
   created_at: Generated<Date>;
   started_at: Timestamp | null;
   finished_at: Timestamp | null;
@@ -185,6 +208,47 @@ export interface ActivitiesTable {
   created_at: Generated<Date>;
 }
 
+export interface RepositoriesTable {
+  id: Generated<string>;
+  project_id: string;
+  name: string;
+  url: string;
+  default_branch: Generated<string>;
+  key_type: Generated<'ed25519' | 'rsa'>;
+  public_key: string | null;
+  private_key: Buffer | null;
+  key_fingerprint: string | null;
+  known_hosts: string | null;
+  access_status: Generated<'pending' | 'ok' | 'failed'>;
+  access_error: string | null;
+  access_checked_at: Timestamp | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface SecretsTable {
+  id: Generated<string>;
+  project_id: string;
+  environment_id: string | null;
+  name: string;
+  kind: 'env' | 'ssh';
+  value: Buffer;
+  created_by: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface ArtifactsTable {
+  id: Generated<string>;
+  run_id: string;
+  job_id: string | null;
+  name: string;
+  size: number;
+  sha256: string;
+  storage_key: string;
+  created_at: Generated<Date>;
+}
+
 export interface Database {
   users: UsersTable;
   api_tokens: ApiTokensTable;
@@ -202,6 +266,9 @@ export interface Database {
   activities: ActivitiesTable;
   runner_tokens: RunnerTokensTable;
   runners: RunnersTable;
+  repositories: RepositoriesTable;
+  secrets: SecretsTable;
+  artifacts: ArtifactsTable;
 }
 
 export type Run = Selectable<RunsTable>;

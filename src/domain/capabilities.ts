@@ -6,7 +6,8 @@ export const ROLES: readonly Role[] = ['guest', 'member', 'manager', 'owner'];
 /**
  * What each capability needs. Every API route names one of these (or `authenticated` for routes
  * about the caller alone, `admin` for instance-wide ones, `runner` for the runner protocol, which
- * runners reach with their own credential).
+ * runners reach with their own credential, `job` for the routes a running job reaches with its
+ * job token).
  */
 export const CAPABILITIES = {
   'organization.read': 'guest',
@@ -24,15 +25,24 @@ export const CAPABILITIES = {
   'workflow.read': 'guest',
   'workflow.write': 'manager',
   'workflow.delete': 'owner',
+  'repository.read': 'guest',
+  'repository.write': 'manager',
+  'repository.check': 'member',
+  'repository.delete': 'owner',
+  'secret.read': 'member',
+  'secret.write': 'manager',
+  'secret.delete': 'manager',
   'run.read': 'guest',
   'run.start': 'member',
   'run.cancel': 'member',
+  /** Lets a job into a protected environment. */
+  'job.approve': 'manager',
   'activity.read': 'guest',
   'runner.read': 'guest',
   'runner.manage': 'owner',
 } as const satisfies Record<string, Role>;
 
-export type Capability = keyof typeof CAPABILITIES | 'authenticated' | 'admin' | 'runner';
+export type Capability = keyof typeof CAPABILITIES | 'authenticated' | 'admin' | 'runner' | 'job';
 
 export function roleRank(role: Role | null | undefined): number {
   return role ? ROLES.indexOf(role) : -1;

@@ -3,9 +3,9 @@ import { canTransition, isTerminal, runStatusOf, sourcesOf } from './run-state.j
 
 describe('run state machine', () => {
   it('never leaves a terminal state', () => {
-    for (const from of ['succeeded', 'failed', 'canceled', 'timed_out', 'runner_lost'] as const) {
+    for (const from of ['succeeded', 'failed', 'canceled', 'timed_out', 'runner_lost', 'skipped'] as const) {
       expect(isTerminal(from)).toBe(true);
-      for (const to of ['queued', 'running', 'succeeded', 'failed', 'canceled', 'timed_out', 'runner_lost'] as const) {
+      for (const to of ['waiting', 'queued', 'running', 'succeeded', 'failed', 'canceled', 'timed_out', 'runner_lost', 'skipped'] as const) {
         expect(canTransition(from, to)).toBe(false);
       }
     }
@@ -13,7 +13,9 @@ describe('run state machine', () => {
 
   it('lists the sources of a state', () => {
     expect(sourcesOf('running')).toEqual(['queued']);
-    expect(sourcesOf('canceled').sort()).toEqual(['queued', 'running']);
+    expect(sourcesOf('canceled').sort()).toEqual(['queued', 'running', 'waiting']);
+    expect(sourcesOf('skipped')).toEqual(['waiting', 'queued']);
+    expect(sourcesOf('queued')).toEqual(['waiting']);
     expect(sourcesOf('timed_out')).toEqual(['running']);
     expect(sourcesOf('runner_lost')).toEqual(['running']);
   });
@@ -26,5 +28,9 @@ describe('run state machine', () => {
     expect(runStatusOf(['succeeded', 'succeeded'])).toBe('succeeded');
     expect(runStatusOf(['succeeded', 'runner_lost'])).toBe('failed');
     expect(runStatusOf(['runner_lost', 'timed_out'])).toBe('timed_out');
+    expect(runStatusOf(['waiting', 'queued'])).toBe('queued');
+    expect(runStatusOf(['succeeded', 'waiting'])).toBe('running');
+    expect(runStatusOf(['succeeded', 'skipped'])).toBe('succeeded');
+    expect(runStatusOf(['failed', 'skipped'])).toBe('failed');
   });
 });

@@ -1,20 +1,24 @@
-export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'timed_out' | 'runner_lost';
+export type RunStatus = 'waiting' | 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'timed_out' | 'runner_lost' | 'skipped';
 
 /**
  * The one place that says how runs, jobs and steps move between states. Stores apply a transition
  * with `UPDATE … WHERE status IN (sourcesOf(to))`, so a race can never move a terminal state.
  * `runner_lost` is a job's end when its runner vanished (the lease expired); a run never takes it.
  */
-export const TERMINAL: readonly RunStatus[] = ['succeeded', 'failed', 'canceled', 'timed_out', 'runner_lost'];
+export const TERMINAL: readonly RunStatus[] = ['succeeded', 'failed', 'canceled', 'timed_out', 'runner_lost', 'skipped'];
 
 const NEXT: Record<RunStatus, readonly RunStatus[]> = {
-  queued: ['running', 'canceled', 'failed'],
+  // A job waits for the jobs it needs, or for an approval; it is then queued or skipped.
+  waiting: ['queued', 'skipped', 'canceled', 'failed'],
+  // A step is skipped from queued (its `if` said no); a job only from waiting.
+  queued: ['running', 'canceled', 'failed', 'skipped'],
   running: ['succeeded', 'failed', 'canceled', 'timed_out', 'runner_lost'],
   succeeded: [],
   failed: [],
   canceled: [],
   timed_out: [],
   runner_lost: [],
+  skipped: [],
 };
 
 export function isTerminal(status: RunStatus): boolean {
@@ -31,14 +35,17 @@ export function sourcesOf(to: RunStatus): RunStatus[] {
 }
 
 /**
- * A run's status follows from its jobs' latest attempts: running while any job is active,
- * otherwise the worst outcome (timed_out before failed before canceled before succeeded); a job
- * whose runner was lost and that was not retried counts as failed.
+ * A run's status follows from its jobs' latest attempts: running while any job is active (or
+ * some have ended and others still wait), queued while all wait, otherwise the worst outcome
+ * (timed_out before failed before canceled before succeeded); skipped jobs do not count, and a
+ * job whose runner was lost and that was not retried counts as failed. Callers pass a failed job
+ * that may fail (`continue-on-error`) as succeeded.
  */
 export function runStatusOf(jobs: readonly RunStatus[]): RunStatus {
   if (jobs.length === 0) return 'queued';
   if (jobs.some((s) => s === 'running')) return 'running';
-  if (jobs.some((s) => s === 'queued')) return jobs.some((s) => s !== 'queued') ? 'running' : 'queued';
+  const pending = (s: RunStatus) => s === 'queued' || s === 'waiting';
+  if (jobs.some(pending)) return jobs.some((s) => !pending(s)) ? 'running' : 'queued';
   if (jobs.includes('timed_out')) return 'timed_out';
   if (jobs.includes('failed') || jobs.includes('runner_lost')) return 'failed';
   if (jobs.includes('canceled')) return 'canceled';

@@ -5,7 +5,7 @@ import { Type, type Static } from 'typebox';
  * push `cancel` at any time. The in-process local runner uses these exact messages, so a remote
  * runner later takes the same path. Log data travels as raw bytes (a binary frame on the wire).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Why a runner speaking `version` cannot talk to this side, or undefined when it can. */
 export function versionMismatch(version: number): string | undefined {
@@ -21,7 +21,53 @@ export const StepSpec = Type.Object({
   id: Type.String(),
   name: Type.String(),
   script: Type.String(),
+  /** Variables of this step alone, over the job's. */
+  env: Type.Record(Type.String(), Type.String()),
+  /** The step alone; the job's own timeout still applies. */
+  timeoutSeconds: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+  /** A failure of this step does not fail the job. */
+  continueOnError: Type.Boolean(),
+  /**
+   * Whether the step runs while the job has succeeded so far, and after an earlier step failed.
+   * The server evaluates the step's `if` for both cases; a canceled or timed-out job runs no more steps.
+   */
+  when: Type.Object({ success: Type.Boolean(), failure: Type.Boolean() }),
 });
+
+/** A secret handed to this job alone: `env` ones become variables, `ssh` ones go into the job's ssh-agent. */
+export const SecretSpec = Type.Object({
+  name: Type.String(),
+  kind: Type.Union([Type.Literal('env'), Type.Literal('ssh')]),
+  value: Type.String(),
+});
+export type SecretSpec = Static<typeof SecretSpec>;
+
+/** The commit a job checks out into its workspace before its steps. */
+export const CheckoutSpec = Type.Object({
+  /** The step the checkout is reported as (the job's first). */
+  stepId: Type.String(),
+  repositoryId: Type.String(),
+  url: Type.String(),
+  commit: Type.String(),
+  /** The branch or tag the run was started at, when it was (e.g. `refs/heads/main`). */
+  ref: Type.Union([Type.String(), Type.Null()]),
+  /** Commits of history to fetch; 0 fetches all. */
+  depth: Type.Integer({ minimum: 0 }),
+  /** The deploy key (OpenSSH private key); filled in when a runner claims the job, never stored in the spec. */
+  privateKey: Type.Union([Type.String(), Type.Null()]),
+  /** known_hosts lines the server pinned for the repository's host; null for non-SSH URLs. */
+  knownHosts: Type.Union([Type.String(), Type.Null()]),
+});
+export type CheckoutSpec = Static<typeof CheckoutSpec>;
+
+/** Artifacts the job uploads when its steps end and downloads before they start. */
+export const ArtifactSpec = Type.Object({
+  /** Bearer token for the artifact routes, valid while the job runs; filled in at claim. */
+  token: Type.String(),
+  upload: Type.Array(Type.Object({ name: Type.String(), paths: Type.Array(Type.String()) })),
+  download: Type.Array(Type.Object({ name: Type.String(), path: Type.String() })),
+});
+export type ArtifactSpec = Static<typeof ArtifactSpec>;
 
 /** Everything a runner needs to execute a job; compiled by the server, never parsed by a runner. */
 export const JobSpec = Type.Object({
@@ -40,6 +86,10 @@ export const JobSpec = Type.Object({
   /** `none`: the job gets no network (executors that cannot enforce it refuse the job). */
   network: Type.Union([Type.Literal('default'), Type.Literal('none')]),
   env: Type.Record(Type.String(), Type.String()),
+  /** Resolved when a runner claims the job; the stored spec holds none. Masked in the job's log. */
+  secrets: Type.Array(SecretSpec),
+  checkout: Type.Union([CheckoutSpec, Type.Null()]),
+  artifacts: ArtifactSpec,
   steps: Type.Array(StepSpec),
 });
 export type JobSpec = Static<typeof JobSpec>;
@@ -78,7 +128,7 @@ export interface StepMessage {
   type: 'step';
   jobId: string;
   stepId: string;
-  status: 'running' | FinalStatus;
+  status: 'running' | 'skipped' | FinalStatus;
   exitCode?: number | null;
 }
 export interface ExtendMessage {

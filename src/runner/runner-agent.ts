@@ -1,8 +1,12 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { PROTOCOL_VERSION, type FinalStatus, type JobSpec, type RegisteredReply, type RunnerChannel, type ServerReply } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, type JobSpec, type RegisteredReply, type RunnerChannel, type ServerReply } from '../protocol/messages.js';
 import type { Executor, JobContext } from './executors/executor.js';
+import { runJobWork, type JobOutcome } from './job-work.js';
+import { resolveJobUser } from './job-user.js';
 import { LogSink } from './log-sink.js';
+import { MaskedOutput } from './masked-output.js';
+import { agentSocket, startSshAgent, type JobSshAgent } from './ssh-agent.js';
 
 export interface RunnerOptions {
   name: string;
@@ -12,6 +16,10 @@ export interface RunnerOptions {
   executor: Executor;
   /** The runner's software version, reported at registration. */
   version: string;
+  /** The server's base URL, for artifact transfers. */
+  serverUrl: string;
+  /** The user jobs run as when the runner runs as root (checkouts and transfers run as it too). */
+  jobUser?: string | undefined;
   log: (msg: string, extra?: Record<string, unknown>) => void;
 }
 
@@ -122,53 +130,52 @@ export class RunnerAgent {
         )
         .finally(() => (extending = false));
     }, (this.leaseSeconds * 1000) / 3);
-    let status: FinalStatus = 'succeeded';
-    let exitCode: number | null = 0;
-    let error: string | undefined;
+    let outcome: JobOutcome = { status: 'succeeded', exitCode: 0 };
     /** Set once the server confirmed the job: from then on it gets an outcome. */
     let job: JobContext | undefined;
+    let sshAgent: JobSshAgent | undefined;
+    const output = new MaskedOutput(sink, spec.secrets.map((s) => s.value));
     try {
       // Preparing the workspace overlaps the accept round trip: both are on the trigger-to-start path.
-      const [accepted] = await Promise.all([
+      const [accepted, user] = await Promise.all([
         this.channel.request({ type: 'accept', jobId: spec.jobId }),
+        this.opts.jobUser ? resolveJobUser(this.opts.jobUser) : undefined,
         mkdir(workspace, { recursive: true, mode: 0o700 }),
         mkdir(scratch, { recursive: true, mode: 0o700 }),
       ]);
       if (accepted.type !== 'ack' || accepted.cancel) return; // canceled (the server closed it) before it began
-      job = { spec, workspace, scratch, signal: controller.signal };
+      const sshKeys = spec.secrets.filter((s) => s.kind === 'ssh').map((s) => s.value);
+      const agentDir = path.join(scratch, 'ssh-agent');
+      const env = {
+        ...spec.env,
+        ...Object.fromEntries(spec.secrets.filter((s) => s.kind === 'env').map((s) => [s.name, s.value])),
+        ...(sshKeys.length > 0 ? { SSH_AUTH_SOCK: agentSocket(agentDir) } : {}),
+      };
+      job = { spec: { ...spec, env }, workspace, scratch, signal: controller.signal };
       await this.opts.executor.prepareJob(job);
-      for (const step of spec.steps) {
-        if (controller.signal.aborted) break;
-        // Reported while the step starts, not before: the answer is awaited before the outcome is sent.
-        const reported = this.channel.request({ type: 'step', jobId: spec.jobId, stepId: step.id, status: 'running' });
-        reported.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
-        const r = await this.opts.executor.runStep({ spec, step, workspace, scratch, output: sink, signal: controller.signal });
-        exitCode = r.exitCode;
-        const stepStatus: FinalStatus = controller.signal.aborted ? (controller.signal.reason as FinalStatus) : r.exitCode === 0 ? 'succeeded' : 'failed';
-        if (r.exitCode === null && !controller.signal.aborted) error = `killed by ${r.signal}`;
-        await Promise.all([reported, sink.flush()]);
-        await this.channel.request({ type: 'step', jobId: spec.jobId, stepId: step.id, status: stepStatus, exitCode: r.exitCode });
-        if (stepStatus !== 'succeeded') {
-          status = stepStatus;
-          break;
-        }
-      }
-      if (controller.signal.aborted) {
-        status = controller.signal.reason as FinalStatus;
-        error ??= status === 'timed_out' ? `timed out after ${spec.timeoutSeconds}s` : 'canceled';
-      }
+      if (sshKeys.length > 0) sshAgent = await startSshAgent(agentDir, sshKeys, user);
+      outcome = await runJobWork({
+        executor: this.opts.executor,
+        job,
+        output,
+        user,
+        serverUrl: this.opts.serverUrl,
+        report: (stepId, status, exitCode) => this.channel.request({ type: 'step', jobId: spec.jobId, stepId, status, ...(exitCode !== undefined ? { exitCode } : {}) }),
+        flush: () => sink.flush(),
+      });
     } catch (err) {
-      status = 'failed';
-      exitCode = null;
-      error = `runner error: ${(err as Error).message}`;
-      this.opts.log('job failed in the runner', { jobId: spec.jobId, error: error });
+      outcome = { status: 'failed', exitCode: null, error: `runner error: ${(err as Error).message}` };
+      this.opts.log('job failed in the runner', { jobId: spec.jobId, error: outcome.error });
     } finally {
       clearTimeout(timeout);
       clearInterval(lease);
+      sshAgent?.stop();
       if (job) await this.opts.executor.cleanupJob(job);
+      output.endOfStep();
       await sink.flush().catch(() => undefined);
       await Promise.all([rm(workspace, { recursive: true, force: true }), rm(scratch, { recursive: true, force: true })]);
       if (job) {
+        const { status, exitCode, error } = outcome;
         await this.channel
           .request({ type: 'done', jobId: spec.jobId, status, exitCode, ...(error ? { error } : {}) })
           .catch((err: Error) => this.opts.log('reporting a job outcome failed', { jobId: spec.jobId, error: err.message }));

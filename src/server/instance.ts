@@ -12,8 +12,10 @@ import { localChannel } from './dispatch/local-channel.js';
 import { RunnerGateway } from './dispatch/runner-gateway.js';
 import { PgListener } from './live/pg-listener.js';
 import type { Resources } from './resources.js';
+import { SecretBox } from './secrets/secret-box.js';
 import { LogStore } from './store/log-store.js';
-import { startWorkers } from './workers/start-workers.js';
+import { migrateTaskQueue, startWorkers } from './workers/start-workers.js';
+import { taskQueue } from './workers/tasks.js';
 
 export interface Instance {
   /** Base URL of the HTTP server. */
@@ -43,6 +45,10 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
   try {
     const database = openDatabase(databaseUrl);
     opened.push(() => database.close());
+    // graphile-worker's schema installs alongside Furrow's own migrations; a fresh database (every
+    // test's) takes about as long for each.
+    const taskQueueMigrated = migrateTaskQueue({ database, logger });
+    taskQueueMigrated.catch(() => undefined); // awaited below, unless an earlier step throws
     const applied = await migrate(database.pool);
     if (applied.length > 0) logger.info({ migrations: applied }, 'applied database migrations');
     const listener = new PgListener(databaseUrl, (msg) => logger.warn(msg));
@@ -50,10 +56,12 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
     await listener.start();
     const logs = new LogStore(databaseUrl, database.pool);
     opened.push(() => logs.close());
-    const gateway = new RunnerGateway({ db: database.db, logs, listener, leaseSeconds: config.jobLeaseSeconds });
+    const secretBox = await SecretBox.load(config);
+    const gateway = new RunnerGateway({ db: database.db, logs, listener, secretBox, leaseSeconds: config.jobLeaseSeconds });
     opened.push(() => gateway.stop());
-    const resources: Resources = { config, database, databaseUrl, logs, listener, gateway, logger };
-    const workers = await startWorkers({ db: database.db, logger, leaseSeconds: config.jobLeaseSeconds });
+    const resources: Resources = { config, database, databaseUrl, logs, listener, gateway, secretBox, tasks: taskQueue(database.db), logger };
+    await taskQueueMigrated;
+    const workers = await startWorkers(resources);
     opened.push(() => workers.stop());
     const app = await buildApp(resources);
     let appClosed: Promise<void> | undefined;
@@ -74,6 +82,8 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
         capacity: config.localRunnerCapacity,
         workDir: config.workDir,
         executor: createExecutor(config.executor),
+        serverUrl: url,
+        jobUser: config.executor.jobUser,
         log: (msg, extra) => logger.warn(extra ?? {}, msg),
       });
       await runner.start();

@@ -3,7 +3,9 @@ import type { Config } from '../config/load-config.js';
 import type { DatabaseHandle } from '../db/database.js';
 import type { RunnerGateway } from './dispatch/runner-gateway.js';
 import type { PgListener } from './live/pg-listener.js';
+import type { SecretBox } from './secrets/secret-box.js';
 import type { LogStore } from './store/log-store.js';
+import type { Tasks } from './workers/tasks.js';
 
 /** Everything the server's parts need, built once by the command that starts them. */
 export interface Resources {
@@ -14,5 +16,9 @@ export interface Resources {
   logs: LogStore;
   listener: PgListener;
   gateway: RunnerGateway;
+  /** Seals and opens secrets and deploy keys. */
+  secretBox: SecretBox;
+  /** Queues background tasks (graphile-worker); inside a transaction use `enqueueTask(tx, …)`. */
+  tasks: Tasks;
   logger: Logger;
 }

@@ -24,9 +24,17 @@ function jobSpec(overrides: Partial<JobSpec> = {}): JobSpec {
     image: null,
     network: 'default',
     env: { FURROW_JOB_ID: jobId },
+    secrets: [],
+    checkout: null,
+    artifacts: { token: '', upload: [], download: [] },
     steps: [],
     ...overrides,
   };
+}
+
+/** A step running `script` that stops the job when it fails, as a workflow's plain `run` step does. */
+export function stepSpec(script: string, id: string = randomUUID()): JobSpec['steps'][number] {
+  return { id, name: 'step', script, env: {}, timeoutSeconds: null, continueOnError: false, when: { success: true, failure: false } };
 }
 
 /** A job as the agent lays it out: the spec, and an empty 0700 workspace and scratch dir in `dir`. */
@@ -86,7 +94,7 @@ export type StepRun = StepResult & { output: string; stepId: string };
 /** Runs `script` as a step, with a fresh id, of the prepared `job`. */
 export async function runStep(ex: Executor, job: JobContext, script: string, output = collectOutput()): Promise<StepRun> {
   const stepId = randomUUID();
-  const result = await ex.runStep({ ...job, step: { id: stepId, name: 'step', script }, output });
+  const result = await ex.runStep({ ...job, step: stepSpec(script, stepId), output });
   return { ...result, output: output.text, stepId };
 }
 

@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, appendFile, chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -200,4 +200,17 @@ export async function startSshServer(): Promise<SshServer> {
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** Lets `publicKey` (one OpenSSH line) log in as the server's user as well. */
+export async function authorizeKey(server: SshServer, publicKey: string): Promise<void> {
+  await appendFile(path.join(server.dir, 'authorized_keys'), `${publicKey.trim()}\n`);
+}
+
+/** Stops `publicKey` from logging in: its line leaves authorized_keys. */
+export async function revokeKey(server: SshServer, publicKey: string): Promise<void> {
+  const file = path.join(server.dir, 'authorized_keys');
+  const blob = publicKey.trim().split(' ')[1];
+  const kept = (await readFile(file, 'utf8')).split('\n').filter((line) => line && line.split(' ')[1] !== blob);
+  await writeFile(file, kept.map((l) => `${l}\n`).join(''));
 }

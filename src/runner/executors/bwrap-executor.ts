@@ -56,6 +56,9 @@ async function sandboxArgs(network: JobSpec['network']): Promise<string[]> {
  * other jobs' workspaces) are covered by empty tmpfs first, made read-only like the root after.
  */
 function jobMounts(job: JobContext, script: string): string[] {
+  // The job's ssh-agent (SSH secrets) listens in the scratch dir: its socket is shown too.
+  const sock = job.spec.env.SSH_AUTH_SOCK;
+  const agent = sock?.startsWith(`${job.scratch}/`) ? sock : undefined;
   const masks = [...new Set([path.dirname(job.workspace), path.dirname(job.scratch)])]
     .filter((d) => d !== '/' && d !== '/tmp') // already fresh in the sandbox
     .sort((a, b) => a.length - b.length);
@@ -63,6 +66,7 @@ function jobMounts(job: JobContext, script: string): string[] {
     ...masks.flatMap((d) => ['--tmpfs', d]),
     '--bind', job.workspace, job.workspace,
     '--ro-bind', script, script,
+    ...(agent ? ['--bind', agent, agent] : []),
     ...masks.flatMap((d) => ['--remount-ro', d]),
     '--remount-ro', '/',
   ];

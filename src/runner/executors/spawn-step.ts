@@ -48,6 +48,7 @@ export function stepEnv(ctx: StepContext, workspace: string): Record<string, str
     HOME: workspace,
     LANG: 'C.UTF-8',
     ...ctx.spec.env,
+    ...ctx.step.env,
     FURROW_WORKSPACE: workspace,
     FURROW_STEP_ID: ctx.step.id,
   };

@@ -6,8 +6,9 @@ import { createEnvironment, deleteEnvironment, getEnvironment, listEnvironments,
 import type { Resources } from '../resources.js';
 import { IdParams, Name, VariableMap } from './schemas.js';
 
-const CreateBody = Type.Object({ name: Name, variables: Type.Optional(VariableMap) }, { additionalProperties: false });
-const UpdateBody = Type.Object({ name: Type.Optional(Name), variables: Type.Optional(VariableMap) }, { additionalProperties: false });
+const RequiresApproval = Type.Boolean({ description: 'Jobs running in this environment wait until a manager approves them' });
+const CreateBody = Type.Object({ name: Name, variables: Type.Optional(VariableMap), requiresApproval: Type.Optional(RequiresApproval) }, { additionalProperties: false });
+const UpdateBody = Type.Partial(CreateBody, { additionalProperties: false });
 const byEnv = { kind: 'environment', param: 'id' } as const;
 
 export const environmentRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (app, { res }) => {
@@ -17,7 +18,7 @@ export const environmentRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = 
   app.post(
     '/projects/:id/environments',
     { config: { access: { capability: 'environment.write', scope: { kind: 'project', param: 'id' } } }, schema: { tags, params: IdParams, body: CreateBody } },
-    async (req, reply) => reply.status(201).send(await createEnvironment(db, projectContext(req), { name: req.body.name, variables: req.body.variables ?? {} })),
+    async (req, reply) => reply.status(201).send(await createEnvironment(db, projectContext(req), { ...req.body, variables: req.body.variables ?? {} })),
   );
 
   app.get('/projects/:id/environments', { config: { access: { capability: 'environment.read', scope: { kind: 'project', param: 'id' } } }, schema: { tags, params: IdParams } }, async (req) => ({

@@ -5,7 +5,11 @@ import { AppError, notFound } from '../app-error.js';
 import { callerOf, principalOf } from '../auth/access-plugin.js';
 import { requestRunCancel } from '../store/job-store.js';
 import { waitingReasons } from '../store/runner-store.js';
-import { decodeRunCursor, getRun, listJobsWithSteps, listRuns, queueRun } from '../store/run-store.js';
+import { approveJob } from '../store/approve-job.js';
+import { queueRun } from '../store/queue-run.js';
+import { decodeRunCursor, getRun, listJobsWithSteps, listRuns } from '../store/run-store.js';
+import { planWorkflowRun } from '../triggers/workflow-plan.js';
+import { planOptions, rerun } from '../triggers/rerun.js';
 import type { Resources } from '../resources.js';
 import { IdParams, VariableMap } from './schemas.js';
 
@@ -14,7 +18,13 @@ const StartBody = Type.Object(
   {
     environmentId: Type.Optional(Type.String({ format: 'uuid', description: 'Environment to run in (default: the workflow’s)' })),
     parameters: Type.Optional(VariableMap),
+    ref: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^(?!-)[^\\s~^:?*\\[\\\\]+$', description: 'Branch or tag to run at (default: the repository’s default branch)' })),
+    commit: Type.Optional(Type.String({ pattern: '^[0-9a-f]{40}$', description: 'Commit to run at (its full sha); `ref` then only names it' })),
   },
+  { additionalProperties: false },
+);
+const RerunBody = Type.Object(
+  { failedOnly: Type.Boolean({ default: false, description: 'Run only the jobs that did not succeed (and those after them); keep the rest' }) },
   { additionalProperties: false },
 );
 const ListQuery = Type.Object(
@@ -41,9 +51,12 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
     },
     async (req, reply) => {
       const actor = principalOf(req).userId;
+      const { plan, origin } = await planWorkflowRun(planOptions(res), req.params.id, { ref: req.body.ref, commit: req.body.commit, event: 'manual' });
       const run = await queueRun(db, {
         workflowId: req.params.id,
-        ...(req.body.environmentId ? { environmentId: req.body.environmentId } : {}),
+        plan,
+        origin,
+        environmentId: req.body.environmentId,
         parameters: req.body.parameters ?? {},
         reason: { type: 'manual', userId: actor },
         actorUserId: actor,
@@ -52,6 +65,25 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
       });
       return reply.status(202).header('location', `/api/v1/runs/${run.id}`).send(run);
     },
+  );
+
+  app.post(
+    '/runs/:id/rerun',
+    {
+      config: { access: { capability: 'run.start', scope: byRun } },
+      schema: { tags, summary: 'Run a finished run again as a new run, at the same commit with the same plan (202)', params: IdParams, body: RerunBody },
+    },
+    async (req, reply) => {
+      const actor = principalOf(req).userId;
+      const run = await rerun(db, res, req.params.id, req.body.failedOnly, actor);
+      return reply.status(202).header('location', `/api/v1/runs/${run.id}`).send(run);
+    },
+  );
+
+  app.post(
+    '/jobs/:id/approve',
+    { config: { access: { capability: 'job.approve', scope: { kind: 'job', param: 'id' } } }, schema: { tags, summary: 'Let a job into its protected environment', params: IdParams } },
+    async (req) => approveJob(db, req.params.id, principalOf(req).userId),
   );
 
   app.get(

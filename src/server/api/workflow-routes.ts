@@ -8,7 +8,10 @@ import { RETRYABLE } from '../../domain/run-state.js';
 import { IdParams, Name } from './schemas.js';
 
 const fields = {
-  script: Type.String({ minLength: 1, maxLength: 262144, description: 'Bash script run as the job' }),
+  script: Type.String({ minLength: 1, maxLength: 262144, description: 'Bash script run as the job (give one of script, definition, path)' }),
+  definition: Type.String({ minLength: 1, maxLength: 262144, description: 'The workflow as YAML, as in a `.furrow/*.yml` file' }),
+  repositoryId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], { description: 'Repository whose commit the jobs check out (and where `path` is read)' }),
+  path: Type.String({ pattern: '^\\.furrow/[^/]+\\.ya?ml$', description: 'Workflow file in the repository, read at each run’s commit' }),
   defaultEnvironmentId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], { description: 'Environment used when a run names none' }),
   timeoutSeconds: Type.Union([Type.Integer({ minimum: 1, maximum: 604800 }), Type.Null()], { description: 'Job timeout; null uses the server default' }),
   labels: Type.Array(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$' }), { maxItems: 32, uniqueItems: true, description: 'Labels a runner must have to take the job' }),
@@ -25,7 +28,10 @@ const fields = {
 const CreateBody = Type.Object(
   {
     name: Name,
-    script: fields.script,
+    script: Type.Optional(fields.script),
+    definition: Type.Optional(fields.definition),
+    repositoryId: Type.Optional(fields.repositoryId),
+    path: Type.Optional(fields.path),
     defaultEnvironmentId: Type.Optional(fields.defaultEnvironmentId),
     timeoutSeconds: Type.Optional(fields.timeoutSeconds),
     labels: Type.Optional(fields.labels),

@@ -7,6 +7,7 @@ import { AppError } from '../app-error.js';
 import { principalForSession, principalForToken, type Principal } from '../store/account-store.js';
 import type { ProjectContext } from '../store/activity-store.js';
 import { rolesIn, scopeOf, type Scope, type ScopeKind } from '../store/access-store.js';
+import { jobForToken, type JobIdentity } from '../store/job-token.js';
 import { runnerForCredential, type RunnerIdentity } from '../store/runner-store.js';
 
 export const SESSION_COOKIE = 'furrow_session';
@@ -32,6 +33,8 @@ declare module 'fastify' {
     access: Access | undefined;
     /** The runner whose credential authenticated a `runner` route. */
     runner: RunnerIdentity | undefined;
+    /** The running job whose token authenticated a `job` route. */
+    job: JobIdentity | undefined;
   }
 }
 
@@ -83,6 +86,7 @@ export function principalOf(req: FastifyRequest): Principal {
 export const accessPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) => {
   app.decorateRequest('access', undefined);
   app.decorateRequest('runner', undefined);
+  app.decorateRequest('job', undefined);
   const isDocsPage = (url: string) => url === '/api/docs' || url.startsWith('/api/docs/');
   app.addHook('onRoute', (route) => {
     if (!route.config?.access && !isDocsPage(route.url)) {
@@ -102,6 +106,16 @@ export const accessPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) =>
       const runner = header?.startsWith('Bearer ') ? await runnerForCredential(opts.db, header.slice(7).trim()) : undefined;
       if (!runner) throw new AppError('unauthenticated', 'Send the runner’s own credential; it may have been removed (register it again).');
       req.runner = runner;
+      return;
+    }
+    if (rule.capability === 'job') {
+      const header = req.headers.authorization;
+      const job = header?.startsWith('Bearer ') ? await jobForToken(opts.db, header.slice(7).trim()) : undefined;
+      if (!job) throw new AppError('unauthenticated', 'Send the job’s token; it is valid only while its job runs.');
+      // A token reaches its own job's routes only, whatever else of its run it could name.
+      const id = (req.params as Record<string, string>)[rule.scope?.param ?? 'id'];
+      if (job.jobId !== id) throw new AppError('forbidden', 'This job token belongs to another job.');
+      req.job = job;
       return;
     }
     const principal = await authenticate(opts.db, req);

@@ -1,7 +1,11 @@
 import type { Db } from '../../db/database.js';
-import { versionMismatch, type RegisterMessage, type ResumedJob, type RunnerRequest, type ServerPush, type ServerReply } from '../../protocol/messages.js';
+import { versionMismatch, type JobSpec, type RegisterMessage, type ResumedJob, type RunnerRequest, type ServerPush, type ServerReply } from '../../protocol/messages.js';
 import type { PgListener } from '../live/pg-listener.js';
-import { acceptJob, claimJob, extendLease, finishJob, releaseClaims, setStepStatus } from '../store/job-store.js';
+import { maskText } from '../../domain/log-masking.js';
+import { acceptJob, claimJob, extendLease, finishJob, releaseClaims, setStepStatus, type ClaimedJob } from '../store/job-store.js';
+import { newJobToken } from '../store/job-token.js';
+import { completeSpec, jobSecretValues } from './complete-spec.js';
+import type { SecretBox } from '../secrets/secret-box.js';
 import type { LogStore } from '../store/log-store.js';
 import { markRunners, recordHello, upsertLocalRunner, type RunnerIdentity } from '../store/runner-store.js';
 
@@ -12,6 +16,7 @@ export interface GatewayDeps {
   db: Db;
   logs: LogStore;
   listener: PgListener;
+  secretBox: SecretBox;
   leaseSeconds: number;
 }
 
@@ -54,6 +59,8 @@ export class RunnerGateway {
   private readonly connections = new Set<Connection>();
   private wakeAll: (() => void)[] = [];
   private readonly heartbeat: NodeJS.Timeout;
+  /** Secret values of the jobs running through this instance, masked again in their logs. */
+  private readonly secretValues = new Map<string, string[]>();
 
   constructor(private readonly deps: GatewayDeps) {
     const wake = () => {
@@ -138,7 +145,10 @@ export class RunnerGateway {
       case 'log': {
         // Checked without awaiting anything first: appends must reach the store in arrival order.
         if (!c.jobs.has(msg.jobId)) return { type: 'ack', cancel: true, end: 0, appended: false };
-        const r = await logs.append(msg.jobId, msg.offset, msg.data);
+        // The runner masked its secrets already; this catches any it could not (e.g. an older runner).
+        const values = this.secretValues.get(msg.jobId);
+        const data = values && values.length > 0 ? maskText(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength), values) : msg.data;
+        const r = await logs.append(msg.jobId, msg.offset, data, msg.data.byteLength);
         return { type: 'ack', cancel: r.cancel, end: r.end, appended: r.appended };
       }
       case 'step':
@@ -150,6 +160,7 @@ export class RunnerGateway {
       }
       case 'done':
         c.jobs.delete(msg.jobId);
+        this.secretValues.delete(msg.jobId);
         await finishJob(db, msg.jobId, runnerId, msg.status, msg.exitCode ?? null, msg.error ?? null);
         return { type: 'ack', cancel: false };
     }
@@ -172,16 +183,32 @@ export class RunnerGateway {
     if (jobIds.length === 0) return [];
     const rows = await this.deps.db
       .selectFrom('jobs')
-      .select(['id', 'log_size', 'status', 'runner_id', 'cancel_requested'])
+      .select(['id', 'log_received', 'status', 'runner_id', 'cancel_requested'])
       .where('id', 'in', jobIds)
       .execute();
     const byId = new Map(rows.map((r) => [r.id, r]));
-    return jobIds.map((jobId) => {
+    const resumed = jobIds.map((jobId) => {
       const row = byId.get(jobId);
       const held = row?.status === 'running' && row.runner_id === runnerId;
       if (held) c.jobs.add(jobId);
-      return { jobId, logEnd: Number(row?.log_size ?? 0), cancel: !held || row.cancel_requested };
+      return { jobId, logEnd: Number(row?.log_received ?? 0), cancel: !held || row.cancel_requested };
     });
+    // Jobs handed out by another server instance (or before a restart): their secrets, for masking.
+    for (const { jobId, cancel } of resumed) {
+      if (!cancel && !this.secretValues.has(jobId)) this.secretValues.set(jobId, await jobSecretValues(this.deps.db, this.deps.secretBox, jobId));
+    }
+    return resumed;
+  }
+
+  /** The spec to hand out, or undefined when it cannot be made (the job is failed with the reason). */
+  private async complete(claimed: ClaimedJob, token: string): Promise<JobSpec | undefined> {
+    try {
+      return await completeSpec(this.deps.db, this.deps.secretBox, claimed, token);
+    } catch (err) {
+      const reason = `its secrets or deploy key cannot be opened with this server's secret key (${(err as Error).message}); enter the secrets again or run \`furrow keys rekey-missing\``;
+      await finishJob(this.deps.db, claimed.spec.jobId, null, 'failed', null, reason);
+      return undefined;
+    }
   }
 
   private async next(c: Connection, runnerId: string, waitMs: number, gone?: AbortSignal): Promise<ServerReply> {
@@ -189,13 +216,17 @@ export class RunnerGateway {
     while (!c.draining && !gone?.aborted) {
       // Subscribe before looking, so a job queued between the look and the wait still wakes us.
       const woken = this.nextWake();
-      const spec = await claimJob(this.deps.db, runnerId, this.deps.leaseSeconds);
-      if (spec) {
+      const token = newJobToken();
+      const claimed = await claimJob(this.deps.db, runnerId, this.deps.leaseSeconds, token.hash);
+      if (claimed) {
+        const spec = await this.complete(claimed, token.token);
+        if (!spec) continue;
         // Nobody would receive it: give it back at once rather than after the lease.
         if (c.closed || gone?.aborted) {
           await releaseClaims(this.deps.db, runnerId, [spec.jobId]);
           break;
         }
+        this.secretValues.set(spec.jobId, spec.secrets.map((s) => s.value));
         c.claimed.add(spec.jobId);
         return { type: 'job', spec };
       }

@@ -3,7 +3,7 @@ import type { Db } from '../../db/database.js';
 import type { Role } from '../../db/schema.js';
 
 /** The kinds of object a route can be scoped to; each belongs to one organization. */
-export type ScopeKind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job' | 'runner' | 'runner_token';
+export type ScopeKind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job' | 'runner' | 'runner_token' | 'repository' | 'secret';
 
 /** Where an object lives; `organizationId` is null for instance-wide ones (runners), which only admins reach. */
 export interface Scope {
@@ -34,6 +34,8 @@ export async function scopeOf(db: Db, kind: ScopeKind, id: string): Promise<Scop
     workflow: sql<string>`SELECT project_id FROM workflows WHERE id = ${id}`,
     run: sql<string>`SELECT project_id FROM runs WHERE id = ${id}`,
     job: sql<string>`SELECT r.project_id FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.id = ${id}`,
+    repository: sql<string>`SELECT project_id FROM repositories WHERE id = ${id}`,
+    secret: sql<string>`SELECT project_id FROM secrets WHERE id = ${id}`,
   }[kind];
   const { rows } = await sql<Scope>`
     SELECT p.organization_id AS "organizationId", p.id AS "projectId"

@@ -2,18 +2,24 @@ import { sql } from 'kysely';
 import type { Db } from '../../db/database.js';
 import { recordActivity, type ProjectContext as Ctx } from './activity-store.js';
 
-const columns = ['id', 'project_id as projectId', 'name', 'variables', 'created_at as createdAt', 'updated_at as updatedAt'] as const;
+const columns = ['id', 'project_id as projectId', 'name', 'variables', 'requires_approval as requiresApproval', 'created_at as createdAt', 'updated_at as updatedAt'] as const;
 
+export interface EnvironmentInput {
+  name: string;
+  variables: Record<string, string>;
+  /** Jobs running in it wait until a manager approves them. */
+  requiresApproval?: boolean | undefined;
+}
 
 function log(tx: Parameters<typeof recordActivity>[0], ctx: Ctx, type: string, id: string, name: string) {
   return recordActivity(tx, { type, organizationId: ctx.organizationId, projectId: ctx.projectId, actorUserId: ctx.actorUserId, subjectType: 'environment', subjectId: id, payload: { name } });
 }
 
-export function createEnvironment(db: Db, ctx: Ctx, input: { name: string; variables: Record<string, string> }) {
+export function createEnvironment(db: Db, ctx: Ctx, input: EnvironmentInput) {
   return db.transaction().execute(async (tx) => {
     const env = await tx
       .insertInto('environments')
-      .values({ project_id: ctx.projectId, name: input.name, variables: JSON.stringify(input.variables) })
+      .values({ project_id: ctx.projectId, name: input.name, variables: JSON.stringify(input.variables), requires_approval: input.requiresApproval ?? false })
       .returning(columns)
       .executeTakeFirstOrThrow();
     await log(tx, ctx, 'environment.created', env.id, env.name);
@@ -29,13 +35,14 @@ export function getEnvironment(db: Db, id: string) {
   return db.selectFrom('environments').select(columns).where('id', '=', id).executeTakeFirst();
 }
 
-export function updateEnvironment(db: Db, ctx: Ctx, id: string, input: { name?: string; variables?: Record<string, string> }) {
+export function updateEnvironment(db: Db, ctx: Ctx, id: string, input: Partial<EnvironmentInput>) {
   return db.transaction().execute(async (tx) => {
     const env = await tx
       .updateTable('environments')
       .set({
         ...(input.name !== undefined ? { name: input.name } : {}),
         ...(input.variables !== undefined ? { variables: JSON.stringify(input.variables) } : {}),
+        ...(input.requiresApproval !== undefined ? { requires_approval: input.requiresApproval } : {}),
         updated_at: sql`now()`,
       })
       .where('id', '=', id)

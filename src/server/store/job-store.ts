@@ -6,53 +6,39 @@ import { isTerminal, RETRYABLE, sourcesOf } from '../../domain/run-state.js';
 import type { FinalStatus, JobSpec } from '../../protocol/messages.js';
 import { AppError } from '../app-error.js';
 import { recordActivity } from './activity-store.js';
+import { cancelJobs, closeSteps, transitionJob } from './job-transitions.js';
 import { runnerHeldJobs } from './runner-sql.js';
 import { syncRunStatus } from './run-store.js';
 
-/**
- * Moves a job through the state machine: the UPDATE only matches rows in a state from which
- * `to` may be entered, so a terminal job never changes. Returns the run id, or undefined when the
- * transition did not apply.
- */
-async function transitionJob(
-  tx: Tx,
-  jobId: string,
-  to: RunStatus,
-  extra: { exitCode?: number | null; error?: string | null; runnerId?: string } = {},
-): Promise<string | undefined> {
-  let q = tx
-    .updateTable('jobs')
-    .set({
-      status: to,
-      ...(to === 'running' ? { started_at: sql`now()` } : { finished_at: sql`now()`, lease_expires_at: null }),
-      ...(extra.exitCode !== undefined ? { exit_code: extra.exitCode } : {}),
-      ...(extra.error !== undefined ? { error: extra.error } : {}),
-    })
-    .where('id', '=', jobId)
-    .where('status', 'in', sourcesOf(to));
-  if (extra.runnerId) q = q.where('runner_id', '=', extra.runnerId);
-  // The notification rides on the same statement: one round trip less on the dispatch path.
-  const row = await q.returning(['run_id', sql<string>`pg_notify('furrow_job', ${jobId})`.as('notified')]).executeTakeFirst();
-  return row?.run_id;
+/** A job as claimed: its stored spec (without secrets) and the environment its secrets come from. */
+export interface ClaimedJob {
+  spec: JobSpec;
+  environmentId: string | null;
 }
 
 /**
  * Claims the oldest queued job the runner may take, with a lease: its labels are all among the
  * runner's, it belongs to the runner's organization (or the runner is instance-wide), the runner
- * is not paused and holds fewer jobs than its capacity. Labels and capacity are read from the
- * runner's stored record, as its last `register` left them.
+ * is not paused and holds fewer jobs than its capacity, its matrix has a free parallel slot and
+ * no other job of its concurrency group is claimed or running. Labels and capacity are read from
+ * the runner's stored record, as its last `register` left them. `tokenHash` becomes the job's
+ * artifact token.
  */
-export async function claimJob(db: Db, runnerId: string, leaseSeconds: number): Promise<JobSpec | undefined> {
-  const { rows } = await sql<{ spec: JobSpec }>`
-    UPDATE jobs SET runner_id = ${runnerId}, lease_expires_at = now() + make_interval(secs => ${leaseSeconds})
+export async function claimJob(db: Db, runnerId: string, leaseSeconds: number, tokenHash: Buffer): Promise<ClaimedJob | undefined> {
+  const { rows } = await sql<ClaimedJob>`
+    UPDATE jobs SET runner_id = ${runnerId}, lease_expires_at = now() + make_interval(secs => ${leaseSeconds}), job_token_hash = ${tokenHash}
     WHERE id = (
       SELECT j.id FROM jobs j, runners
       WHERE runners.id = ${runnerId}::uuid AND NOT runners.paused AND ${runnerHeldJobs} < runners.capacity
         AND j.status = 'queued' AND j.runner_id IS NULL AND NOT j.cancel_requested AND j.labels <@ runners.labels
         AND (runners.organization_id IS NULL OR j.organization_id = runners.organization_id)
+        AND (j.max_parallel IS NULL OR (SELECT count(*) FROM jobs s WHERE s.run_id = j.run_id AND s.job_key = j.job_key
+              AND (s.status = 'running' OR (s.status = 'queued' AND s.runner_id IS NOT NULL))) < j.max_parallel)
+        AND (j.concurrency_group IS NULL OR NOT EXISTS (SELECT 1 FROM jobs o WHERE o.concurrency_group = j.concurrency_group
+              AND (o.status = 'running' OR (o.status = 'queued' AND o.runner_id IS NOT NULL))))
       ORDER BY j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
-    RETURNING spec`.execute(db);
-  return rows[0]?.spec;
+    RETURNING spec, environment_id AS "environmentId"`.execute(db);
+  return rows[0];
 }
 
 /** Gives claimed jobs that were never accepted back to the queue (their runner disconnected). */
@@ -114,16 +100,6 @@ export async function setStepStatus(db: Db, jobId: string, stepId: string, statu
     .execute();
 }
 
-/** Closes steps a finished job left open: never started -> canceled, still running -> the job's outcome. */
-async function closeSteps(tx: Tx, jobId: string, status: FinalStatus | 'runner_lost'): Promise<void> {
-  await tx
-    .updateTable('steps')
-    .set({ status: sql`CASE WHEN status = 'queued' THEN 'canceled'::run_status ELSE ${status}::run_status END`, finished_at: sql`now()` })
-    .where('job_id', '=', jobId)
-    .where('status', 'in', ['queued', 'running'])
-    .execute();
-}
-
 /**
  * Ends a job (if `runnerId` is given, only while that runner holds it) and, when its outcome is
  * one the workflow retries and attempts are left, queues the next attempt in the same
@@ -136,6 +112,8 @@ export function finishJob(db: Db, jobId: string, runnerId: string | null, status
     await closeSteps(tx, jobId, status);
     await retryJob(tx, jobId, status);
     await syncRunStatus(tx, runId);
+    // Its concurrency group or matrix slot is free now: waiting runners look again.
+    await sql`SELECT pg_notify('furrow_jobs', '')`.execute(tx);
     return true;
   });
 }
@@ -146,7 +124,7 @@ async function retryJob(tx: Tx, jobId: string, outcome: RunStatus): Promise<void
   const job = await tx
     .selectFrom('jobs')
     .innerJoin('runs', 'runs.id', 'jobs.run_id')
-    .select(['jobs.run_id', 'jobs.organization_id', 'runs.project_id', 'jobs.name', 'jobs.labels', 'jobs.spec', 'jobs.timeout_seconds', 'jobs.attempt', 'jobs.max_attempts', 'jobs.retry_on', 'jobs.cancel_requested'])
+    .select(['jobs.run_id', 'jobs.organization_id', 'runs.project_id', 'jobs.spec', 'jobs.attempt', 'jobs.max_attempts', 'jobs.retry_on', 'jobs.cancel_requested'])
     .where('jobs.id', '=', jobId)
     .executeTakeFirstOrThrow();
   if (job.cancel_requested || job.attempt >= job.max_attempts || !job.retry_on.includes(outcome)) return;
@@ -158,30 +136,20 @@ async function retryJob(tx: Tx, jobId: string, outcome: RunStatus): Promise<void
     jobId: id,
     attempt,
     env: { ...previous.env, FURROW_JOB_ID: id, FURROW_JOB_ATTEMPT: String(attempt) },
+    checkout: previous.checkout && { ...previous.checkout, stepId: randomUUID() },
     steps: previous.steps.map((step) => ({ ...step, id: randomUUID() })),
   };
   await tx.updateTable('jobs').set({ retried: true }).where('id', '=', jobId).execute();
-  await tx
-    .insertInto('jobs')
-    .values({
-      id,
-      run_id: job.run_id,
-      organization_id: job.organization_id,
-      name: job.name,
-      labels: job.labels,
-      spec: JSON.stringify(spec),
-      timeout_seconds: job.timeout_seconds,
-      attempt,
-      max_attempts: job.max_attempts,
-      retry_on: job.retry_on,
-      retry_of: jobId,
-    })
-    .returning(sql<string>`pg_notify('furrow_jobs', ${id})`.as('notified'))
-    .execute();
-  await tx
-    .insertInto('steps')
-    .values(spec.steps.map((step, position) => ({ id: step.id, job_id: id, position, name: step.name })))
-    .execute();
+  // The attempt is the job again: every column but its identity, spec and progress is copied.
+  await sql`
+    INSERT INTO jobs (id, run_id, organization_id, name, labels, spec, timeout_seconds, attempt, max_attempts, retry_on, retry_of,
+      job_key, instance_key, needs, condition, continue_on_error, matrix, max_parallel, fail_fast, environment_id, approval, approved_by, concurrency_group)
+    SELECT ${id}, run_id, organization_id, name, labels, ${JSON.stringify(spec)}::jsonb, timeout_seconds, ${attempt}, max_attempts, retry_on, id,
+      job_key, instance_key, needs, condition, continue_on_error, matrix, max_parallel, fail_fast, environment_id, approval, approved_by, concurrency_group
+    FROM jobs WHERE id = ${jobId}
+    RETURNING pg_notify('furrow_jobs', ${id})`.execute(tx);
+  const steps = [...(spec.checkout ? [{ id: spec.checkout.stepId, name: 'checkout' }] : []), ...spec.steps];
+  if (steps.length > 0) await tx.insertInto('steps').values(steps.map((step, position) => ({ id: step.id, job_id: id, position, name: step.name }))).execute();
   await recordActivity(tx, {
     type: 'job.retried',
     organizationId: job.organization_id,
@@ -207,22 +175,9 @@ export function requestRunCancel(db: Db, runId: string, actorUserId: string) {
       .forUpdate('runs')
       .executeTakeFirstOrThrow();
     if (isTerminal(run.status)) throw new AppError('run_finished', `The run has already finished (${run.status}).`);
-    const jobs = await tx
-      .updateTable('jobs')
-      .set({ cancel_requested: true })
-      .where('run_id', '=', runId)
-      .where('status', 'in', ['queued', 'running'])
-      .returning(['id', 'status', 'runner_id'])
-      .execute();
+    const jobs = await tx.selectFrom('jobs').select(['id', 'status', 'runner_id', 'run_id']).where('run_id', '=', runId).where('status', 'in', ['waiting', 'queued', 'running']).execute();
     await recordActivity(tx, { type: 'run.cancel_requested', organizationId: run.organization_id, projectId: run.project_id, actorUserId, subjectType: 'run', subjectId: runId });
-    for (const job of jobs) {
-      if (job.status === 'queued' && job.runner_id === null) {
-        await transitionJob(tx, job.id, 'canceled', { error: 'canceled before it started' });
-        await closeSteps(tx, job.id, 'canceled');
-      } else {
-        await sql`SELECT pg_notify('furrow_cancel', ${job.id})`.execute(tx);
-      }
-    }
+    await cancelJobs(tx, jobs, 'canceled before it started');
     await syncRunStatus(tx, runId, actorUserId);
   });
 }

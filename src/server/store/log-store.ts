@@ -8,7 +8,7 @@ const PAGE_BYTES = 4 * 1024 * 1024;
 export interface AppendResult {
   /** False when the chunk did not start where the stored log ends (a resend, or a gap). */
   appended: boolean;
-  /** Bytes the server now holds for the job. */
+  /** Bytes of the runner's stream the server has taken in (what it resends from). */
   end: number;
   cancel: boolean;
 }
@@ -31,12 +31,14 @@ export class LogStore {
 
   /**
    * Appends in the order calls arrive for a job; compression of later chunks overlaps the
-   * insert of earlier ones, so a runner may keep several appends in flight.
+   * insert of earlier ones, so a runner may keep several appends in flight. `offset` and
+   * `received` are in the runner's stream; `data` is what is stored for them (the server may have
+   * masked it, changing its length), at the end of the stored log.
    */
-  append(jobId: string, offset: number, data: Uint8Array): Promise<AppendResult> {
+  append(jobId: string, offset: number, data: Uint8Array, received = data.byteLength): Promise<AppendResult> {
     const encoded = encodeChunk(data);
     const previous = this.tails.get(jobId) ?? Promise.resolve();
-    const mine = previous.then(async () => this.insert(jobId, offset, await encoded, data.byteLength));
+    const mine = previous.then(async () => this.insert(jobId, offset, await encoded, data.byteLength, received));
     const tail = mine.then(
       () => undefined,
       () => undefined,
@@ -46,22 +48,22 @@ export class LogStore {
     return mine;
   }
 
-  private async insert(jobId: string, offset: number, encoded: EncodedChunk, size: number): Promise<AppendResult> {
+  private async insert(jobId: string, offset: number, encoded: EncodedChunk, size: number, received: number): Promise<AppendResult> {
     const { rows } = await this.pool.query<{ cancel: boolean }>(
       `WITH j AS (
-         UPDATE jobs SET log_size = $2::bigint + $4::bigint
-         WHERE id = $1 AND log_size = $2 AND status IN ('queued', 'running') RETURNING id, cancel_requested),
-       ins AS (INSERT INTO log_chunks (job_id, "offset", size, compressed, data) SELECT id, $2, $4, $5, $3 FROM j)
+         UPDATE jobs SET log_size = log_size + $4::bigint, log_received = $2::bigint + $6::bigint
+         WHERE id = $1 AND log_received = $2 AND status IN ('queued', 'running') RETURNING id, cancel_requested, log_size - $4::bigint AS at),
+       ins AS (INSERT INTO log_chunks (job_id, "offset", size, compressed, data) SELECT id, at, $4, $5, $3 FROM j WHERE $4::bigint > 0)
        SELECT j.cancel_requested AS cancel, pg_notify('furrow_log', $1::text) FROM j`,
-      [jobId, offset, encoded.data, size, encoded.compressed],
+      [jobId, offset, encoded.data, size, encoded.compressed, received],
     );
-    if (rows[0]) return { appended: true, end: offset + size, cancel: rows[0].cancel };
+    if (rows[0]) return { appended: true, end: offset + received, cancel: rows[0].cancel };
     // Refused: report what the server holds, and tell a runner whose job has ended to stop.
-    const cur = await this.readPool.query<{ log_size: number; stop: boolean }>(
-      `SELECT log_size, cancel_requested OR status NOT IN ('queued', 'running') AS stop FROM jobs WHERE id = $1`,
+    const cur = await this.readPool.query<{ log_received: number; stop: boolean }>(
+      `SELECT log_received, cancel_requested OR status NOT IN ('queued', 'running') AS stop FROM jobs WHERE id = $1`,
       [jobId],
     );
-    return { appended: false, end: Number(cur.rows[0]?.log_size ?? 0), cancel: cur.rows[0]?.stop ?? true };
+    return { appended: false, end: Number(cur.rows[0]?.log_received ?? 0), cancel: cur.rows[0]?.stop ?? true };
   }
 
   /** Chunks covering [from, from + maxBytes), the first one trimmed to start at `from`. */

@@ -1,11 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import type { RunStatus } from '../../db/schema.js';
 import { canTransition, isTerminal, runStatusOf } from '../../domain/run-state.js';
-import type { JobSpec } from '../../protocol/messages.js';
-import { AppError } from '../app-error.js';
 import { recordActivity } from './activity-store.js';
+import { advanceRun } from './advance-run.js';
 
 export const runColumns = [
   'runs.id',
@@ -17,122 +15,14 @@ export const runColumns = [
   'runs.environment_id as environmentId',
   'runs.parameters',
   'runs.created_by as createdBy',
+  'runs.repository_id as repositoryId',
+  'runs.ref',
+  'runs.commit_sha as commit',
+  'runs.rerun_of as rerunOf',
   'runs.created_at as createdAt',
   'runs.started_at as startedAt',
   'runs.finished_at as finishedAt',
 ] as const;
-
-export interface StartRunInput {
-  workflowId: string;
-  environmentId?: string;
-  parameters: Record<string, string>;
-  reason: Record<string, unknown>;
-  actorUserId: string | null;
-  defaultTimeoutSeconds: number;
-  leaseSeconds: number;
-}
-
-/**
- * Queues a run of a script workflow: the run, its job and step, and `run.queued` in one
- * transaction; the NOTIFY that wakes runners is delivered when it commits.
- */
-export function queueRun(db: Db, input: StartRunInput) {
-  return db.transaction().execute(async (tx) => {
-    // Locking the workflow row serialises run numbering per workflow.
-    const wf = await tx
-      .selectFrom('workflows')
-      .innerJoin('projects', 'projects.id', 'workflows.project_id')
-      .select(['workflows.id', 'workflows.name', 'workflows.script', 'workflows.project_id', 'workflows.default_environment_id', 'workflows.timeout_seconds', 'workflows.labels', 'workflows.image', 'workflows.network', 'workflows.retry_count', 'workflows.retry_on', 'projects.organization_id'])
-      .where('workflows.id', '=', input.workflowId)
-      .forUpdate('workflows')
-      .executeTakeFirstOrThrow();
-    const environmentId = input.environmentId ?? wf.default_environment_id;
-    const env = environmentId
-      ? await tx.selectFrom('environments').select(['id', 'variables']).where('id', '=', environmentId).where('project_id', '=', wf.project_id).executeTakeFirst()
-      : undefined;
-    if (environmentId && !env) {
-      throw new AppError('validation_failed', 'environmentId does not name an environment of this project.', [{ field: 'environmentId', message: 'no such environment in this project' }]);
-    }
-    const { next } = await tx
-      .selectFrom('runs')
-      .select(sql<number>`coalesce(max(number), 0) + 1`.as('next'))
-      .where('workflow_id', '=', wf.id)
-      .executeTakeFirstOrThrow();
-    // Ids are made here so that the job can be inserted with its compiled spec in one statement.
-    const runId = randomUUID();
-    const jobId = randomUUID();
-    const stepId = randomUUID();
-    const timeoutSeconds = wf.timeout_seconds ?? input.defaultTimeoutSeconds;
-    const spec: JobSpec = {
-      jobId,
-      runId,
-      projectId: wf.project_id,
-      workflowId: wf.id,
-      runNumber: next,
-      name: wf.name,
-      attempt: 1,
-      timeoutSeconds,
-      leaseSeconds: input.leaseSeconds,
-      image: wf.image,
-      network: wf.network,
-      env: {
-        ...(env?.variables ?? {}),
-        ...input.parameters,
-        CI: 'true',
-        FURROW: 'true',
-        FURROW_RUN_ID: runId,
-        FURROW_RUN_NUMBER: String(next),
-        FURROW_JOB_ID: jobId,
-        FURROW_JOB_ATTEMPT: '1',
-        FURROW_PROJECT_ID: wf.project_id,
-        FURROW_WORKFLOW_ID: wf.id,
-        FURROW_WORKFLOW_NAME: wf.name,
-      },
-      steps: [{ id: stepId, name: 'script', script: wf.script }],
-    };
-    const run = await tx
-      .insertInto('runs')
-      .values({
-        id: runId,
-        project_id: wf.project_id,
-        workflow_id: wf.id,
-        number: next,
-        reason: JSON.stringify(input.reason),
-        environment_id: env?.id ?? null,
-        parameters: JSON.stringify(input.parameters),
-        created_by: input.actorUserId,
-      })
-      .returning(runColumns)
-      .executeTakeFirstOrThrow();
-    await tx
-      .insertInto('jobs')
-      .values({
-        id: jobId,
-        run_id: runId,
-        organization_id: wf.organization_id,
-        name: wf.name,
-        labels: wf.labels,
-        spec: JSON.stringify(spec),
-        timeout_seconds: timeoutSeconds,
-        max_attempts: 1 + wf.retry_count,
-        retry_on: wf.retry_on,
-      })
-      // Runners waiting for work hear of it when this transaction commits.
-      .returning(sql<string>`pg_notify('furrow_jobs', ${jobId})`.as('notified'))
-      .execute();
-    await tx.insertInto('steps').values({ id: stepId, job_id: jobId, position: 0, name: 'script' }).execute();
-    await recordActivity(tx, {
-      type: 'run.queued',
-      organizationId: wf.organization_id,
-      projectId: wf.project_id,
-      actorUserId: input.actorUserId,
-      subjectType: 'run',
-      subjectId: run.id,
-      payload: { workflowId: wf.id, number: next, reason: input.reason },
-    });
-    return run;
-  });
-}
 
 export function getRun(db: Db, id: string) {
   return db.selectFrom('runs').select(runColumns).where('id', '=', id).executeTakeFirst();
@@ -188,6 +78,14 @@ export function listJobsWithSteps(db: Db, runId: string) {
       'jobs.attempt',
       'jobs.retry_of as retryOf',
       'jobs.retried',
+      'jobs.job_key as jobKey',
+      'jobs.instance_key as key',
+      'jobs.needs',
+      'jobs.matrix',
+      'jobs.continue_on_error as continueOnError',
+      'jobs.environment_id as environmentId',
+      'jobs.approval',
+      sql<string | null>`(SELECT email FROM users WHERE users.id = jobs.approved_by)`.as('approvedBy'),
       'jobs.exit_code as exitCode',
       'jobs.error',
       'jobs.log_size as logSize',
@@ -205,7 +103,7 @@ export function listJobsWithSteps(db: Db, runId: string) {
 }
 
 /**
- * Recomputes a run's status from its jobs and applies it through the state machine, writing
+ * Releases or skips the run's waiting jobs, then recomputes the run's status from its jobs and applies it through the state machine, writing
  * `run.<status>` and notifying live viewers. Call inside the transaction that changed a job.
  */
 export async function syncRunStatus(tx: Tx, runId: string, actorUserId: string | null = null): Promise<void> {
@@ -216,9 +114,10 @@ export async function syncRunStatus(tx: Tx, runId: string, actorUserId: string |
     .where('runs.id', '=', runId)
     .forUpdate('runs')
     .executeTakeFirstOrThrow();
+  await advanceRun(tx, runId);
   // Attempts that were retried do not count: their retry speaks for them.
-  const jobs = await tx.selectFrom('jobs').select('status').where('run_id', '=', runId).where('retried', '=', false).execute();
-  const next = runStatusOf(jobs.map((j) => j.status));
+  const jobs = await tx.selectFrom('jobs').select(['status', 'continue_on_error']).where('run_id', '=', runId).where('retried', '=', false).execute();
+  const next = runStatusOf(jobs.map((j) => (j.status === 'failed' && j.continue_on_error ? 'succeeded' : j.status)));
   if (next === run.status || !canTransition(run.status, next)) return;
   await tx
     .updateTable('runs')

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../../db/database.js';
 import { AppError } from '../app-error.js';
+import { compileOrThrow } from '../triggers/workflow-plan.js';
 import { recordActivity, type ProjectContext as Ctx } from './activity-store.js';
 
 const columns = [
@@ -8,6 +9,9 @@ const columns = [
   'project_id as projectId',
   'name',
   'script',
+  'definition',
+  'repository_id as repositoryId',
+  'path',
   'default_environment_id as defaultEnvironmentId',
   'timeout_seconds as timeoutSeconds',
   'labels',
@@ -20,7 +24,11 @@ const columns = [
 
 export interface WorkflowInput {
   name: string;
-  script: string;
+  /** One of script, definition and path says what runs. */
+  script?: string | undefined;
+  definition?: string | undefined;
+  path?: string | undefined;
+  repositoryId?: string | null | undefined;
   defaultEnvironmentId?: string | null;
   timeoutSeconds?: number | null;
   labels?: string[];
@@ -29,15 +37,37 @@ export interface WorkflowInput {
   retry?: { count: number; on: string[] };
 }
 
-/** The columns an input sets, for insert and update alike. */
+/** The columns an input sets, for insert and update alike; giving one source clears the others. */
 function optionalColumns(input: Partial<WorkflowInput>) {
+  const source = input.script ?? input.definition ?? input.path;
   return {
+    ...(source !== undefined ? { script: input.script ?? null, definition: input.definition ?? null, path: input.path ?? null } : {}),
+    ...(input.repositoryId !== undefined ? { repository_id: input.repositoryId } : {}),
     ...(input.image !== undefined ? { image: input.image } : {}),
     ...(input.network !== undefined ? { network: input.network } : {}),
     ...(input.retry !== undefined ? { retry_count: input.retry.count, retry_on: input.retry.on } : {}),
   };
 }
 
+/**
+ * Refuses a workflow whose source is not exactly one of script, definition and path, a definition
+ * that does not compile (422 with every problem's line and column), a file without a repository,
+ * and a repository of another project. `current` is the stored workflow on updates.
+ */
+async function checkSource(db: Db, projectId: string, input: Partial<WorkflowInput>, current?: { repositoryId: string | null; path: string | null }) {
+  const given = (['script', 'definition', 'path'] as const).filter((k) => input[k] !== undefined);
+  if (given.length > 1 || (!current && given.length === 0)) {
+    throw new AppError('validation_failed', 'Give exactly one of script, definition and path.', given.map((field) => ({ field, message: 'only one source may be given' })));
+  }
+  if (input.definition !== undefined) compileOrThrow(input.definition, `${input.name ?? 'workflow'}.yml`);
+  const repositoryId = input.repositoryId !== undefined ? input.repositoryId : current?.repositoryId;
+  const path = input.path ?? (given.length === 0 ? current?.path : undefined);
+  if (path && !repositoryId) throw new AppError('validation_failed', 'A workflow file needs the repository it is read from.', [{ field: 'repositoryId', message: 'required with path' }]);
+  if (input.repositoryId) {
+    const repo = await db.selectFrom('repositories').select('id').where('id', '=', input.repositoryId).where('project_id', '=', projectId).executeTakeFirst();
+    if (!repo) throw new AppError('validation_failed', 'repositoryId does not name a repository of this project.', [{ field: 'repositoryId', message: 'no such repository in this project' }]);
+  }
+}
 
 async function checkEnvironment(db: Db, projectId: string, environmentId: string | null | undefined) {
   if (!environmentId) return;
@@ -48,12 +78,12 @@ async function checkEnvironment(db: Db, projectId: string, environmentId: string
 export function createWorkflow(db: Db, ctx: Ctx, input: WorkflowInput) {
   return db.transaction().execute(async (tx) => {
     await checkEnvironment(tx, ctx.projectId, input.defaultEnvironmentId);
+    await checkSource(tx, ctx.projectId, input);
     const wf = await tx
       .insertInto('workflows')
       .values({
         project_id: ctx.projectId,
         name: input.name,
-        script: input.script,
         default_environment_id: input.defaultEnvironmentId ?? null,
         timeout_seconds: input.timeoutSeconds ?? null,
         labels: input.labels ?? [],
@@ -77,11 +107,12 @@ export function getWorkflow(db: Db, id: string) {
 export function updateWorkflow(db: Db, ctx: Ctx, id: string, input: Partial<WorkflowInput>) {
   return db.transaction().execute(async (tx) => {
     await checkEnvironment(tx, ctx.projectId, input.defaultEnvironmentId);
+    const current = await tx.selectFrom('workflows').select(['repository_id as repositoryId', 'path']).where('id', '=', id).executeTakeFirstOrThrow();
+    await checkSource(tx, ctx.projectId, input, current);
     const wf = await tx
       .updateTable('workflows')
       .set({
         ...(input.name !== undefined ? { name: input.name } : {}),
-        ...(input.script !== undefined ? { script: input.script } : {}),
         ...(input.defaultEnvironmentId !== undefined ? { default_environment_id: input.defaultEnvironmentId } : {}),
         ...(input.timeoutSeconds !== undefined ? { timeout_seconds: input.timeoutSeconds } : {}),
         ...(input.labels !== undefined ? { labels: input.labels } : {}),

@@ -1,0 +1,132 @@
+import { didYouMean } from './did-you-mean.js';
+import type { ManualInput, PushFilter, WorkflowTriggers } from './workflow-model.js';
+import { keyOf, type Field, type YamlReader } from './yaml-reader.js';
+
+const TRIGGERS = ['push', 'tag', 'schedule', 'webhook', 'manual', 'workflow_dispatch'];
+const PUSH_KEYS = ['branches', 'branches-ignore', 'tags', 'tags-ignore', 'paths', 'paths-ignore'] as const;
+
+const emptyPush = (): PushFilter => ({ branches: [], branchesIgnore: [], tags: [], tagsIgnore: [], paths: [], pathsIgnore: [] });
+
+/** Reads `on:` (absent: manual only). Triggers appear as a name, a list of names, or a map of settings. */
+export function parseTriggers(field: Field | undefined, reader: YamlReader): WorkflowTriggers {
+  const triggers: WorkflowTriggers = { push: null, schedule: [], webhook: null, manual: null };
+  if (!field) {
+    triggers.manual = { inputs: {} };
+    return triggers;
+  }
+  const entries: { name: string; at: Field; settings: Field | null }[] = [];
+  if (reader.isMap(field)) {
+    for (const entry of reader.entries(field) ?? []) entries.push({ name: keyOf(entry), at: { ...entry, node: entry.key }, settings: entry });
+  } else {
+    for (const item of reader.oneOrList(field)) {
+      const name = reader.scalar(item, `a trigger (${TRIGGERS.join(', ')}), a list of them, or a map of them with their settings`);
+      if (name !== undefined) entries.push({ name, at: item, settings: null });
+    }
+  }
+  let pushGiven = false;
+  let tagGiven = false;
+  for (const { name, at, settings } of entries) {
+    const given = settings && !reader.isMissing(settings) ? settings : null;
+    switch (name) {
+      case 'push':
+        pushGiven = true;
+        triggers.push ??= emptyPush();
+        if (given) readPush(given, triggers.push, reader);
+        break;
+      case 'tag':
+        tagGiven = true;
+        triggers.push ??= emptyPush();
+        if (given) reader.report(given, 'on.tag takes no settings (it means every tag); filter tags with on.push.tags');
+        break;
+      case 'schedule':
+        if (given) triggers.schedule = readSchedule(given, reader);
+        else reader.report(at, 'on.schedule needs a list of times: schedule: [{cron: "0 3 * * *"}]');
+        break;
+      case 'webhook': {
+        const events = given && reader.map(given, ['events'])?.get('events');
+        triggers.webhook = { events: events ? (reader.strings(events)?.map((e) => e.value) ?? []) : [] };
+        break;
+      }
+      case 'manual':
+      case 'workflow_dispatch':
+        if (triggers.manual) reader.report(at, 'on lists manual twice (workflow_dispatch is another name for manual)');
+        triggers.manual = { inputs: given ? readInputs(given, reader) : {} };
+        break;
+      default:
+        reader.report(at, `unknown trigger "${name}" in on${didYouMean(name, TRIGGERS)}`);
+    }
+  }
+  // `tag` adds every tag; a `push` without ref filters matches every tag already, and a tag
+  // filter there would stop it from matching branches.
+  const push = triggers.push;
+  if (tagGiven && push && !(pushGiven && [push.branches, push.branchesIgnore, push.tags, push.tagsIgnore].every((l) => l.length === 0))) push.tags.push('*');
+  return triggers;
+}
+
+function readPush(field: Field, push: PushFilter, reader: YamlReader): void {
+  const fields = reader.map(field, PUSH_KEYS);
+  for (const key of PUSH_KEYS) {
+    const f = fields?.get(key);
+    if (!f) continue;
+    const property = key.replace(/-(\w)/, (_, c: string) => c.toUpperCase()) as keyof PushFilter;
+    push[property].push(...(reader.strings(f, 'a pattern or a list of patterns')?.map((p) => p.value) ?? []));
+  }
+}
+
+function readSchedule(field: Field, reader: YamlReader): WorkflowTriggers['schedule'] {
+  const times: WorkflowTriggers['schedule'] = [];
+  for (const item of reader.list(field, 'a list of times like [{cron: "0 3 * * *"}]') ?? []) {
+    const fields = reader.map(item, ['cron', 'timezone'], 'a map like {cron: "0 3 * * *", timezone: Europe/Berlin}');
+    if (!fields) continue;
+    const cronField = fields.get('cron');
+    if (!cronField) {
+      reader.report(item, `${item.path} needs a cron expression: {cron: "0 3 * * *"}`);
+      continue;
+    }
+    const cron = reader.string(cronField);
+    if (cron !== undefined && !/^(\S+\s+){4,5}\S+$/.test(cron.trim())) {
+      reader.report(cronField, `${cronField.path} "${cron}" must have 5 fields (minute hour day month weekday) or 6 (with seconds first)`);
+      continue;
+    }
+    const zoneField = fields.get('timezone');
+    const timezone = zoneField ? reader.string(zoneField) : null;
+    if (timezone && !isTimeZone(timezone)) reader.report(zoneField!, `${zoneField!.path} "${timezone}" is not a time zone (like UTC or Europe/Berlin)`);
+    else if (cron !== undefined && timezone !== undefined) times.push({ cron: cron.trim(), timezone });
+  }
+  return times;
+}
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readInputs(field: Field, reader: YamlReader): Record<string, ManualInput> {
+  const inputs: Record<string, ManualInput> = {};
+  const inputsField = reader.map(field, ['inputs'])?.get('inputs');
+  for (const entry of inputsField ? (reader.entries(inputsField) ?? []) : []) {
+    const name = keyOf(entry);
+    reader.identifier(entry, 'input name');
+    const fields = reader.isMissing(entry) ? new Map<string, Field>() : reader.map(entry, ['description', 'required', 'default', 'options']);
+    if (!fields) continue;
+    const get = <T>(key: string, read: (f: Field) => T | undefined, fallback: T): T => {
+      const f = fields.get(key);
+      return (f && read(f)) ?? fallback;
+    };
+    const input: ManualInput = {
+      description: get('description', (f) => reader.scalar(f), ''),
+      required: get('required', (f) => reader.boolean(f), false),
+      default: get<string | null>('default', (f) => reader.scalar(f), null),
+      options: get<string[] | null>('options', (f) => reader.list(f)?.map((o) => reader.scalar(o) ?? ''), null),
+    };
+    if (input.options && input.default !== null && !input.options.includes(input.default)) {
+      reader.report(fields.get('default')!, `${entry.path}.default "${input.default}" is not one of its options (${input.options.join(', ')})`);
+    }
+    inputs[name] = input;
+  }
+  return inputs;
+}

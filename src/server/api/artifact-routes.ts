@@ -1,0 +1,104 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { Type } from 'typebox';
+import { AppError } from '../app-error.js';
+import { ArtifactStorage, artifactTooLarge } from '../artifacts/artifact-storage.js';
+import { findArtifact, listArtifacts, uploadArtifact, type Artifact } from '../store/artifact-store.js';
+import type { JobIdentity } from '../store/job-token.js';
+import type { Resources } from '../resources.js';
+import { IdParams } from './schemas.js';
+
+const ArtifactParams = Type.Object({
+  id: Type.String({ description: 'Object id (UUID)' }),
+  name: Type.String({ pattern: '^[A-Za-z0-9._-]{1,100}$', description: 'Artifact name: 1-100 letters, digits, `.`, `_` or `-`' }),
+});
+const ArtifactSchema = Type.Object({
+  id: Type.String(),
+  runId: Type.String(),
+  jobId: Type.Union([Type.String(), Type.Null()]),
+  name: Type.String(),
+  size: Type.Integer({ description: 'Bytes of the tar.gz archive' }),
+  sha256: Type.String(),
+  // A Date on the way out, serialized as an ISO timestamp.
+  createdAt: Type.Unsafe<Date>({ type: 'string', format: 'date-time' }),
+});
+const byJob = { kind: 'job', param: 'id' } as const;
+const byRun = { kind: 'run', param: 'id' } as const;
+
+function jobOf(req: FastifyRequest): JobIdentity {
+  if (!req.job) throw new AppError('internal', 'route has no job access rule');
+  return req.job;
+}
+
+export const artifactRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (app, { res }) => {
+  const { db } = res.database;
+  const storage = new ArtifactStorage(path.join(res.config.dataDir, 'artifacts'), { maxBytes: res.config.artifactMaxBytes, runMaxBytes: res.config.artifactRunMaxBytes });
+  const tags = ['artifacts'];
+
+  // The archive reaches the handler as the request stream, unread, and goes to disk as it arrives.
+  app.addContentTypeParser(['application/gzip', 'application/octet-stream'], (req, payload, done) => {
+    const declared = Number(req.headers['content-length']);
+    done(declared > req.routeOptions.bodyLimit ? artifactTooLarge(storage.artifactLimit) : null, payload);
+  });
+
+  const sendArtifact = async (reply: FastifyReply, artifact: (Artifact & { storageKey: string }) | undefined, name: string) => {
+    if (!artifact) throw new AppError('not_found', `The run has no artifact named "${name}".`);
+    const file = await storage.read(artifact.storageKey);
+    return reply
+      .type('application/gzip')
+      .header('content-length', artifact.size)
+      .header('content-disposition', `attachment; filename="${artifact.name}.tar.gz"`)
+      .send(file);
+  };
+
+  app.put(
+    '/jobs/:id/artifacts/:name',
+    {
+      bodyLimit: storage.artifactLimit.bytes,
+      config: { access: { capability: 'job', scope: byJob } },
+      schema: {
+        tags,
+        summary: 'Upload an artifact of the running job (a tar.gz body; 201)',
+        description: 'Authenticated with the job’s token. The name must be new in the run.',
+        params: ArtifactParams,
+        response: { 201: ArtifactSchema },
+      },
+    },
+    async (req, reply) => {
+      if (!(req.body instanceof Readable)) throw new AppError('unsupported_media_type', 'Send the artifact as a tar.gz stream (application/gzip).');
+      try {
+        return reply.status(201).send(await uploadArtifact(db, storage, jobOf(req), req.params.name, req.body));
+      } catch (err) {
+        // Whatever the client has not sent yet is not wanted: it should stop sending.
+        if (!req.raw.complete) void reply.header('connection', 'close');
+        throw err;
+      }
+    },
+  );
+
+  app.get(
+    '/jobs/:id/artifacts/:name',
+    {
+      config: { access: { capability: 'job', scope: byJob } },
+      schema: { tags, summary: 'Download an artifact of the running job’s run (tar.gz)', description: 'Authenticated with the job’s token.', params: ArtifactParams },
+    },
+    async (req, reply) => sendArtifact(reply, await findArtifact(db, jobOf(req).runId, req.params.name), req.params.name),
+  );
+
+  app.get(
+    '/runs/:id/artifacts',
+    {
+      config: { access: { capability: 'run.read', scope: byRun } },
+      schema: { tags, summary: 'Artifacts of the run', params: IdParams, response: { 200: Type.Object({ items: Type.Array(ArtifactSchema) }) } },
+    },
+    async (req) => ({ items: await listArtifacts(db, req.params.id) }),
+  );
+
+  app.get(
+    '/runs/:id/artifacts/:name',
+    { config: { access: { capability: 'run.read', scope: byRun } }, schema: { tags, summary: 'Download an artifact (tar.gz)', params: ArtifactParams } },
+    async (req, reply) => sendArtifact(reply, await findArtifact(db, req.params.id, req.params.name), req.params.name),
+  );
+};

@@ -1,0 +1,126 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { rm } from 'node:fs/promises';
+import { Type } from 'typebox';
+import { AppError, notFound } from '../app-error.js';
+import { projectContext } from '../auth/access-plugin.js';
+import { gitCacheDir, readWorkflowFiles } from '../git/read-workflow-files.js';
+import { repositoryUrlProblem } from '../git/repository-url.js';
+import { RefNotFoundError, resolveRef } from '../git/resolve-ref.js';
+import { GitError } from '../git/run-git.js';
+import { rekeyRepository } from '../keys/rekey-repository.js';
+import { repositoryRemote } from '../keys/repository-remote.js';
+import type { Resources } from '../resources.js';
+import { createRepository, deleteRepository, getRepository, getRepositoryRow, listRepositories, updateRepository } from '../store/repository-store.js';
+import { checkRepositoryAccess } from '../workers/check-repository-access.js';
+import { IdParams, Name } from './schemas.js';
+
+const fields = {
+  url: Type.String({ minLength: 1, maxLength: 2048, description: 'ssh://[user@]host[:port]/path, user@host:path, https://…, http://…, file:///path or an absolute path' }),
+  defaultBranch: Type.String({ minLength: 1, maxLength: 255, pattern: '^[^\\s~^:?*\\[\\\\]+$', description: 'Branch used when a run or request names none' }),
+  keyType: Type.Union([Type.Literal('ed25519'), Type.Literal('rsa')], { description: 'Deploy key type: ed25519 (default) or rsa (4096 bits) for forges that want RSA' }),
+  knownHosts: Type.Union([Type.String({ maxLength: 65536 }), Type.Null()], {
+    description: 'known_hosts lines to pin the host keys; when null, the first access check learns and pins them',
+  }),
+};
+const CreateBody = Type.Object(
+  {
+    name: Name,
+    url: fields.url,
+    defaultBranch: Type.Optional(fields.defaultBranch),
+    keyType: Type.Optional(fields.keyType),
+    knownHosts: Type.Optional(fields.knownHosts),
+  },
+  { additionalProperties: false },
+);
+const UpdateBody = Type.Object(
+  { name: Type.Optional(Name), url: Type.Optional(fields.url), defaultBranch: Type.Optional(fields.defaultBranch), knownHosts: Type.Optional(fields.knownHosts) },
+  { additionalProperties: false },
+);
+const RefQuery = Type.Object({ ref: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Branch, tag or full commit sha (default: the default branch)' })) });
+const byRepository = { kind: 'repository', param: 'id' } as const;
+
+function checkUrl(url: string | undefined): void {
+  const problem = url === undefined ? undefined : repositoryUrlProblem(url);
+  if (problem) throw new AppError('validation_failed', `Invalid body: url ${problem}`, [{ field: 'url', message: problem }]);
+}
+
+/** Empty known_hosts means none pinned. */
+const pins = (text: string | null | undefined) => (text === undefined ? undefined : text?.trim() || null);
+
+export const repositoryRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (app, { res }) => {
+  const { db } = res.database;
+  const tags = ['repositories'];
+  const git = { dataDir: res.config.dataDir, timeoutSeconds: res.config.gitTimeoutSeconds };
+
+  app.post(
+    '/projects/:id/repositories',
+    { config: { access: { capability: 'repository.write', scope: { kind: 'project', param: 'id' } } }, schema: { tags, params: IdParams, body: CreateBody } },
+    async (req, reply) => {
+      checkUrl(req.body.url);
+      const { name, url, defaultBranch = 'main', keyType = 'ed25519', knownHosts } = req.body;
+      return reply.status(201).send(await createRepository(db, projectContext(req), { name, url, defaultBranch, keyType, knownHosts: pins(knownHosts) ?? null }));
+    },
+  );
+
+  app.get('/projects/:id/repositories', { config: { access: { capability: 'repository.read', scope: { kind: 'project', param: 'id' } } }, schema: { tags, params: IdParams } }, async (req) => ({
+    items: await listRepositories(db, req.params.id),
+  }));
+
+  app.get('/repositories/:id', { config: { access: { capability: 'repository.read', scope: byRepository } }, schema: { tags, params: IdParams } }, async (req) => {
+    const repo = await getRepository(db, req.params.id);
+    if (!repo) throw notFound('Repository');
+    return repo;
+  });
+
+  app.patch('/repositories/:id', { config: { access: { capability: 'repository.write', scope: byRepository } }, schema: { tags, params: IdParams, body: UpdateBody } }, async (req) => {
+    checkUrl(req.body.url);
+    return updateRepository(db, projectContext(req), req.params.id, { ...req.body, knownHosts: pins(req.body.knownHosts) });
+  });
+
+  app.delete('/repositories/:id', { config: { access: { capability: 'repository.delete', scope: byRepository } }, schema: { tags, params: IdParams } }, async (req, reply) => {
+    await deleteRepository(db, projectContext(req), req.params.id);
+    await rm(gitCacheDir(git.dataDir, req.params.id), { recursive: true, force: true });
+    return reply.status(204).send();
+  });
+
+  app.post(
+    '/repositories/:id/check',
+    {
+      config: { access: { capability: 'repository.check', scope: byRepository } },
+      schema: { tags, params: IdParams, description: 'Runs `git ls-remote` with the deploy key now and returns the repository with the outcome in `access`.' },
+    },
+    async (req) => checkRepositoryAccess({ db, secretBox: res.secretBox, gitTimeoutSeconds: git.timeoutSeconds }, req.params.id, projectContext(req).actorUserId),
+  );
+
+  app.post(
+    '/repositories/:id/rekey',
+    {
+      config: { access: { capability: 'repository.write', scope: byRepository } },
+      schema: { tags, params: IdParams, description: 'Replaces the deploy key with a new one; the old key keeps working on the forge until its deploy key is replaced there.' },
+    },
+    async (req) => {
+      const repo = await rekeyRepository({ db, secretBox: res.secretBox }, req.params.id, { type: 'repository.rekeyed', actorUserId: projectContext(req).actorUserId });
+      if (!repo) throw notFound('Repository');
+      return repo;
+    },
+  );
+
+  app.get(
+    '/repositories/:id/workflow-files',
+    { config: { access: { capability: 'repository.read', scope: byRepository } }, schema: { tags, params: IdParams, querystring: RefQuery } },
+    async (req) => {
+      const row = await getRepositoryRow(db, req.params.id);
+      if (!row) throw notFound('Repository');
+      const remote = repositoryRemote(res.secretBox, row);
+      try {
+        const commit = await resolveRef(remote, req.query.ref ?? row.default_branch, git.timeoutSeconds);
+        const files = await readWorkflowFiles(remote, commit, git);
+        return { commit, files: files.map((f) => ({ path: f.path })) };
+      } catch (err) {
+        if (err instanceof RefNotFoundError) throw new AppError('ref_not_found', err.message);
+        if (err instanceof GitError) throw new AppError('repository_unreachable', `git could not read ${row.url}: ${err.message}`);
+        throw err;
+      }
+    },
+  );
+};

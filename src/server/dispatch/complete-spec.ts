@@ -1,0 +1,38 @@
+import type { Db } from '../../db/database.js';
+import type { JobSpec } from '../../protocol/messages.js';
+import type { SecretBox } from '../secrets/secret-box.js';
+import type { ClaimedJob } from '../store/job-store.js';
+import { resolveJobSecrets } from '../store/secret-store.js';
+
+/**
+ * The spec a runner receives for a job it claimed: the stored spec with what is never stored in
+ * it added for this job alone: its secrets, the repository's deploy key and pinned host keys, and
+ * the job's artifact token.
+ */
+export async function completeSpec(db: Db, box: SecretBox, claimed: ClaimedJob, token: string): Promise<JobSpec> {
+  const { spec } = claimed;
+  const [secrets, repository] = await Promise.all([
+    resolveJobSecrets(db, box, spec.projectId, claimed.environmentId),
+    spec.checkout
+      ? db.selectFrom('repositories').select(['id', 'private_key', 'known_hosts']).where('id', '=', spec.checkout.repositoryId).executeTakeFirst()
+      : undefined,
+  ]);
+  const checkout = spec.checkout && {
+    ...spec.checkout,
+    privateKey: repository?.private_key ? box.openText(repository.private_key, `deploy-key:${repository.id}`) : null,
+    knownHosts: repository?.known_hosts ?? null,
+  };
+  return { ...spec, secrets, checkout, artifacts: { ...spec.artifacts, token } };
+}
+
+/** The secret values to mask in a job's log, for a job this server did not hand out itself. */
+export async function jobSecretValues(db: Db, box: SecretBox, jobId: string): Promise<string[]> {
+  const job = await db
+    .selectFrom('jobs')
+    .innerJoin('runs', 'runs.id', 'jobs.run_id')
+    .select(['runs.project_id', 'jobs.environment_id'])
+    .where('jobs.id', '=', jobId)
+    .executeTakeFirst();
+  if (!job) return [];
+  return (await resolveJobSecrets(db, box, job.project_id, job.environment_id)).map((s) => s.value);
+}

@@ -1,0 +1,99 @@
+import { access, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { GIT_PATH } from '../../runner/git-ssh-command.js';
+import { withGitSshEnv, type GitRemote } from './git-ssh-env.js';
+import { GitError, runGit } from './run-git.js';
+
+/** A repository the server reads files of: its remote, and its id naming its local cache. */
+export interface GitRepository extends GitRemote {
+  id: string;
+}
+
+export interface GitReadOptions {
+  dataDir: string;
+  timeoutSeconds: number;
+}
+
+export interface WorkflowFile {
+  /** Path in the repository, e.g. `.furrow/ci.yml`. */
+  path: string;
+  text: string;
+}
+
+const WORKFLOW_DIR = '.furrow';
+const WORKFLOW_FILE = /\.ya?ml$/;
+/** Fetches under way per cache: one at a time per repository in this process. */
+const fetching = new Map<string, Promise<unknown>>();
+
+/** The bare repository under the data dir that caches the commits read of one repository. */
+export function gitCacheDir(dataDir: string, repositoryId: string): string {
+  return path.join(dataDir, 'git', repositoryId);
+}
+
+/** Git's environment for commands on the cache alone (they reach no remote). */
+function cacheEnv(cache: string): Record<string, string> {
+  return { PATH: GIT_PATH, HOME: cache, LC_ALL: 'C', GIT_CONFIG_NOSYSTEM: '1' };
+}
+
+/** Runs `fn` once every earlier call for `key` has settled. */
+function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const before = fetching.get(key) ?? Promise.resolve();
+  const mine = before.then(fn, fn);
+  const settled = mine.catch(() => undefined);
+  fetching.set(key, settled);
+  void settled.then(() => {
+    if (fetching.get(key) === settled) fetching.delete(key);
+  });
+  return mine;
+}
+
+/**
+ * Makes `commit` available in the repository's cache: a shallow fetch of that one commit, skipped
+ * when it is there already. Returns the cache's path.
+ */
+async function fetchCommit(repo: GitRepository, commit: string, opts: GitReadOptions): Promise<string> {
+  if (!/^[0-9a-f]{40}$/.test(commit)) throw new Error(`not a full commit sha: ${commit}`);
+  const cache = gitCacheDir(opts.dataDir, repo.id);
+  return serialized(cache, async () => {
+    const base = { env: cacheEnv(cache), timeoutSeconds: opts.timeoutSeconds };
+    if (!(await access(path.join(cache, 'HEAD')).then(() => true, () => false))) {
+      await mkdir(path.dirname(cache), { recursive: true, mode: 0o700 });
+      await runGit(['init', '--bare', '--quiet', cache], base);
+    }
+    const present = await runGit(['-C', cache, 'cat-file', '-e', `${commit}^{commit}`], base).then(() => true, () => false);
+    if (!present) {
+      // The URL rather than a configured remote: it may have changed since the last fetch.
+      await withGitSshEnv(repo, (git) => runGit(['-C', cache, 'fetch', '--quiet', '--depth', '1', '--no-tags', repo.url, commit], { env: { ...git.env, HOME: cache }, timeoutSeconds: opts.timeoutSeconds }));
+    }
+    return cache;
+  });
+}
+
+function catFile(cache: string, object: string, opts: GitReadOptions): Promise<string> {
+  return runGit(['-C', cache, 'cat-file', 'blob', object], { env: cacheEnv(cache), timeoutSeconds: opts.timeoutSeconds });
+}
+
+/** The workflow files (`.furrow/*.yml` and `.furrow/*.yaml`) at `commit` (a full sha), by path. */
+export async function readWorkflowFiles(repo: GitRepository, commit: string, opts: GitReadOptions): Promise<WorkflowFile[]> {
+  const cache = await fetchCommit(repo, commit, opts);
+  const listing = await runGit(['-C', cache, 'ls-tree', '-z', commit, '--', `${WORKFLOW_DIR}/`], { env: cacheEnv(cache), timeoutSeconds: opts.timeoutSeconds });
+  const blobs: { path: string; oid: string }[] = [];
+  for (const entry of listing.split('\0')) {
+    // `<mode> <type> <oid>\t<path>`
+    const m = /^\d+ blob ([0-9a-f]+)\t(.+)$/s.exec(entry);
+    if (m && WORKFLOW_FILE.test(m[2]!)) blobs.push({ oid: m[1]!, path: m[2]! });
+  }
+  blobs.sort((a, b) => (a.path < b.path ? -1 : 1));
+  return Promise.all(blobs.map(async (b) => ({ path: b.path, text: await catFile(cache, b.oid, opts) })));
+}
+
+/** One file's text at `commit` (a full sha); undefined when the commit has no such file. */
+export async function readWorkflowFile(repo: GitRepository, commit: string, file: string, opts: GitReadOptions): Promise<string | undefined> {
+  const cache = await fetchCommit(repo, commit, opts);
+  try {
+    return await catFile(cache, `${commit}:${file}`, opts);
+  } catch (err) {
+    if (err instanceof GitError) return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,36 @@
+const FORMS = 'ssh://[user@]host[:port]/path, user@host:path, https://host/path, http://host/path, file:///path or an absolute path';
+/** `user@host:path`, scp's form of an SSH remote (host may be a bracketed IPv6 address). */
+const SCP_FORM = /^[A-Za-z0-9._-]+@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?!\/\/).+$/;
+
+/**
+ * Why git must not be given `url` as a repository's remote, or undefined when it is one of the
+ * forms Furrow reaches repositories by. Everything else is refused: other transports (`ext::`
+ * runs commands), words git would read as options, and passwords in URLs (they would be shown
+ * to every reader of the repository; use a deploy key).
+ */
+export function repositoryUrlProblem(url: string): string | undefined {
+  const invalid = `is not a repository URL; use ${FORMS}`;
+  // No control characters or spaces.
+  if (/[\s\u0000-\u001f\u007f]/.test(url)) return `${JSON.stringify(url)} contains spaces or control characters`;
+  if (url.startsWith('/')) return url.length > 1 ? undefined : `"/" ${invalid}`;
+  if (SCP_FORM.test(url)) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `"${url}" ${invalid}`;
+  }
+  switch (parsed.protocol) {
+    case 'file:':
+      return parsed.pathname.length > 1 && !parsed.host ? undefined : `"${url}" must be file:///absolute/path`;
+    case 'ssh:':
+    case 'https:':
+    case 'http:':
+      if (!parsed.hostname) return `"${url}" names no host`;
+      if (parsed.password) return 'put no password in the URL: Furrow reaches the repository with its deploy key';
+      if (parsed.pathname.length <= 1) return `"${url}" names no repository path`;
+      return undefined;
+    default:
+      return `"${url}" ${invalid}`;
+  }
+}

@@ -1,0 +1,216 @@
+import { sql, type Selectable } from 'kysely';
+import type { Db, Tx } from '../../db/database.js';
+import type { RepositoriesTable } from '../../db/schema.js';
+import { enqueueTask } from '../workers/tasks.js';
+import { recordActivity, type ProjectContext } from './activity-store.js';
+
+export type RepositoryRow = Selectable<RepositoriesTable>;
+export type KeyType = RepositoryRow['key_type'];
+
+/** A repository as the API shows it: never its private key. */
+export interface Repository {
+  id: string;
+  projectId: string;
+  name: string;
+  url: string;
+  defaultBranch: string;
+  keyType: KeyType;
+  /** null while the key is being generated (or after its material was lost). */
+  publicKey: string | null;
+  keyFingerprint: string | null;
+  knownHosts: string | null;
+  access: { status: RepositoryRow['access_status']; error: string | null; checkedAt: Date | null };
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Every column but the private key. */
+const PUBLIC_COLUMNS = [
+  'id',
+  'project_id',
+  'name',
+  'url',
+  'default_branch',
+  'key_type',
+  'public_key',
+  'key_fingerprint',
+  'known_hosts',
+  'access_status',
+  'access_error',
+  'access_checked_at',
+  'created_at',
+  'updated_at',
+] as const;
+
+function toRepository(r: Omit<RepositoryRow, 'private_key'>): Repository {
+  return {
+    id: r.id,
+    projectId: r.project_id,
+    name: r.name,
+    url: r.url,
+    defaultBranch: r.default_branch,
+    keyType: r.key_type,
+    publicKey: r.public_key,
+    keyFingerprint: r.key_fingerprint,
+    knownHosts: r.known_hosts,
+    access: { status: r.access_status, error: r.access_error, checkedAt: r.access_checked_at },
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** Records an activity about a repository; `actorUserId` is null for the server's own work. */
+async function log(tx: Tx, repo: { id: string; project_id: string; name: string }, type: string, actorUserId: string | null, payload: Record<string, unknown> = {}) {
+  const { organization_id } = await tx.selectFrom('projects').select('organization_id').where('id', '=', repo.project_id).executeTakeFirstOrThrow();
+  await recordActivity(tx, {
+    type,
+    organizationId: organization_id,
+    projectId: repo.project_id,
+    actorUserId,
+    subjectType: 'repository',
+    subjectId: repo.id,
+    payload: { name: repo.name, ...payload },
+  });
+}
+
+export interface RepositoryInput {
+  name: string;
+  url: string;
+  defaultBranch: string;
+  keyType: KeyType;
+  knownHosts: string | null;
+}
+
+/** Adds a repository and queues the making of its deploy key, in one transaction. */
+export function createRepository(db: Db, ctx: ProjectContext, input: RepositoryInput): Promise<Repository> {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx
+      .insertInto('repositories')
+      .values({ project_id: ctx.projectId, name: input.name, url: input.url, default_branch: input.defaultBranch, key_type: input.keyType, known_hosts: input.knownHosts })
+      .returning(PUBLIC_COLUMNS)
+      .executeTakeFirstOrThrow();
+    await enqueueTask(tx, 'generate-deploy-key', { repositoryId: row.id });
+    await log(tx, row, 'repository.created', ctx.actorUserId, { url: row.url, keyType: row.key_type });
+    return toRepository(row);
+  });
+}
+
+export async function listRepositories(db: Db, projectId: string): Promise<Repository[]> {
+  const rows = await db.selectFrom('repositories').select(PUBLIC_COLUMNS).where('project_id', '=', projectId).orderBy('name').execute();
+  return rows.map(toRepository);
+}
+
+export async function getRepository(db: Db, id: string): Promise<Repository | undefined> {
+  const row = await db.selectFrom('repositories').select(PUBLIC_COLUMNS).where('id', '=', id).executeTakeFirst();
+  return row && toRepository(row);
+}
+
+/** The whole row, sealed private key included: for the server's own git commands. */
+export function getRepositoryRow(db: Db, id: string): Promise<RepositoryRow | undefined> {
+  return db.selectFrom('repositories').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/**
+ * Changes a repository. A new URL or new host keys make its access unknown again: the status is
+ * reset and a check queued (once it has a key). A new URL without known hosts drops the pinned
+ * ones, which belonged to the old host; the next check learns the new host's.
+ */
+export function updateRepository(db: Db, ctx: ProjectContext, id: string, input: Partial<Omit<RepositoryInput, 'keyType'>>): Promise<Repository> {
+  return db.transaction().execute(async (tx) => {
+    const before = await tx.selectFrom('repositories').select(['url', 'known_hosts', 'public_key']).where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
+    const urlChanged = input.url !== undefined && input.url !== before.url;
+    const knownHosts = input.knownHosts !== undefined ? input.knownHosts : urlChanged ? null : before.known_hosts;
+    const recheck = urlChanged || knownHosts !== before.known_hosts;
+    const row = await tx
+      .updateTable('repositories')
+      .set({
+        ...(input.name !== undefined ? { name: input.name } : {}),
+        ...(input.url !== undefined ? { url: input.url } : {}),
+        ...(input.defaultBranch !== undefined ? { default_branch: input.defaultBranch } : {}),
+        known_hosts: knownHosts,
+        ...(recheck ? { access_status: 'pending' as const, access_error: null, access_checked_at: null } : {}),
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', id)
+      .returning(PUBLIC_COLUMNS)
+      .executeTakeFirstOrThrow();
+    if (recheck && before.public_key) await enqueueTask(tx, 'check-repository-access', { repositoryId: id });
+    await log(tx, row, 'repository.updated', ctx.actorUserId, { fields: Object.keys(input) });
+    return toRepository(row);
+  });
+}
+
+export function deleteRepository(db: Db, ctx: ProjectContext, id: string): Promise<void> {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.deleteFrom('repositories').where('id', '=', id).returning(['id', 'project_id', 'name']).executeTakeFirstOrThrow();
+    await log(tx, row, 'repository.deleted', ctx.actorUserId);
+  });
+}
+
+export interface StoredDeployKey {
+  publicKey: string;
+  /** Sealed with purpose `deploy-key:<repositoryId>`. */
+  sealedPrivateKey: Buffer;
+  fingerprint: string;
+}
+
+/**
+ * Stores a new deploy key (replacing any earlier one) and queues an access check, in one
+ * transaction; the access status is pending until then. Undefined when the repository is gone.
+ */
+export function storeDeployKey(
+  db: Db,
+  id: string,
+  key: StoredDeployKey,
+  activity: { type: 'repository.key_generated' | 'repository.rekeyed'; actorUserId: string | null },
+): Promise<Repository | undefined> {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx
+      .updateTable('repositories')
+      .set({
+        public_key: key.publicKey,
+        private_key: key.sealedPrivateKey,
+        key_fingerprint: key.fingerprint,
+        access_status: 'pending',
+        access_error: null,
+        access_checked_at: null,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', id)
+      .returning(PUBLIC_COLUMNS)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    await enqueueTask(tx, 'check-repository-access', { repositoryId: id });
+    await log(tx, row, activity.type, activity.actorUserId, { fingerprint: key.fingerprint });
+    return toRepository(row);
+  });
+}
+
+export interface AccessOutcome {
+  ok: boolean;
+  error: string | null;
+  /** Host keys learned on first contact; pinned only when none are pinned yet. */
+  knownHosts: string | null;
+}
+
+/** Records the outcome of an access check. Undefined when the repository is gone. */
+export function recordAccessCheck(db: Db, id: string, outcome: AccessOutcome, actorUserId: string | null): Promise<Repository | undefined> {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx
+      .updateTable('repositories')
+      .set({
+        access_status: outcome.ok ? 'ok' : 'failed',
+        access_error: outcome.error,
+        access_checked_at: sql`now()`,
+        // Pinned keys are never replaced by what a check saw: only the first contact pins.
+        known_hosts: sql`coalesce(known_hosts, ${outcome.knownHosts})`,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', id)
+      .returning(PUBLIC_COLUMNS)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    await log(tx, row, 'repository.checked', actorUserId, { status: row.access_status, ...(outcome.error ? { error: outcome.error } : {}) });
+    return toRepository(row);
+  });
+}

@@ -1,0 +1,46 @@
+import type { Retryable } from '../../domain/run-state.js';
+import type { CompiledWorkflow } from '../../pipeline/workflow-model.js';
+
+export interface ScriptWorkflow {
+  name: string;
+  script: string;
+  image: string | null;
+  retry_count: number;
+  retry_on: string[];
+  /** Set when the workflow is attached to a repository: the run's commit is checked out first. */
+  repository_id: string | null;
+}
+
+/** A script workflow as the one-job plan it runs as, so every run takes the same path. */
+export function scriptPlan(wf: ScriptWorkflow): CompiledWorkflow {
+  return {
+    name: wf.name,
+    on: { push: null, schedule: [], webhook: null, manual: { inputs: {} } },
+    env: {},
+    concurrency: null,
+    jobs: [
+      {
+        id: 'script',
+        key: 'script',
+        name: wf.name,
+        needs: [],
+        runsOn: [],
+        if: null,
+        matrix: null,
+        env: {},
+        steps: [{ name: 'script', run: wf.script, env: {}, timeoutSeconds: null, continueOnError: false, if: null }],
+        timeoutSeconds: null,
+        continueOnError: false,
+        retry: { count: wf.retry_count, on: wf.retry_on as Retryable[] },
+        image: wf.image,
+        environment: null,
+        concurrency: null,
+        maxParallel: null,
+        failFast: false,
+        checkout: { enabled: wf.repository_id !== null, depth: 1 },
+        upload: [],
+        download: [],
+      },
+    ],
+  };
+}

@@ -1,0 +1,48 @@
+import { sql } from 'kysely';
+import type { Db, Tx } from '../../db/database.js';
+
+/** Every background task by name, with the payload it takes. */
+export interface TaskPayloads {
+  /** Makes the repository's deploy key (of its key_type), then queues its access check. */
+  'generate-deploy-key': { repositoryId: string };
+  /** Runs `git ls-remote` with the deploy key and records the outcome (pinning learned host keys). */
+  'check-repository-access': { repositoryId: string };
+}
+
+export type TaskName = keyof TaskPayloads;
+
+export interface TaskOptions {
+  /** Replaces a queued task with the same key (graphile-worker `job_key`) instead of adding one. */
+  jobKey?: string;
+  runAt?: Date;
+  maxAttempts?: number;
+}
+
+/** The repository id of a repository task's payload; throws (the task fails) on anything else. */
+export function repositoryIdOf(payload: unknown): string {
+  const id = (payload as { repositoryId?: unknown } | null)?.repositoryId;
+  if (typeof id !== 'string') throw new Error(`payload has no repositoryId: ${JSON.stringify(payload)}`);
+  return id;
+}
+
+/** Queues background tasks; a worker of any instance on the database runs them. */
+export interface Tasks {
+  enqueue<N extends TaskName>(name: N, payload: TaskPayloads[N], opts?: TaskOptions): Promise<void>;
+}
+
+/**
+ * Queues a task with graphile-worker's `add_job` on `db`. Given a transaction, the task exists
+ * if and only if that transaction commits, and no worker sees it before.
+ */
+export async function enqueueTask<N extends TaskName>(db: Db | Tx, name: N, payload: TaskPayloads[N], opts: TaskOptions = {}): Promise<void> {
+  await sql`SELECT graphile_worker.add_job(
+    ${name}, ${JSON.stringify(payload)}::json,
+    run_at => ${opts.runAt ?? null}::timestamptz,
+    max_attempts => ${opts.maxAttempts ?? null}::int,
+    job_key => ${opts.jobKey ?? null}::text)`.execute(db);
+}
+
+/** The queue outside any transaction, as `res.tasks`. */
+export function taskQueue(db: Db): Tasks {
+  return { enqueue: (name, payload, opts) => enqueueTask(db, name, payload, opts) };
+}
