@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readWorkflowFile } from '../src/server/git/read-workflow-files.js';
 import { furrow } from './helpers/furrow-process.js';
 import { createBareRepo, git, pushCommit, type BareRepo } from './helpers/git-repos.js';
 import { authorizeKey, revokeKey, sshServerAvailable, startSshServer, type SshServer } from './helpers/ssh-server.js';
@@ -88,6 +89,17 @@ describe('repositories over file://', () => {
     const feature = await pushCommit(local, { '.furrow/feature.yml': CI_YML }, 'feature');
     const onFeature = await api('GET', `/repositories/${repoId}/workflow-files?ref=feature`);
     expect(onFeature.body).toEqual({ commit: feature, files: [{ path: '.furrow/feature.yml' }] });
+  });
+
+  it('reads one file at a commit', async () => {
+    const repo = { id: repoId, url: local.url, privateKey: null, knownHosts: null };
+    const opts = { dataDir: t.dataDir, timeoutSeconds: 30 };
+    expect(await readWorkflowFile(repo, local.commit, '.furrow/ci.yml', opts)).toBe(CI_YML);
+    expect(await readWorkflowFile(repo, local.commit, '.furrow/deploy.yaml', opts)).toBeUndefined();
+    // Concurrent reads into a fresh cache: its fetches take turns.
+    const fresh = { ...repo, id: '00000000-0000-4000-8000-00000000cafe' };
+    const texts = await Promise.all([1, 2, 3, 4].map(() => readWorkflowFile(fresh, local.commit, '.furrow/ci.yml', opts)));
+    expect(texts).toEqual([CI_YML, CI_YML, CI_YML, CI_YML]);
   });
 
   it('says clearly when a branch does not exist', async () => {

@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type WebSocket from 'ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createBareRepo, pushCommit, type BareRepo } from './helpers/git-repos.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
+const execFileP = promisify(execFile);
 let t: TestInstance;
 let dir: string;
 beforeAll(async () => {
@@ -121,7 +124,9 @@ async function liveLog(jobId: string): Promise<string> {
 
 describe('workflow files from a repository', () => {
   it('runs the DAG in order with the matrix, artifacts, masked secrets, skipped dependants and a re-run of the failed jobs', async () => {
-    const marker = path.join(dir, `flaky-${randomUUID()}`);
+    // In /tmp, where the job user may write: the first attempt leaves it, the re-run finds it.
+    const marker = path.join(tmpdir(), `furrow-flaky-${randomUUID()}`);
+    onTestFinished(() => rm(marker, { force: true }));
     const repo = await createBareRepo(path.join(dir, 'app.git'), { 'README.md': 'readme of the app\n', '.furrow/ci.yml': pipeline(marker) });
     const projectId = await project();
     const repositoryId = await repository(projectId, repo);
@@ -139,7 +144,6 @@ describe('workflow files from a repository', () => {
     const jobs = await jobsOf(run.id);
     const byName = Object.fromEntries(jobs.map((j) => [j.name, j]));
     expect(Object.keys(byName).sort()).toEqual(['after-flaky', 'build', 'cleanup', 'flaky', 'secrets', 'test (1)', 'test (2)']);
-    if (byName.build.status !== 'succeeded') console.log('DBG', await logOf(byName.build.id));
     expect(byName.build.status).toBe('succeeded');
     expect(byName['test (1)'].status).toBe('succeeded');
     expect(byName['test (2)'].status).toBe('succeeded');
@@ -173,7 +177,7 @@ describe('workflow files from a repository', () => {
     }
     expect(streamed).toBe(stored);
     // continue-on-error kept the job going; the failure()-only step did not run.
-    expect(byName.secrets.steps.map((s: any) => s.status)).toEqual(['succeeded', 'failed', 'skipped', 'succeeded']);
+    expect(byName.secrets.steps.map((s: any) => s.status)).toEqual(['succeeded', 'succeeded', 'failed', 'skipped', 'succeeded']); // checkout first
     expect(stored).toContain('still going');
     expect(stored).not.toContain('must not run');
 
@@ -255,5 +259,65 @@ describe('workflow files from a repository', () => {
     expect(run.status).toBe('succeeded');
     expect(await logOf(job.id)).toContain('deploying to prod');
     expect((await t.api('POST', `/api/v1/jobs/${job.id}/approve`)).body.code).toBe('approval_not_pending');
+  });
+
+  it('runs matrix instances one at a time under max-parallel and cancels the rest when one fails', async () => {
+    const projectId = await project();
+    const wf = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, {
+      name: 'matrix',
+      definition: `jobs:
+  m:
+    strategy:
+      max-parallel: 1
+      matrix:
+        n: [1, 2, 3]
+    steps:
+      - run: sleep 0.3 && test "$MATRIX_N" != 2
+`,
+    });
+    expect(wf.status).toBe(201);
+    const run = await t.waitForRun((await t.api('POST', `/api/v1/workflows/${wf.body.id}/runs`, {})).body.id);
+    expect(run.status).toBe('failed');
+    const jobs = Object.fromEntries((await jobsOf(run.id)).map((j) => [j.name, j]));
+    expect([jobs['m (1)'].status, jobs['m (2)'].status, jobs['m (3)'].status]).toEqual(['succeeded', 'failed', 'canceled']);
+    expect(jobs['m (3)'].startedAt).toBeNull(); // fail-fast (the default) canceled it before it started
+    expect(Date.parse(jobs['m (2)'].startedAt)).toBeGreaterThanOrEqual(Date.parse(jobs['m (1)'].finishedAt));
+  });
+
+  it('runs one job of a concurrency group at a time, and cancel-in-progress cancels the older run', async () => {
+    const projectId = await project();
+    const definition = (cancel: boolean) => `jobs:
+  deploy:
+    concurrency: { group: production, cancel-in-progress: ${cancel} }
+    steps:
+      - run: sleep 0.5
+`;
+    const queued = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'queued', definition: definition(false) });
+    const [a, b] = await Promise.all([1, 2].map(() => t.api('POST', `/api/v1/workflows/${queued.body.id}/runs`, {})));
+    await Promise.all([t.waitForRun(a!.body.id), t.waitForRun(b!.body.id)]);
+    const [ja, jb] = [(await jobsOf(a!.body.id))[0], (await jobsOf(b!.body.id))[0]];
+    const [first, second] = Date.parse(ja.startedAt) < Date.parse(jb.startedAt) ? [ja, jb] : [jb, ja];
+    expect(Date.parse(second.startedAt)).toBeGreaterThanOrEqual(Date.parse(first.finishedAt));
+
+    const cancelling = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'cancelling', definition: definition(true).replace('sleep 0.5', 'sleep 5') });
+    const older = await t.api('POST', `/api/v1/workflows/${cancelling.body.id}/runs`, {});
+    for (let i = 0; i < 100 && (await jobsOf(older.body.id))[0].status !== 'running'; i++) await new Promise((r) => setTimeout(r, 50));
+    const newer = await t.api('POST', `/api/v1/workflows/${cancelling.body.id}/runs`, {});
+    expect((await t.waitForRun(older.body.id)).status).toBe('canceled');
+    expect((await t.waitForRun(newer.body.id, 30_000)).status).toBe('succeeded');
+  });
+
+  it('loads SSH secrets into the job’s own ssh-agent', async () => {
+    const projectId = await project();
+    const keyDir = await mkdtemp(path.join(tmpdir(), 'furrow-key-'));
+    await execFileP('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'deploy@furrow', '-f', path.join(keyDir, 'k')]);
+    const key = await readFile(path.join(keyDir, 'k'), 'utf8');
+    await rm(keyDir, { recursive: true, force: true });
+    expect((await t.api('POST', `/api/v1/projects/${projectId}/secrets`, { name: 'DEPLOY_KEY', kind: 'ssh', value: key })).status).toBe(201);
+    const wf = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'ssh', script: 'ssh-add -l && test -S "$SSH_AUTH_SOCK" && test -z "${DEPLOY_KEY:-}"' });
+    const run = await t.waitForRun((await t.api('POST', `/api/v1/workflows/${wf.body.id}/runs`, {})).body.id);
+    const log = await logOf((await jobsOf(run.id))[0].id);
+    expect(run.status, log).toBe('succeeded');
+    expect(log).toMatch(/256 SHA256:\S+ deploy@furrow \(ED25519\)/);
   });
 });

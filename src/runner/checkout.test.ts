@@ -42,6 +42,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 const spec = (extra: Partial<CheckoutSpec> = {}): CheckoutSpec => ({
   repositoryId: 'r',
+  stepId: 'checkout',
   url: bare,
   commit: commits[1]!,
   ref: 'refs/heads/main',
@@ -113,6 +114,12 @@ describe('runCheckout', () => {
     expect(r.exitCode).not.toBe(0);
     expect(r.log).toMatch(/fatal: .*f{40}|not our ref|couldn't find remote ref/i);
     expect(r.log).not.toContain('$ git -C ' + r.workspace + ' checkout');
+  });
+
+  it('refuses a URL or commit git would read as an option', async () => {
+    const r = await checkout(spec({ url: '--upload-pack=touch /tmp/furrow-pwned' }), 'option');
+    expect(r.exitCode).toBe(1);
+    expect(r.log).toContain('refusing to check out');
   });
 
   it('stops when aborted', async () => {

@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { CheckoutSpec } from '../protocol/messages.js';
 import { writeStepScript } from './executors/spawn-step.js';
-import { GIT_ALLOW_PROTOCOL, GIT_PATH, gitSshCommand } from './git-ssh-command.js';
+import { GIT_ALLOW_PROTOCOL, GIT_PATH, gitSshCommand, localRepositoryTrust } from './git-ssh-command.js';
 import type { JobUser } from './job-user.js';
 import { killProcessTree } from './process-tree.js';
 
@@ -68,6 +68,11 @@ function runCommand(argv: string[], env: Record<string, string>, opts: CheckoutO
  * (killing the command's process group); the key files are removed in every case.
  */
 export async function runCheckout(spec: CheckoutSpec, opts: CheckoutOptions): Promise<{ exitCode: number | null }> {
+  // git would read either as an option.
+  if (spec.url.startsWith('-') || spec.commit.startsWith('-')) {
+    opts.output(Buffer.from(`refusing to check out ${JSON.stringify(spec.commit)} of ${JSON.stringify(spec.url)}: neither may start with "-"\n`));
+    return { exitCode: 1 };
+  }
   const id = randomBytes(6).toString('hex');
   const keyFile = spec.privateKey ? path.join(opts.scratch, `checkout-key-${id}`) : undefined;
   const knownHostsFile = path.join(opts.scratch, `checkout-known-hosts-${id}`);
@@ -75,6 +80,8 @@ export async function runCheckout(spec: CheckoutSpec, opts: CheckoutOptions): Pr
   try {
     if (keyFile) await writeStepScript(keyFile, spec.privateKey!.endsWith('\n') ? spec.privateKey! : `${spec.privateKey}\n`, opts.user);
     await writeStepScript(knownHostsFile, spec.knownHosts?.trim() ? `${spec.knownHosts.trim()}\n` : '', opts.user);
+    const trust = localRepositoryTrust(spec.url);
+    if (trust) await writeStepScript(path.join(opts.scratch, '.gitconfig'), trust, opts.user);
     const env = {
       PATH: GIT_PATH,
       HOME: opts.scratch,

@@ -44,3 +44,14 @@ export function gitSshCommand(opts: GitSshOptions): string {
 
 /** Transports git may use: never `ext::` (runs commands) or other helpers a URL could name. */
 export const GIT_ALLOW_PROTOCOL = 'file:git:http:https:ssh';
+
+/**
+ * The git config that lets the job user fetch from a repository on the runner's own disk
+ * (`file://` or a path) although another user owns it, which git otherwise refuses as "dubious
+ * ownership": only that one directory is trusted. It must be the user's global config (HOME):
+ * git drops config from the environment when it starts the local upload-pack.
+ */
+export function localRepositoryTrust(url: string): string | undefined {
+  const dir = url.startsWith('file://') ? decodeURIComponent(url.slice('file://'.length)) : url.startsWith('/') ? url : undefined;
+  return dir === undefined ? undefined : `[safe]\n\tdirectory = ${JSON.stringify(dir)}\n`;
+}

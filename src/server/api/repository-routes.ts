@@ -16,7 +16,7 @@ import { IdParams, Name } from './schemas.js';
 
 const fields = {
   url: Type.String({ minLength: 1, maxLength: 2048, description: 'ssh://[user@]host[:port]/path, user@host:path, https://…, http://…, file:///path or an absolute path' }),
-  defaultBranch: Type.String({ minLength: 1, maxLength: 255, pattern: '^[^\\s~^:?*\\[\\\\]+$', description: 'Branch used when a run or request names none' }),
+  defaultBranch: Type.String({ minLength: 1, maxLength: 255, pattern: '^[^-\\s~^:?*\\[\\\\][^\\s~^:?*\\[\\\\]*$', description: 'Branch used when a run or request names none' }),
   keyType: Type.Union([Type.Literal('ed25519'), Type.Literal('rsa')], { description: 'Deploy key type: ed25519 (default) or rsa (4096 bits) for forges that want RSA' }),
   knownHosts: Type.Union([Type.String({ maxLength: 65536 }), Type.Null()], {
     description: 'known_hosts lines to pin the host keys; when null, the first access check learns and pins them',
@@ -36,7 +36,7 @@ const UpdateBody = Type.Object(
   { name: Type.Optional(Name), url: Type.Optional(fields.url), defaultBranch: Type.Optional(fields.defaultBranch), knownHosts: Type.Optional(fields.knownHosts) },
   { additionalProperties: false },
 );
-const RefQuery = Type.Object({ ref: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Branch, tag or full commit sha (default: the default branch)' })) });
+const RefQuery = Type.Object({ ref: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[^-\\s]\\S*$', description: 'Branch, tag or full commit sha (default: the default branch)' })) });
 const byRepository = { kind: 'repository', param: 'id' } as const;
 
 function checkUrl(url: string | undefined): void {

@@ -16,7 +16,7 @@ export interface AccessCheck {
 export async function checkAccess(remote: GitRemote, timeoutSeconds: number): Promise<AccessCheck> {
   return withGitSshEnv(remote, async (git) => {
     try {
-      await runGit(['ls-remote', '--symref', remote.url, 'HEAD'], { env: git.env, timeoutSeconds });
+      await runGit(['ls-remote', '--symref', '--', remote.url, 'HEAD'], { env: git.env, timeoutSeconds });
     } catch (err) {
       if (!(err instanceof GitError)) throw err;
       return { ok: false, error: err.message, knownHosts: remote.knownHosts };

@@ -63,7 +63,7 @@ async function fetchCommit(repo: GitRepository, commit: string, opts: GitReadOpt
     const present = await runGit(['-C', cache, 'cat-file', '-e', `${commit}^{commit}`], base).then(() => true, () => false);
     if (!present) {
       // The URL rather than a configured remote: it may have changed since the last fetch.
-      await withGitSshEnv(repo, (git) => runGit(['-C', cache, 'fetch', '--quiet', '--depth', '1', '--no-tags', repo.url, commit], { env: { ...git.env, HOME: cache }, timeoutSeconds: opts.timeoutSeconds }));
+      await withGitSshEnv(repo, (git) => runGit(['-C', cache, 'fetch', '--quiet', '--depth', '1', '--no-tags', '--', repo.url, commit], { env: git.env, timeoutSeconds: opts.timeoutSeconds }));
     }
     return cache;
   });

@@ -16,7 +16,7 @@ export class RefNotFoundError extends Error {
 export async function resolveRef(remote: GitRemote, ref: string, timeoutSeconds: number): Promise<string> {
   if (FULL_SHA.test(ref)) return ref;
   const wanted = ref.startsWith('refs/') || ref === 'HEAD' ? [ref, `${ref}^{}`] : [`refs/heads/${ref}`, `refs/tags/${ref}^{}`, `refs/tags/${ref}`];
-  const out = await withGitSshEnv(remote, (git) => runGit(['ls-remote', remote.url, ref], { env: git.env, timeoutSeconds }));
+  const out = await withGitSshEnv(remote, (git) => runGit(['ls-remote', '--', remote.url, ref], { env: git.env, timeoutSeconds }));
   const found = new Map<string, string>();
   for (const line of out.split('\n')) {
     const [sha, name] = line.split('\t');

@@ -26,8 +26,8 @@ export async function rekeyRepository(
     .where('r.id', '=', repositoryId)
     .executeTakeFirst();
   if (!repo) return undefined;
-  // The comment shows on the forge's deploy key page: it says whose key it is.
-  const key = await generateDeployKey(repo.key_type, `furrow ${repo.project}/${repo.name}`.replace(/\s+/g, '-'));
+  // The comment shows on the forge's deploy key page: it says whose key it is (one word).
+  const key = await generateDeployKey(repo.key_type, `furrow:${repo.project}/${repo.name}`.replace(/\s+/g, '-'));
   return storeDeployKey(
     deps.db,
     repositoryId,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import type { RunStatus } from '../../db/schema.js';
 import { isTerminal, RETRYABLE, sourcesOf } from '../../domain/run-state.js';
@@ -25,6 +25,24 @@ export interface ClaimedJob {
  * artifact token.
  */
 export async function claimJob(db: Db, runnerId: string, leaseSeconds: number, tokenHash: Buffer): Promise<ClaimedJob | undefined> {
+  const free = await claimWhere(db, runnerId, leaseSeconds, tokenHash, sql`j.max_parallel IS NULL AND j.concurrency_group IS NULL`);
+  if (free) return free;
+  // Jobs limited by their matrix or concurrency group are claimed one claim at a time: the lock
+  // is taken before the claim's snapshot, so each claim sees the ones committed before it.
+  return db.transaction().execute(async (tx) => {
+    await sql`SELECT pg_advisory_xact_lock(${CONSTRAINED_CLAIM_LOCK})`.execute(tx);
+    return claimWhere(tx, runnerId, leaseSeconds, tokenHash, sql`(j.max_parallel IS NOT NULL OR j.concurrency_group IS NOT NULL)
+      AND (j.max_parallel IS NULL OR (SELECT count(*) FROM jobs s WHERE s.run_id = j.run_id AND s.job_key = j.job_key
+            AND (s.status = 'running' OR (s.status = 'queued' AND s.runner_id IS NOT NULL))) < j.max_parallel)
+      AND (j.concurrency_group IS NULL OR NOT EXISTS (SELECT 1 FROM jobs o WHERE o.concurrency_group = j.concurrency_group
+            AND (o.status = 'running' OR (o.status = 'queued' AND o.runner_id IS NOT NULL))))`);
+  });
+}
+
+/** An arbitrary constant: the advisory lock that serialises claims of limited jobs. */
+const CONSTRAINED_CLAIM_LOCK = 7_402_115;
+
+async function claimWhere(db: Db, runnerId: string, leaseSeconds: number, tokenHash: Buffer, condition: RawBuilder<unknown>): Promise<ClaimedJob | undefined> {
   const { rows } = await sql<ClaimedJob>`
     UPDATE jobs SET runner_id = ${runnerId}, lease_expires_at = now() + make_interval(secs => ${leaseSeconds}), job_token_hash = ${tokenHash}
     WHERE id = (
@@ -32,10 +50,7 @@ export async function claimJob(db: Db, runnerId: string, leaseSeconds: number, t
       WHERE runners.id = ${runnerId}::uuid AND NOT runners.paused AND ${runnerHeldJobs} < runners.capacity
         AND j.status = 'queued' AND j.runner_id IS NULL AND NOT j.cancel_requested AND j.labels <@ runners.labels
         AND (runners.organization_id IS NULL OR j.organization_id = runners.organization_id)
-        AND (j.max_parallel IS NULL OR (SELECT count(*) FROM jobs s WHERE s.run_id = j.run_id AND s.job_key = j.job_key
-              AND (s.status = 'running' OR (s.status = 'queued' AND s.runner_id IS NOT NULL))) < j.max_parallel)
-        AND (j.concurrency_group IS NULL OR NOT EXISTS (SELECT 1 FROM jobs o WHERE o.concurrency_group = j.concurrency_group
-              AND (o.status = 'running' OR (o.status = 'queued' AND o.runner_id IS NOT NULL))))
+        AND ${condition}
       ORDER BY j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
     RETURNING spec, environment_id AS "environmentId"`.execute(db);
   return rows[0];

@@ -57,7 +57,8 @@ function optionalColumns(input: Partial<WorkflowInput>) {
 async function checkSource(db: Db, projectId: string, input: Partial<WorkflowInput>, current?: { repositoryId: string | null; path: string | null }) {
   const given = (['script', 'definition', 'path'] as const).filter((k) => input[k] !== undefined);
   if (given.length > 1 || (!current && given.length === 0)) {
-    throw new AppError('validation_failed', 'Give exactly one of script, definition and path.', given.map((field) => ({ field, message: 'only one source may be given' })));
+    const details = given.length === 0 ? [{ field: 'script', message: 'give script, definition or path' }] : given.map((field) => ({ field, message: 'only one of script, definition and path may be given' }));
+    throw new AppError('validation_failed', 'Give exactly one of script, definition and path.', details);
   }
   if (input.definition !== undefined) compileOrThrow(input.definition, `${input.name ?? 'workflow'}.yml`);
   const repositoryId = input.repositoryId !== undefined ? input.repositoryId : current?.repositoryId;
