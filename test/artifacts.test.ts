@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -21,7 +21,7 @@ let user: JobUser | undefined;
 const dirs: string[] = [];
 
 beforeAll(async () => {
-  t = await startTestInstance({ FURROW_ARTIFACT_MAX_MB: '1' });
+  t = await startTestInstance({ FURROW_ARTIFACT_MAX_MB: '1', FURROW_ARTIFACT_RUN_MAX_MB: '2' });
   user = await resolveJobUser(t.instance.resources.config.executor.jobUser);
 });
 afterAll(async () => {
@@ -155,6 +155,17 @@ describe('artifacts', () => {
     expect(await storedFiles(job.runId)).toEqual([]);
   });
 
+  it('keeps the artifacts of a run within the run limit', async () => {
+    const job = await runningJob();
+    const ws = await workspace({ 'a.bin': randomBytes(0.8 * MiB), 'b.bin': randomBytes(0.8 * MiB), 'c.bin': randomBytes(0.8 * MiB) });
+    await uploadArtifacts(options(job, ws, { upload: [{ name: 'a', paths: ['a.bin'] }, { name: 'b', paths: ['b.bin'] }] }));
+    await expect(uploadArtifacts(options(job, ws, { upload: [{ name: 'c', paths: ['c.bin'] }] }))).rejects.toThrow(
+      /^artifact "c": upload failed: HTTP 413: The artifact is larger than the 0\.4 MiB left of the run's artifact limit of 2 MiB \(FURROW_ARTIFACT_RUN_MAX_MB raises it\)/,
+    );
+    expect((await artifactRows(job.runId)).map((r) => r.name).sort()).toEqual(['a', 'b']);
+    expect(await storedFiles(job.runId)).toHaveLength(2);
+  });
+
   it('keeps nothing of an upload that breaks off', async () => {
     const job = await runningJob();
     let sent = 0;
@@ -168,6 +179,16 @@ describe('artifacts', () => {
     const init: RequestInit & { duplex: 'half' } = { method: 'PUT', headers: { authorization: `Bearer ${job.token}`, 'content-type': 'application/gzip' }, body, duplex: 'half' };
     await expect(fetch(`${t.url}/api/v1/jobs/${job.jobId}/artifacts/cut`, init)).rejects.toThrow();
     // The server notices the broken connection asynchronously.
+    for (let i = 0; i < 50 && (await storedFiles(job.runId)).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await storedFiles(job.runId)).toEqual([]);
+    expect(await artifactRows(job.runId)).toEqual([]);
+  });
+
+  it('breaks the upload off when tar fails, so that the server keeps nothing', async () => {
+    const job = await runningJob();
+    const ws = await workspace({ 'out/a.bin': randomBytes(200_000), 'out/secret': 'x', 'out/z.bin': randomBytes(200_000) });
+    await chmod(path.join(ws, 'out/secret'), 0o000);
+    await expect(uploadArtifacts(options(job, ws, { upload: [{ name: 'out', paths: ['out'] }] }))).rejects.toThrow(/^artifact "out": tar exited with 2: .*out\/secret: Cannot open: Permission denied/);
     for (let i = 0; i < 50 && (await storedFiles(job.runId)).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(await storedFiles(job.runId)).toEqual([]);
     expect(await artifactRows(job.runId)).toEqual([]);
@@ -195,7 +216,7 @@ describe('artifacts', () => {
     await expect(downloadArtifacts(options(job, ws, { download: [{ name: 'ok', path: 'a/../../x' }] }))).rejects.toThrow(/"a\/\.\.\/\.\.\/x" must be a path inside the workspace/);
     expect(await artifactRows(job.runId)).toEqual([]);
 
-    await expect(uploadArtifacts(options(job, ws, { upload: [{ name: 'dist', paths: ['a.txt', 'dist/**'] }] }))).rejects.toThrow('artifact "dist": no file matches "dist/**"');
+    await expect(uploadArtifacts(options(job, ws, { upload: [ok, { name: 'dist', paths: ['a.txt', 'dist/**'] }] }))).rejects.toThrow('artifact "dist": no file matches "dist/**"');
     expect(await artifactRows(job.runId)).toEqual([]);
     expect(await storedFiles(job.runId)).toEqual([]);
   });
@@ -205,7 +226,10 @@ describe('artifacts', () => {
     await uploadArtifacts(options(job, await workspace({ 'a.txt': 'shared' }), { upload: [{ name: 'a', paths: ['a.txt'] }] }));
     const rerun = await runningJob();
     const { db } = t.instance.resources.database;
-    expect(await db.transaction().execute((tx) => copyArtifacts(tx, job.runId, rerun.runId))).toBe(1);
+    // A re-run copies what the jobs it keeps uploaded.
+    expect(await db.transaction().execute((tx) => copyArtifacts(tx, job.runId, rerun.runId, [rerun.jobId]))).toBe(0);
+    expect(await db.transaction().execute((tx) => copyArtifacts(tx, job.runId, rerun.runId, [job.jobId]))).toBe(1);
+    expect(await db.transaction().execute((tx) => copyArtifacts(tx, job.runId, rerun.runId))).toBe(0);
     const [original] = await artifactRows(job.runId);
     expect(await artifactRows(rerun.runId)).toEqual([original]);
 

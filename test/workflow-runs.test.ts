@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createBareRepo, pushCommit, type BareRepo } from './helpers/git-repos.js';
+import { createBareRepo, git, pushCommit, type BareRepo } from './helpers/git-repos.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 const execFileP = promisify(execFile);
@@ -213,10 +213,15 @@ describe('workflow files from a repository', () => {
     expect(run).toMatchObject({ status: 'succeeded', commit: repo.commit });
     expect(broken).not.toBe(repo.commit);
 
+    // A bare name finds a tag too; an annotated tag runs at the commit it points at.
+    await git(['-C', repo.path, 'tag', '-a', 'v1', '-m', 'release', repo.commit]);
+    const tagged = await t.waitForRun((await t.api('POST', `/api/v1/workflows/${wf.body.id}/runs`, { ref: 'v1' })).body.id);
+    expect(tagged).toMatchObject({ status: 'succeeded', ref: 'refs/tags/v1', commit: repo.commit });
+
     const unknown = await t.api('POST', `/api/v1/workflows/${wf.body.id}/runs`, { ref: 'no-such-branch' });
     expect(unknown.status).toBe(422);
     expect(unknown.body.code).toBe('ref_not_found');
-    expect((await t.api('GET', `/api/v1/projects/${projectId}/runs`)).body.items).toHaveLength(1); // nothing half-written
+    expect((await t.api('GET', `/api/v1/projects/${projectId}/runs`)).body.items).toHaveLength(2); // nothing half-written
   });
 
   it('refuses a YAML definition with line and column, and runs a valid one without a repository', async () => {
@@ -230,12 +235,21 @@ describe('workflow files from a repository', () => {
 
     const wf = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, {
       name: 'w',
-      definition: 'jobs:\n  one:\n    steps:\n      - run: echo one\n  two:\n    needs: one\n    if: furrow.event == \'push\'\n    steps:\n      - run: echo two\n',
+      definition: 'jobs:\n  one:\n    steps:\n      - run: echo one\n  two:\n    needs: one\n    if: furrow.event == \'push\'\n    steps:\n      - run: echo two\n  three:\n    needs: one\n    steps:\n      - run: echo three\n',
     });
     expect(wf.status).toBe(201);
     const run = await t.waitForRun((await t.api('POST', `/api/v1/workflows/${wf.body.id}/runs`, {})).body.id);
     expect(run.status).toBe('succeeded');
-    expect((await jobsOf(run.id)).map((j) => [j.name, j.status])).toEqual([['one', 'succeeded'], ['two', 'skipped']]);
+    expect((await jobsOf(run.id)).map((j) => [j.name, j.status])).toEqual([['one', 'succeeded'], ['two', 'skipped'], ['three', 'succeeded']]);
+    // The run's log is its jobs' logs one after the other; an offset counts through them.
+    const whole = (await t.api('GET', `/api/v1/runs/${run.id}/log`)).text;
+    expect(whole).toBe('one\nthree\n');
+    expect((await t.api('GET', `/api/v1/runs/${run.id}/log?offset=5`)).text).toBe('hree\n');
+
+    // A run whose every job is skipped is skipped.
+    const none = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'never', definition: "jobs:\n  only:\n    if: furrow.event == 'push'\n    steps:\n      - run: echo no\n" });
+    const skipped = await t.waitForRun((await t.api('POST', `/api/v1/workflows/${none.body.id}/runs`, {})).body.id);
+    expect(skipped.status).toBe('skipped');
   });
 
   it('holds a job in a protected environment until a manager approves it', async () => {

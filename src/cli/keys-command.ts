@@ -5,6 +5,7 @@ import type { Db } from '../db/database.js';
 import { openDeployKey } from '../server/keys/deploy-key-box.js';
 import { rekeyRepository } from '../server/keys/rekey-repository.js';
 import { SecretBox } from '../server/secrets/secret-box.js';
+import { canOpenSecret } from '../server/store/secret-store.js';
 import { migrateTaskQueue } from '../server/workers/start-workers.js';
 import { createLogger } from './create-logger.js';
 import { UsageError } from './usage-error.js';
@@ -53,15 +54,7 @@ async function unreadableSshSecrets(db: Db, box: SecretBox): Promise<{ project: 
     .orderBy('s.name')
     .execute();
   return rows
-    .filter((s) => {
-      try {
-        // The purpose the secret store seals secrets with.
-        box.open(s.value, `secret:${s.id}`);
-        return false;
-      } catch {
-        return true;
-      }
-    })
+    .filter((s) => !canOpenSecret(box, s))
     .map((s) => ({ project: s.environment ? `${s.project} (${s.environment})` : s.project, name: s.name }));
 }
 

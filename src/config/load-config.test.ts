@@ -48,6 +48,10 @@ describe('loadConfig', () => {
       loginRateLimit: SETTINGS.FURROW_LOGIN_RATE_LIMIT.default,
       sessionTtlHours: SETTINGS.FURROW_SESSION_TTL_HOURS.default,
       cookieSecure: SETTINGS.FURROW_COOKIE_SECURE.default,
+      secretKey: undefined,
+      artifactMaxBytes: SETTINGS.FURROW_ARTIFACT_MAX_MB.default * 1024 * 1024,
+      artifactRunMaxBytes: SETTINGS.FURROW_ARTIFACT_RUN_MAX_MB.default * 1024 * 1024,
+      gitTimeoutSeconds: SETTINGS.FURROW_GIT_TIMEOUT_SECONDS.default,
       runner: {
         url: undefined,
         token: undefined,

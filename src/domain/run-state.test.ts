@@ -32,5 +32,6 @@ describe('run state machine', () => {
     expect(runStatusOf(['succeeded', 'waiting'])).toBe('running');
     expect(runStatusOf(['succeeded', 'skipped'])).toBe('succeeded');
     expect(runStatusOf(['failed', 'skipped'])).toBe('failed');
+    expect(runStatusOf(['skipped', 'skipped'])).toBe('skipped');
   });
 });

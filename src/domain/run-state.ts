@@ -37,7 +37,8 @@ export function sourcesOf(to: RunStatus): RunStatus[] {
 /**
  * A run's status follows from its jobs' latest attempts: running while any job is active (or
  * some have ended and others still wait), queued while all wait, otherwise the worst outcome
- * (timed_out before failed before canceled before succeeded); skipped jobs do not count, and a
+ * (timed_out before failed before canceled before succeeded); skipped jobs do not count (a run
+ * whose jobs were all skipped is skipped), and a
  * job whose runner was lost and that was not retried counts as failed. Callers pass a failed job
  * that may fail (`continue-on-error`) as succeeded.
  */
@@ -49,6 +50,8 @@ export function runStatusOf(jobs: readonly RunStatus[]): RunStatus {
   if (jobs.includes('timed_out')) return 'timed_out';
   if (jobs.includes('failed') || jobs.includes('runner_lost')) return 'failed';
   if (jobs.includes('canceled')) return 'canceled';
+  // Every job's `if` said no: nothing ran.
+  if (jobs.every((s) => s === 'skipped')) return 'skipped';
   return 'succeeded';
 }
 

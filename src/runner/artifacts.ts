@@ -62,11 +62,9 @@ function describe(command: string, f: Finished): string {
   return `${command} ${how}${f.stderr ? `: ${f.stderr}` : ''}`;
 }
 
-/** Runs `argv` as the job user: whether it exited with 0; throws, prefixed with `what`, when it could not run. */
-async function runAsJobUser(opts: ArtifactOptions, argv: string[], what: string): Promise<boolean> {
-  const result = await finished(spawnAsJobUser(opts, argv, ['ignore', 'ignore', 'pipe']));
-  if (result.failure) throw new Error(`${what}: ${describe(argv[0]!, result)}`);
-  return result.code === 0;
+/** Runs `argv` as the job user to its end. */
+function runAsJobUser(opts: ArtifactOptions, argv: string[]): Promise<Finished> {
+  return finished(spawnAsJobUser(opts, argv, ['ignore', 'ignore', 'pipe']));
 }
 
 /** `p` made relative to the workspace; throws for a path that is absolute or climbs out of it. */
@@ -154,15 +152,21 @@ async function uploadOne(opts: ArtifactOptions, name: string, paths: string[]): 
   return ((await res.json()) as { size: number }).size;
 }
 
-/** Uploads the job's artifacts (`spec.artifacts.upload`), one tar.gz each; all paths are checked first. */
+/**
+ * Uploads the job's artifacts (`spec.artifacts.upload`), one tar.gz each. Every path of every
+ * artifact is checked first, so that a mistake in one uploads none.
+ */
 export async function uploadArtifacts(opts: ArtifactOptions): Promise<void> {
-  const uploads = opts.spec.artifacts.upload.map((a) => ({ name: a.name, given: a.paths, paths: a.paths.map((p) => uploadPath(a.name, p)) }));
-  for (const { name, given, paths } of uploads) {
-    for (const [i, p] of paths.entries()) {
-      const found = await runAsJobUser(opts, ['test', '-e', p], `artifact "${name}"`);
-      if (!found) throw new Error(`artifact "${name}": no file matches "${given[i]}"`);
+  const uploads = opts.spec.artifacts.upload.map((a) => ({ name: a.name, paths: a.paths.map((p) => ({ given: p, path: uploadPath(a.name, p) })) }));
+  for (const { name, paths } of uploads) {
+    for (const { given, path: p } of paths) {
+      const test = await runAsJobUser(opts, ['test', '-e', p]);
+      if (test.failure) throw new Error(`artifact "${name}": ${describe('test', test)}`);
+      if (test.code !== 0) throw new Error(`artifact "${name}": no file matches "${given}"`);
     }
-    const size = await uploadOne(opts, name, paths);
+  }
+  for (const { name, paths } of uploads) {
+    const size = await uploadOne(opts, name, paths.map((p) => p.path));
     opts.output(Buffer.from(`Uploaded artifact "${name}" (${formatBytes(size)})\n`));
   }
 }
@@ -173,7 +177,8 @@ export async function downloadArtifacts(opts: ArtifactOptions): Promise<void> {
   for (const { name, dir } of downloads) {
     const what = `artifact "${name}"`;
     const target = path.join(opts.workspace, dir);
-    if (!(await runAsJobUser(opts, ['mkdir', '-p', '--', target], what))) throw new Error(`${what}: could not create the directory ${dir} in the workspace`);
+    const made = await runAsJobUser(opts, ['mkdir', '-p', '--', target]);
+    if (!succeeded(made)) throw new Error(`${what}: could not create ${dir} in the workspace: ${describe('mkdir', made)}`);
     let res: Response;
     try {
       res = await fetch(artifactUrl(opts, name), { headers: { authorization: `Bearer ${opts.spec.artifacts.token}` }, signal: opts.signal });

@@ -77,11 +77,13 @@ export async function runCheckout(spec: CheckoutSpec, opts: CheckoutOptions): Pr
   const keyFile = spec.privateKey ? path.join(opts.scratch, `checkout-key-${id}`) : undefined;
   const knownHostsFile = path.join(opts.scratch, `checkout-known-hosts-${id}`);
   const marker = `FURROW_CHECKOUT=${id}`;
+  const trust = localRepositoryTrust(spec.url);
+  // HOME is the scratch dir: this is git's global config for the checkout.
+  const gitConfig = path.join(opts.scratch, '.gitconfig');
   try {
     if (keyFile) await writeStepScript(keyFile, spec.privateKey!.endsWith('\n') ? spec.privateKey! : `${spec.privateKey}\n`, opts.user);
     await writeStepScript(knownHostsFile, spec.knownHosts?.trim() ? `${spec.knownHosts.trim()}\n` : '', opts.user);
-    const trust = localRepositoryTrust(spec.url);
-    if (trust) await writeStepScript(path.join(opts.scratch, '.gitconfig'), trust, opts.user);
+    if (trust) await writeStepScript(gitConfig, trust, opts.user);
     const env = {
       PATH: GIT_PATH,
       HOME: opts.scratch,
@@ -100,6 +102,6 @@ export async function runCheckout(spec: CheckoutSpec, opts: CheckoutOptions): Pr
     }
     return { exitCode: 0 };
   } finally {
-    await Promise.all([keyFile, knownHostsFile].map((f) => f && rm(f, { force: true })));
+    await Promise.all([keyFile, knownHostsFile, trust && gitConfig].map((f) => f && rm(f, { force: true })));
   }
 }

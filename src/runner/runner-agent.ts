@@ -1,4 +1,4 @@
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PROTOCOL_VERSION, type JobSpec, type RegisteredReply, type RunnerChannel, type ServerReply } from '../protocol/messages.js';
 import type { Executor, JobContext } from './executors/executor.js';
@@ -153,6 +153,8 @@ export class RunnerAgent {
       };
       job = { spec: { ...spec, env }, workspace, scratch, signal: controller.signal };
       await this.opts.executor.prepareJob(job);
+      // The checkout's key and the ssh-agent's socket go there, used as the job user.
+      if (user) await chown(scratch, user.uid, user.gid);
       if (sshKeys.length > 0) sshAgent = await startSshAgent(agentDir, sshKeys, user);
       outcome = await runJobWork({
         executor: this.opts.executor,

@@ -37,7 +37,7 @@ export interface TestInstance {
   stop(drop?: boolean): Promise<void>;
 }
 
-const TERMINAL = ['succeeded', 'failed', 'canceled', 'timed_out'];
+const TERMINAL = ['succeeded', 'failed', 'canceled', 'timed_out', 'skipped'];
 let counter = 0;
 
 /**

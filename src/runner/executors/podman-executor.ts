@@ -103,6 +103,8 @@ export class PodmanExecutor implements Executor {
   async prepareJob(job: JobContext): Promise<void> {
     const { image, env } = job.spec;
     if (!image) throw new Error('the workflow names no image; the podman executor needs one');
+    // The job's ssh-agent listens on the runner's host, outside the container.
+    if (job.spec.secrets.some((s) => s.kind === 'ssh')) throw new Error('the podman executor cannot hand SSH secrets to a container yet: run the job on a shell or bwrap runner');
     const bad = Object.keys(env).find((name) => !ENV_NAME.test(name));
     if (bad !== undefined) throw new Error(`"${bad}" cannot be passed into a container as an environment variable (letters, digits and _ only)`);
     const user = await resolveJobUser(this.settings.jobUser);

@@ -197,6 +197,11 @@ export class SshExecutor implements Executor {
 
   async prepareJob(job: JobContext): Promise<void> {
     if (job.spec.network === 'none') throw new Error('the job asks for no network (network: none), which the ssh executor cannot enforce on its target');
+    // The runner checks out and runs the job's ssh-agent on its own host, which the target does not see.
+    if (job.spec.checkout) throw new Error('the ssh executor cannot check out the repository on its target yet: set `checkout: false` and fetch in a step, or run the job on a shell, bwrap or podman runner');
+    if (job.spec.secrets.some((s) => s.kind === 'ssh')) throw new Error('the ssh executor cannot hand SSH secrets to its target yet: run the job on a shell or bwrap runner');
+    const { upload, download } = job.spec.artifacts;
+    if (upload.length + download.length > 0) throw new Error('the ssh executor cannot move artifacts to or from its target yet: run the job on a shell, bwrap or podman runner');
     const remote = this.remoteJob(job.spec.jobId);
     const base = q(this.ssh.workDir);
     const [ws, scr] = [q(remote.workspace), q(remote.scratch)];

@@ -24,7 +24,6 @@ const ArtifactSchema = Type.Object({
   // A Date on the way out, serialized as an ISO timestamp.
   createdAt: Type.Unsafe<Date>({ type: 'string', format: 'date-time' }),
 });
-const byJob = { kind: 'job', param: 'id' } as const;
 const byRun = { kind: 'run', param: 'id' } as const;
 
 function jobOf(req: FastifyRequest): JobIdentity {
@@ -57,7 +56,7 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
     '/jobs/:id/artifacts/:name',
     {
       bodyLimit: storage.artifactLimit.bytes,
-      config: { access: { capability: 'job', scope: byJob } },
+      config: { access: { capability: 'job' } },
       schema: {
         tags,
         summary: 'Upload an artifact of the running job (a tar.gz body; 201)',
@@ -81,7 +80,7 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
   app.get(
     '/jobs/:id/artifacts/:name',
     {
-      config: { access: { capability: 'job', scope: byJob } },
+      config: { access: { capability: 'job' } },
       schema: { tags, summary: 'Download an artifact of the running job’s run (tar.gz)', description: 'Authenticated with the job’s token.', params: ArtifactParams },
     },
     async (req, reply) => sendArtifact(reply, await findArtifact(db, jobOf(req).runId, req.params.name), req.params.name),

@@ -13,7 +13,7 @@ import { planOptions, rerun } from '../triggers/rerun.js';
 import type { Resources } from '../resources.js';
 import { IdParams, VariableMap } from './schemas.js';
 
-const StatusSchema = Type.Union(['queued', 'running', 'succeeded', 'failed', 'canceled', 'timed_out'].map((s) => Type.Literal(s)));
+const StatusSchema = Type.Union(['queued', 'running', 'succeeded', 'failed', 'canceled', 'timed_out', 'skipped'].map((s) => Type.Literal(s)));
 const StartBody = Type.Object(
   {
     environmentId: Type.Optional(Type.String({ format: 'uuid', description: 'Environment to run in (default: the workflow’s)' })),
@@ -132,7 +132,11 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
     async (req, reply) => {
       // The latest attempt of each job: a retried attempt's log stays readable at /jobs/:id/log.
       const jobs = (await listJobsWithSteps(db, req.params.id)).filter((j) => !j.retried);
-      return sendLog(reply, res, jobs.map((j) => j.id), jobs.reduce((n, j) => n + j.logSize, 0), req.query.offset);
+      // The offset counts through the jobs' logs one after the other: skip the jobs it passes.
+      let offset = req.query.offset;
+      let first = 0;
+      while (first < jobs.length - 1 && offset >= jobs[first]!.logSize) offset -= jobs[first++]!.logSize;
+      return sendLog(reply, res, jobs.slice(first).map((j) => j.id), jobs.reduce((n, j) => n + j.logSize, 0), offset);
     },
   );
 

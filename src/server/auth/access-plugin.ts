@@ -112,9 +112,8 @@ export const accessPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) =>
       const header = req.headers.authorization;
       const job = header?.startsWith('Bearer ') ? await jobForToken(opts.db, header.slice(7).trim()) : undefined;
       if (!job) throw new AppError('unauthenticated', 'Send the job’s token; it is valid only while its job runs.');
-      // A token reaches its own job's routes only, whatever else of its run it could name.
-      const id = (req.params as Record<string, string>)[rule.scope?.param ?? 'id'];
-      if (job.jobId !== id) throw new AppError('forbidden', 'This job token belongs to another job.');
+      // A token reaches its own job's routes (`/jobs/:id/…`) only.
+      if (job.jobId !== (req.params as Record<string, string>).id) throw new AppError('forbidden', 'This job token belongs to another job.');
       req.job = job;
       return;
     }

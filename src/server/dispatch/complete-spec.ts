@@ -1,5 +1,6 @@
 import type { Db } from '../../db/database.js';
 import type { JobSpec } from '../../protocol/messages.js';
+import { openDeployKey } from '../keys/deploy-key-box.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { ClaimedJob } from '../store/job-store.js';
 import { resolveJobSecrets } from '../store/secret-store.js';
@@ -17,11 +18,9 @@ export async function completeSpec(db: Db, box: SecretBox, claimed: ClaimedJob, 
       ? db.selectFrom('repositories').select(['id', 'private_key', 'known_hosts']).where('id', '=', spec.checkout.repositoryId).executeTakeFirst()
       : undefined,
   ]);
-  const checkout = spec.checkout && {
-    ...spec.checkout,
-    privateKey: repository?.private_key ? box.openText(repository.private_key, `deploy-key:${repository.id}`) : null,
-    knownHosts: repository?.known_hosts ?? null,
-  };
+  const privateKey = repository ? openDeployKey(box, repository) : null;
+  if (privateKey === 'unreadable') throw new Error('the deploy key was sealed under another secret key');
+  const checkout = spec.checkout && { ...spec.checkout, privateKey, knownHosts: repository?.known_hosts ?? null };
   return { ...spec, secrets, checkout, artifacts: { ...spec.artifacts, token } };
 }
 

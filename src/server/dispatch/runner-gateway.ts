@@ -110,6 +110,8 @@ export class RunnerGateway {
     c.closed = true;
     this.drain(c);
     this.connections.delete(c);
+    // A reconnect (here or to another instance) loads them again.
+    for (const jobId of c.jobs) this.secretValues.delete(jobId);
     if (!c.runner) return;
     await releaseClaims(this.deps.db, c.runner.id, [...c.claimed]).catch(() => undefined);
     const runnerId = c.runner.id;

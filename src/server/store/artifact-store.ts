@@ -9,7 +9,7 @@ import type { JobIdentity } from './job-token.js';
 export interface Artifact {
   id: string;
   runId: string;
-  /** The job that uploaded it; null for a re-run's copy and once that job is gone. */
+  /** The job that uploaded it (for a re-run's copy, the original run's job); null once that job is gone. */
   jobId: string | null;
   name: string;
   size: number;
@@ -74,14 +74,21 @@ export async function uploadArtifact(db: Db, storage: ArtifactStorage, job: JobI
 }
 
 /**
- * Gives the run `toRunId` (a re-run) the artifacts of `fromRunId`. The copies share the original
+ * Gives the run `toRunId` (a re-run) the artifacts of `fromRunId`, or only those uploaded by
+ * `jobIds` (the jobs the re-run keeps). The copies keep their job and time and share the original
  * files, which is why deleting rows never deletes files. Returns how many were copied.
  */
-export async function copyArtifacts(tx: Tx, fromRunId: string, toRunId: string): Promise<number> {
+export async function copyArtifacts(tx: Tx, fromRunId: string, toRunId: string, jobIds?: readonly string[]): Promise<number> {
+  if (jobIds?.length === 0) return 0;
+  let copied = tx
+    .selectFrom('artifacts')
+    .select([sql<string>`${toRunId}::uuid`.as('run_id'), 'job_id', 'name', 'size', 'sha256', 'storage_key', 'created_at'])
+    .where('run_id', '=', fromRunId);
+  if (jobIds) copied = copied.where('job_id', 'in', jobIds);
   const result = await tx
     .insertInto('artifacts')
-    .columns(['run_id', 'name', 'size', 'sha256', 'storage_key'])
-    .expression(tx.selectFrom('artifacts').select([sql<string>`${toRunId}::uuid`.as('run_id'), 'name', 'size', 'sha256', 'storage_key']).where('run_id', '=', fromRunId))
+    .columns(['run_id', 'job_id', 'name', 'size', 'sha256', 'storage_key', 'created_at'])
+    .expression(copied)
     .onConflict((oc) => oc.columns(['run_id', 'name']).doNothing())
     .executeTakeFirst();
   return Number(result.numInsertedOrUpdatedRows ?? 0);

@@ -117,7 +117,7 @@ export function queueRun(db: Db, input: QueueRunInput) {
         ]);
       }
       const kept = input.rerun?.keep.get(job.key);
-      await insertJob(tx, ctx, job, environment, kept);
+      await insertJob(tx, ctx, { ...job, concurrency: job.concurrency ?? input.plan.concurrency }, environment, kept);
     }
     if (input.rerun) await copyKeptArtifacts(tx, input.rerun.runId, runId, [...input.rerun.keep.values()].map((k) => k.id));
     await cancelSupersededRuns(tx, ctx, input.plan);
@@ -179,6 +179,8 @@ async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment:
       approval: environment?.requiresApproval && !kept ? 'pending' : null,
       concurrency_group: concurrency ? `${ctx.projectId}:${concurrency.group}` : null,
       ...(status === 'skipped' || kept ? { finished_at: sql`now()` } : {}),
+      // Distinct times in file order, within the one transaction: the order lists and claims keep.
+      created_at: sql`clock_timestamp()`,
     })
     .returning(sql<string>`CASE WHEN ${status} = 'queued' THEN pg_notify('furrow_jobs', ${spec.jobId}) END`.as('notified'))
     .execute();
@@ -203,7 +205,14 @@ async function copyKeptArtifacts(tx: Tx, fromRunId: string, toRunId: string, kep
 
 /** `cancel-in-progress`: jobs of other runs in the same concurrency group are canceled. */
 async function cancelSupersededRuns(tx: Tx, ctx: RunContext, plan: CompiledWorkflow): Promise<void> {
-  const groups = [...new Set(plan.jobs.flatMap((j) => (j.concurrency?.cancelInProgress ? [`${ctx.projectId}:${j.concurrency.group}`] : [])))];
+  const groups = [
+    ...new Set(
+      plan.jobs.flatMap((j) => {
+        const c = j.concurrency ?? plan.concurrency;
+        return c?.cancelInProgress ? [`${ctx.projectId}:${c.group}`] : [];
+      }),
+    ),
+  ];
   if (groups.length === 0) return;
   const superseded = await tx
     .selectFrom('jobs')

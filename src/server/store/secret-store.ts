@@ -31,6 +31,16 @@ const columns = ['id', 'name', 'kind', 'environment_id as environmentId', 'creat
 /** Binds a sealed value to its row, so a value copied into another row does not open there. */
 const purposeOf = (id: string) => `secret:${id}`;
 
+/** Whether a stored secret opens with this box (it does not after FURROW_SECRET_KEY changed). */
+export function canOpenSecret(box: SecretBox, secret: { id: string; value: Buffer }): boolean {
+  try {
+    box.open(secret.value, purposeOf(secret.id));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 type FieldError = { field: string; message: string };
 
 function nameErrors(name: string): FieldError[] {

@@ -2,7 +2,7 @@ import type { Db } from '../../db/database.js';
 import { compileWorkflow } from '../../pipeline/compile-workflow.js';
 import type { CompiledWorkflow, WorkflowProblem } from '../../pipeline/workflow-model.js';
 import { AppError, notFound } from '../app-error.js';
-import { RefNotFoundError, resolveRef } from '../git/resolve-ref.js';
+import { RefNotFoundError, resolveRefName } from '../git/resolve-ref.js';
 import { readWorkflowFile, type GitRepository } from '../git/read-workflow-files.js';
 import { GitError } from '../git/run-git.js';
 import { openDeployKey } from '../keys/deploy-key-box.js';
@@ -39,6 +39,7 @@ export function compileOrThrow(text: string, file: string): CompiledWorkflow {
   return workflow;
 }
 
+/** A ref named along with a commit is taken as a branch unless it says otherwise. */
 function qualify(ref: string): string {
   return ref.startsWith('refs/') ? ref : `refs/heads/${ref}`;
 }
@@ -66,11 +67,13 @@ export async function planWorkflowRun(opts: PlanOptions, workflowId: string, tar
   const key = openDeployKey(opts.secretBox, repo);
   if (key === 'unreadable') throw new AppError('repository_key_unreadable');
   const remote: GitRepository = { id: repo.id, url: repo.url, privateKey: key, knownHosts: repo.known_hosts };
-  const ref = target.commit ? (target.ref ? qualify(target.ref) : null) : qualify(target.ref ?? repo.default_branch);
+  let ref: string | null = target.ref && target.commit ? qualify(target.ref) : null;
   let commit: string;
   let text: string | undefined;
   try {
-    commit = target.commit ?? (await resolveRef(remote, ref!, opts.gitTimeoutSeconds));
+    if (target.commit) commit = target.commit;
+    else ({ ref, commit } = await resolveRefName(remote, target.ref ?? repo.default_branch, opts.gitTimeoutSeconds));
+    if (ref === commit) ref = null; // a sha was given: the run is at no branch or tag
     text = wf.path !== null ? await readWorkflowFile(remote, commit, wf.path, { dataDir: opts.dataDir, timeoutSeconds: opts.gitTimeoutSeconds }) : undefined;
   } catch (err) {
     if (err instanceof RefNotFoundError) throw new AppError('ref_not_found', err.message);
