@@ -26,6 +26,10 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  const srv: any = t.instance.app.server;
+  const sym = Object.getOwnPropertySymbols(srv).find((x) => String(x).includes('connections'));
+  const list = srv[sym!];
+  console.error('DBG active ' + JSON.stringify(list.active().map((p: any) => [p.socket?.remotePort, p.socket?.parser?.incoming?.url ?? null, p.socket?.bytesRead, p.socket?.bytesWritten, p.socket?.readyState])));
   await t?.stop();
 });
 

@@ -257,6 +257,36 @@ describe.skipIf(!sshOk)('repositories over SSH', () => {
     expect(spoofed.body.access.error).toContain('Host key verification failed');
   });
 
+  it('checks the run’s commit out in the job over SSH with the deploy key, which the steps never see', async () => {
+    const created = await addRepository({ name: 'checkout-over-ssh', url });
+    const keyed = await waitFor(created.id, (r) => r.publicKey !== null, 'got a key');
+    await authorizeKey(sshd, keyed.publicKey);
+    expect((await api('POST', `/repositories/${created.id}/check`)).body.access.status).toBe('ok'); // pins the host key
+    const wf = await api('POST', `/projects/${projectId}/workflows`, {
+      name: 'checkout-over-ssh',
+      repositoryId: created.id,
+      script: 'git rev-parse HEAD && cat .furrow/ci.yml && ! grep -rqs "PRIVATE KEY" . && ! env | grep -q "PRIVATE KEY" && echo "no key in sight"',
+    });
+    const started = await api('POST', `/workflows/${wf.body.id}/runs`, {});
+    expect(started.status, started.text).toBe(202);
+    const done = await t.waitForRun(started.body.id);
+    const [job] = (await api('GET', `/runs/${done.id}/jobs`)).body.items;
+    const log = (await api('GET', `/jobs/${job.id}/log`)).text;
+    expect(done.status, log).toBe('succeeded');
+    expect(log).toContain(`fetch --depth 1 --no-tags origin ${remote.commit}`);
+    expect(log).toContain(`${remote.commit}\njobs:`); // rev-parse, then the checked-out file
+    expect(log).toContain('no key in sight');
+    expect(job.steps.map((st: { name: string; status: string }) => [st.name, st.status])).toEqual([['checkout', 'succeeded'], ['script', 'succeeded']]);
+
+    // Without the key on the server, the checkout fails with git's message.
+    await revokeKey(sshd, keyed.publicKey);
+    const denied = await t.waitForRun((await api('POST', `/workflows/${wf.body.id}/runs`, { commit: remote.commit })).body.id);
+    expect(denied.status).toBe('failed');
+    const [failedJob] = (await api('GET', `/runs/${denied.id}/jobs`)).body.items;
+    expect(failedJob.error).toContain('checking out');
+    expect((await api('GET', `/jobs/${failedJob.id}/log`)).text).toContain('Permission denied');
+  });
+
   it('answers 409 while the key is still being made', async () => {
     const { db } = t.instance.resources.database;
     const created = await addRepository({ name: 'keyless', url });

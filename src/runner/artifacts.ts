@@ -115,11 +115,18 @@ async function uploadOne(opts: ArtifactOptions, name: string, paths: string[]): 
   const tar = spawnAsJobUser(opts, ['tar', '-czf', '-', '-C', opts.workspace, '--', ...paths], ['ignore', 'pipe', 'pipe']);
   const ended = finished(tar);
   let tarError: Error | undefined;
-  // The body ends only after tar succeeded: a failing tar breaks the upload off, and the server keeps nothing.
+  const breakOff = new AbortController();
+  // The body ends only after tar succeeded. A failing tar aborts the request, which closes its
+  // connection: the server sees the upload break off and keeps nothing (an errored body alone
+  // may leave a reused connection open, the server waiting for the rest).
   async function* archive() {
     yield* tar.stdout!;
     const result = await ended;
-    if (!succeeded(result)) throw (tarError = new Error(`${what}: ${describe('tar', result)}`));
+    if (!succeeded(result)) {
+      tarError = new Error(`${what}: ${describe('tar', result)}`);
+      breakOff.abort(tarError);
+      throw tarError;
+    }
   }
   // Once the answer is in, nobody reads the archive any more: tar ends only when its pipe is gone.
   const stop = () => {
@@ -134,7 +141,7 @@ async function uploadOne(opts: ArtifactOptions, name: string, paths: string[]): 
     // Node's and the global ReadableStream types differ in name only.
     body: Readable.toWeb(Readable.from(archive())) as globalThis.ReadableStream<Uint8Array>,
     duplex: 'half',
-    signal: opts.signal,
+    signal: AbortSignal.any([opts.signal, breakOff.signal]),
   };
   let res: Response;
   try {
