@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -67,19 +69,19 @@ function runAsJobUser(opts: ArtifactOptions, argv: string[]): Promise<Finished> 
   return finished(spawnAsJobUser(opts, argv, ['ignore', 'ignore', 'pipe']));
 }
 
-/** `p` made relative to the workspace; throws for a path that is absolute or climbs out of it. */
-function insideWorkspace(artifact: string, p: string): string {
+/** Throws for a path that is absolute or climbs out of the workspace. */
+function assertInsideWorkspace(artifact: string, p: string): void {
   if (path.posix.isAbsolute(p) || p.split('/').includes('..')) {
     throw new Error(`artifact "${artifact}": "${p}" must be a path inside the workspace (relative, without "..")`);
   }
-  return path.posix.normalize(p);
 }
 
 /** What an upload path names: a file or directory; a trailing `/**` names the directory itself. */
 function uploadPath(artifact: string, p: string): string {
-  const plain = p.endsWith('/**') ? p.slice(0, -3) || '.' : p;
+  assertInsideWorkspace(artifact, p);
+  const plain = p.endsWith('/**') ? p.slice(0, -2) : p;
   if (/[*?[]/.test(plain)) throw new Error(`artifact "${artifact}": "${p}" is a pattern; name files or directories (a trailing "/**" means a whole directory)`);
-  return insideWorkspace(artifact, plain);
+  return path.posix.normalize(plain);
 }
 
 function formatBytes(n: number): string {
@@ -92,22 +94,42 @@ function formatBytes(n: number): string {
 }
 
 /** An error saying what failed, the HTTP status and the server's own message. */
-async function httpError(res: Response, what: string): Promise<Error> {
-  const text = await res.text().catch(() => '');
+function httpError(what: string, status: number, text: string): Error {
   let message = text.trim();
   try {
     message = (JSON.parse(text) as { message?: string }).message ?? message;
   } catch {
     // not JSON: the text as it came
   }
-  return new Error(`${what}: HTTP ${res.status}${message ? `: ${message}` : ''}`);
+  return new Error(`${what}: HTTP ${status}${message ? `: ${message}` : ''}`);
 }
 
 function artifactUrl(opts: ArtifactOptions, name: string): string {
   return `${opts.serverUrl.replace(/\/$/, '')}/api/v1/jobs/${opts.spec.jobId}/artifacts/${encodeURIComponent(name)}`;
 }
 
-const cause = (err: unknown) => ((err as { cause?: Error }).cause ?? (err as Error)).message;
+/**
+ * PUTs `body` on a connection of its own and resolves with the answer, which may come before the
+ * whole body went out (a refusal). node:http rather than fetch: when a streamed body fails, fetch
+ * keeps a connection open behind it, which the server's shutdown must wait out; here the
+ * request's connection goes down with it, and the server sees the upload break off.
+ */
+function put(url: string, headers: Record<string, string>, body: Readable, signal: AbortSignal): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = (url.startsWith('https:') ? https : http).request(url, { method: 'PUT', headers, signal, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+        req.destroy(); // after a refusal, the rest of the body is not wanted
+      });
+    });
+    req.on('error', reject);
+    body.on('error', (err) => req.destroy(err));
+    body.pipe(req);
+  });
+}
 
 /** Archives `paths` with tar as the job user and streams the archive to the server; returns its size. */
 async function uploadOne(opts: ArtifactOptions, name: string, paths: string[]): Promise<number> {
@@ -115,18 +137,11 @@ async function uploadOne(opts: ArtifactOptions, name: string, paths: string[]): 
   const tar = spawnAsJobUser(opts, ['tar', '-czf', '-', '-C', opts.workspace, '--', ...paths], ['ignore', 'pipe', 'pipe']);
   const ended = finished(tar);
   let tarError: Error | undefined;
-  const breakOff = new AbortController();
-  // The body ends only after tar succeeded. A failing tar aborts the request, which closes its
-  // connection: the server sees the upload break off and keeps nothing (an errored body alone
-  // may leave a reused connection open, the server waiting for the rest).
+  // The body ends only after tar succeeded: a failing tar breaks the upload off, and the server keeps nothing.
   async function* archive() {
     yield* tar.stdout!;
     const result = await ended;
-    if (!succeeded(result)) {
-      tarError = new Error(`${what}: ${describe('tar', result)}`);
-      breakOff.abort(tarError);
-      throw tarError;
-    }
+    if (!succeeded(result)) throw (tarError = new Error(`${what}: ${describe('tar', result)}`));
   }
   // Once the answer is in, nobody reads the archive any more: tar ends only when its pipe is gone.
   const stop = () => {
@@ -134,29 +149,17 @@ async function uploadOne(opts: ArtifactOptions, name: string, paths: string[]): 
     tar.kill('SIGKILL');
     return ended;
   };
-  // A streamed body needs `duplex: 'half'`, which the RequestInit type does not declare yet.
-  const init: RequestInit & { duplex: 'half' } = {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${opts.spec.artifacts.token}`, 'content-type': 'application/gzip' },
-    // Node's and the global ReadableStream types differ in name only.
-    body: Readable.toWeb(Readable.from(archive())) as globalThis.ReadableStream<Uint8Array>,
-    duplex: 'half',
-    signal: AbortSignal.any([opts.signal, breakOff.signal]),
-  };
-  let res: Response;
+  const headers = { authorization: `Bearer ${opts.spec.artifacts.token}`, 'content-type': 'application/gzip' };
+  let answer: { status: number; text: string };
   try {
-    res = await fetch(artifactUrl(opts, name), init);
+    answer = await put(artifactUrl(opts, name), headers, Readable.from(archive()), opts.signal);
   } catch (err) {
     await stop();
-    throw tarError ?? new Error(`${what}: could not upload it to ${opts.serverUrl}: ${cause(err)}`);
+    throw tarError ?? new Error(`${what}: could not upload it to ${opts.serverUrl}: ${(err as Error).message}`);
   }
-  if (!res.ok) {
-    // Read before stopping: a broken-off upload takes the answer's body down with it.
-    const error = await httpError(res, `${what}: upload failed`);
-    await stop();
-    throw error;
-  }
-  return ((await res.json()) as { size: number }).size;
+  await stop();
+  if (answer.status !== 201) throw httpError(`${what}: upload failed`, answer.status, answer.text);
+  return (JSON.parse(answer.text) as { size: number }).size;
 }
 
 /**
@@ -180,7 +183,10 @@ export async function uploadArtifacts(opts: ArtifactOptions): Promise<void> {
 
 /** Downloads artifacts of the job's run (`spec.artifacts.download`) and unpacks each into its path. */
 export async function downloadArtifacts(opts: ArtifactOptions): Promise<void> {
-  const downloads = opts.spec.artifacts.download.map((d) => ({ name: d.name, dir: insideWorkspace(d.name, d.path) }));
+  const downloads = opts.spec.artifacts.download.map((d) => {
+    assertInsideWorkspace(d.name, d.path);
+    return { name: d.name, dir: path.posix.normalize(d.path) };
+  });
   for (const { name, dir } of downloads) {
     const what = `artifact "${name}"`;
     const target = path.join(opts.workspace, dir);
@@ -190,10 +196,10 @@ export async function downloadArtifacts(opts: ArtifactOptions): Promise<void> {
     try {
       res = await fetch(artifactUrl(opts, name), { headers: { authorization: `Bearer ${opts.spec.artifacts.token}` }, signal: opts.signal });
     } catch (err) {
-      throw new Error(`${what}: could not download it from ${opts.serverUrl}: ${cause(err)}`);
+      throw new Error(`${what}: could not download it from ${opts.serverUrl}: ${((err as { cause?: Error }).cause ?? (err as Error)).message}`);
     }
-    if (!res.ok || !res.body) throw await httpError(res, `${what}: download failed`);
-    // GNU tar refuses members that climb out with "..": the archive cannot write outside `target`.
+    if (!res.ok || !res.body) throw httpError(`${what}: download failed`, res.status, await res.text().catch(() => ''));
+    // GNU tar refuses members that climb out (with "..", through a link) and strips a leading "/".
     const tar = spawnAsJobUser(opts, ['tar', '-xzf', '-', '-C', target, '--no-same-owner'], ['pipe', 'ignore', 'pipe']);
     const ended = finished(tar);
     const piped = pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), tar.stdin!).then(() => undefined, (err: Error) => err);

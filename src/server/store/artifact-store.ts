@@ -78,13 +78,13 @@ export async function uploadArtifact(db: Db, storage: ArtifactStorage, job: JobI
  * `jobIds` (the jobs the re-run keeps). The copies keep their job and time and share the original
  * files, which is why deleting rows never deletes files. Returns how many were copied.
  */
-export async function copyArtifacts(tx: Tx, fromRunId: string, toRunId: string, jobIds?: readonly string[]): Promise<number> {
-  if (jobIds?.length === 0) return 0;
-  let copied = tx
+export async function copyArtifacts(tx: Tx, fromRunId: string, toRunId: string, jobIds: readonly string[]): Promise<number> {
+  if (jobIds.length === 0) return 0;
+  const copied = tx
     .selectFrom('artifacts')
     .select([sql<string>`${toRunId}::uuid`.as('run_id'), 'job_id', 'name', 'size', 'sha256', 'storage_key', 'created_at'])
-    .where('run_id', '=', fromRunId);
-  if (jobIds) copied = copied.where('job_id', 'in', jobIds);
+    .where('run_id', '=', fromRunId)
+    .where('job_id', 'in', jobIds);
   const result = await tx
     .insertInto('artifacts')
     .columns(['run_id', 'job_id', 'name', 'size', 'sha256', 'storage_key', 'created_at'])

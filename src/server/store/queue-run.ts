@@ -6,6 +6,7 @@ import { evaluateCondition } from '../../pipeline/condition.js';
 import type { CompiledJob, CompiledWorkflow, ConditionContext } from '../../pipeline/workflow-model.js';
 import { AppError } from '../app-error.js';
 import { recordActivity } from './activity-store.js';
+import { copyArtifacts } from './artifact-store.js';
 import { cancelJobs } from './job-transitions.js';
 import { conditionContext, jobLabels, jobSpec, type JobEnvironment, type RunContext } from './job-rows.js';
 import { runColumns, syncRunStatus } from './run-store.js';
@@ -119,7 +120,8 @@ export function queueRun(db: Db, input: QueueRunInput) {
       const kept = input.rerun?.keep.get(job.key);
       await insertJob(tx, ctx, { ...job, concurrency: job.concurrency ?? input.plan.concurrency }, environment, kept);
     }
-    if (input.rerun) await copyKeptArtifacts(tx, input.rerun.runId, runId, [...input.rerun.keep.values()].map((k) => k.id));
+    // A re-run keeps the artifacts of the jobs whose outcome it keeps (the files are shared).
+    if (input.rerun) await copyArtifacts(tx, input.rerun.runId, runId, [...input.rerun.keep.values()].map((k) => k.id));
     await cancelSupersededRuns(tx, ctx, input.plan);
     await recordActivity(tx, {
       type: 'run.queued',
@@ -192,15 +194,6 @@ async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment:
       .values(steps.map((step, position) => ({ id: step.id, job_id: spec.jobId, position, name: step.name, status: stepStatus })))
       .execute();
   }
-}
-
-/** A re-run keeps the artifacts of the jobs whose outcome it keeps (the files are shared). */
-async function copyKeptArtifacts(tx: Tx, fromRunId: string, toRunId: string, keptJobIds: string[]): Promise<void> {
-  if (keptJobIds.length === 0) return;
-  await sql`
-    INSERT INTO artifacts (run_id, job_id, name, size, sha256, storage_key, created_at)
-    SELECT ${toRunId}, job_id, name, size, sha256, storage_key, created_at FROM artifacts
-    WHERE run_id = ${fromRunId} AND job_id IN (${sql.join(keptJobIds)})`.execute(tx);
 }
 
 /** `cancel-in-progress`: jobs of other runs in the same concurrency group are canceled. */
