@@ -258,11 +258,14 @@ describe.skipIf(!sshOk)('repositories over SSH', () => {
   });
 
   it('checks the run’s commit out in the job over SSH with the deploy key, which the steps never see', async () => {
-    const created = await addRepository({ name: 'checkout-over-ssh', url });
+    // A project of its own: the shared one holds a secret the key tests made unreadable.
+    const org = await t.api('POST', '/api/v1/organizations', { name: 'checkout-org' });
+    const project = (await t.api('POST', `/api/v1/organizations/${org.body.id}/projects`, { name: 'checkout' })).body.id;
+    const created = (await api('POST', `/projects/${project}/repositories`, { name: 'checkout-over-ssh', url })).body;
     const keyed = await waitFor(created.id, (r) => r.publicKey !== null, 'got a key');
     await authorizeKey(sshd, keyed.publicKey);
     expect((await api('POST', `/repositories/${created.id}/check`)).body.access.status).toBe('ok'); // pins the host key
-    const wf = await api('POST', `/projects/${projectId}/workflows`, {
+    const wf = await api('POST', `/projects/${project}/workflows`, {
       name: 'checkout-over-ssh',
       repositoryId: created.id,
       script: 'git rev-parse HEAD && cat .furrow/ci.yml && ! grep -rqs "PRIVATE KEY" . && ! env | grep -q "PRIVATE KEY" && echo "no key in sight"',
