@@ -246,6 +246,14 @@ describe('workflow files from a repository', () => {
     expect(whole).toBe('one\nthree\n');
     expect((await t.api('GET', `/api/v1/runs/${run.id}/log?offset=5`)).text).toBe('hree\n');
 
+    // Re-running the whole run runs every job again, from the stored plan.
+    const again = await t.waitForRun((await t.api('POST', `/api/v1/runs/${run.id}/rerun`, {})).body.id);
+    expect(again).toMatchObject({ status: 'succeeded', rerunOf: run.id, number: run.number + 1 });
+    const rerunJobs = await jobsOf(again.id);
+    expect(rerunJobs.map((j) => [j.name, j.status, j.retryOf])).toEqual([['one', 'succeeded', null], ['two', 'skipped', null], ['three', 'succeeded', null]]);
+    expect((await t.api('GET', `/api/v1/runs/${again.id}/log`)).text).toBe('one\nthree\n');
+    expect((await t.api('POST', `/api/v1/runs/${again.id}/rerun`, { failedOnly: true })).body.code).toBe('conflict'); // nothing failed
+
     // A run whose every job is skipped is skipped.
     const none = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'never', definition: "jobs:\n  only:\n    if: furrow.event == 'push'\n    steps:\n      - run: echo no\n" });
     const skipped = await t.waitForRun((await t.api('POST', `/api/v1/workflows/${none.body.id}/runs`, {})).body.id);

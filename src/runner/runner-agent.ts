@@ -3,7 +3,7 @@ import path from 'node:path';
 import { PROTOCOL_VERSION, type JobSpec, type RegisteredReply, type RunnerChannel, type ServerReply } from '../protocol/messages.js';
 import type { Executor, JobContext } from './executors/executor.js';
 import { runJobWork, type JobOutcome } from './job-work.js';
-import { resolveJobUser } from './job-user.js';
+import { resolveJobUser, type JobUser } from './job-user.js';
 import { LogSink } from './log-sink.js';
 import { MaskedOutput } from './masked-output.js';
 import { agentSocket, startSshAgent, type JobSshAgent } from './ssh-agent.js';
@@ -35,6 +35,8 @@ export class RunnerAgent {
   private readonly running = new Map<string, { controller: AbortController; sink: LogSink }>();
   private readonly jobRuns = new Set<Promise<void>>();
   private leaseSeconds = 30;
+  /** Who checkouts, transfers and the ssh-agent run as (set when the runner runs as root). */
+  private jobUser: JobUser | undefined;
   /** The id the server knows this runner by, once registered. */
   runnerId: string | undefined;
 
@@ -70,6 +72,7 @@ export class RunnerAgent {
     }));
     this.runnerId = reply.runnerId;
     this.leaseSeconds = reply.leaseSeconds;
+    this.jobUser = this.opts.jobUser ? await resolveJobUser(this.opts.jobUser) : undefined;
     // Traversable but not listable: a job user reaches its own workspace, not the others' names.
     await mkdir(this.opts.workDir, { recursive: true });
     await chmod(this.opts.workDir, 0o711);
@@ -137,9 +140,9 @@ export class RunnerAgent {
     const output = new MaskedOutput(sink, spec.secrets.map((s) => s.value));
     try {
       // Preparing the workspace overlaps the accept round trip: both are on the trigger-to-start path.
-      const [accepted, user] = await Promise.all([
+      const user = this.jobUser;
+      const [accepted] = await Promise.all([
         this.channel.request({ type: 'accept', jobId: spec.jobId }),
-        this.opts.jobUser ? resolveJobUser(this.opts.jobUser) : undefined,
         mkdir(workspace, { recursive: true, mode: 0o700 }),
         mkdir(scratch, { recursive: true, mode: 0o700 }),
       ]);

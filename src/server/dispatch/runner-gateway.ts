@@ -197,7 +197,8 @@ export class RunnerGateway {
     });
     // Jobs handed out by another server instance (or before a restart): their secrets, for masking.
     for (const { jobId, cancel } of resumed) {
-      if (!cancel && !this.secretValues.has(jobId)) this.secretValues.set(jobId, await jobSecretValues(this.deps.db, this.deps.secretBox, jobId));
+      // A secret that no longer opens cannot be masked here; the runner still masks what it got.
+      if (!cancel && !this.secretValues.has(jobId)) this.secretValues.set(jobId, await jobSecretValues(this.deps.db, this.deps.secretBox, jobId).catch(() => []));
     }
     return resumed;
   }

@@ -9,7 +9,7 @@ import { openDeployKey } from './deploy-key-box.js';
  * it has none) and its pinned host keys. Throws `repository_key_unreadable` when the key was
  * sealed under another secret key.
  */
-export function repositoryRemote(box: SecretBox, row: RepositoryRow): GitRepository {
+export function repositoryRemote(box: SecretBox, row: Pick<RepositoryRow, 'id' | 'url' | 'private_key' | 'known_hosts'>): GitRepository {
   const privateKey = openDeployKey(box, row);
   if (privateKey === 'unreadable') throw new AppError('repository_key_unreadable');
   return { id: row.id, url: row.url, privateKey, knownHosts: row.known_hosts };

@@ -47,8 +47,9 @@ function contextEnv(ctx: RunContext, job: CompiledJob, jobId: string): Record<st
   };
 }
 
-export function conditionContext(ctx: RunContext['furrow'], job: Pick<CompiledJob, 'matrix' | 'env'>, status: ConditionContext['status']): ConditionContext {
-  return { furrow: ctx, matrix: job.matrix ?? {}, env: job.env, status };
+/** What a job's (or its steps') `if` reads, for jobs or steps that have ended with `status` so far. */
+export function conditionContext(furrow: RunContext['furrow'], job: Pick<CompiledJob, 'matrix' | 'env'>, status: ConditionContext['status']): ConditionContext {
+  return { furrow, matrix: job.matrix ?? {}, env: job.env, status };
 }
 
 /**

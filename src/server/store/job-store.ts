@@ -27,6 +27,10 @@ export interface ClaimedJob {
 export async function claimJob(db: Db, runnerId: string, leaseSeconds: number, tokenHash: Buffer): Promise<ClaimedJob | undefined> {
   const free = await claimWhere(db, runnerId, leaseSeconds, tokenHash, sql`j.max_parallel IS NULL AND j.concurrency_group IS NULL`);
   if (free) return free;
+  // Most of the time no limited job waits: then no transaction and no lock.
+  const { rows } = await sql<{ waiting: boolean }>`SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND runner_id IS NULL
+    AND (max_parallel IS NOT NULL OR concurrency_group IS NOT NULL)) AS waiting`.execute(db);
+  if (!rows[0]?.waiting) return undefined;
   // Jobs limited by their matrix or concurrency group are claimed one claim at a time: the lock
   // is taken before the claim's snapshot, so each claim sees the ones committed before it.
   return db.transaction().execute(async (tx) => {
@@ -127,8 +131,8 @@ export function finishJob(db: Db, jobId: string, runnerId: string | null, status
     await closeSteps(tx, jobId, status);
     await retryJob(tx, jobId, status);
     await syncRunStatus(tx, runId);
-    // Its concurrency group or matrix slot is free now: waiting runners look again.
-    await sql`SELECT pg_notify('furrow_jobs', '')`.execute(tx);
+    // A limited job frees its concurrency group or matrix slot: waiting runners look again.
+    await sql`SELECT pg_notify('furrow_jobs', '') FROM jobs WHERE id = ${jobId} AND (max_parallel IS NOT NULL OR concurrency_group IS NOT NULL)`.execute(tx);
     return true;
   });
 }

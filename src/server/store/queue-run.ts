@@ -19,12 +19,6 @@ export interface RunOrigin {
   repository: { id: string; url: string } | null;
 }
 
-/** A job of an earlier run whose outcome a re-run keeps instead of running it again. */
-export interface KeptJob {
-  id: string;
-  status: RunStatus;
-}
-
 export interface QueueRunInput {
   workflowId: string;
   plan: CompiledWorkflow;
@@ -35,8 +29,8 @@ export interface QueueRunInput {
   actorUserId: string | null;
   defaultTimeoutSeconds: number;
   leaseSeconds: number;
-  /** A re-run of `runId`; `keep` maps instance keys to the jobs whose outcome stands. */
-  rerun?: { runId: string; keep: Map<string, KeptJob> };
+  /** A re-run of `runId`; `keep` maps instance keys to the ids of the jobs whose success stands. */
+  rerun?: { runId: string; keep: Map<string, string> };
 }
 
 /** The stored plan: the compiled workflow and what its conditions read, for later decisions. */
@@ -121,7 +115,7 @@ export function queueRun(db: Db, input: QueueRunInput) {
       await insertJob(tx, ctx, { ...job, concurrency: job.concurrency ?? input.plan.concurrency }, environment, kept);
     }
     // A re-run keeps the artifacts of the jobs whose outcome it keeps (the files are shared).
-    if (input.rerun) await copyArtifacts(tx, input.rerun.runId, runId, [...input.rerun.keep.values()].map((k) => k.id));
+    if (input.rerun) await copyArtifacts(tx, input.rerun.runId, runId, [...input.rerun.keep.values()]);
     await cancelSupersededRuns(tx, ctx, input.plan);
     await recordActivity(tx, {
       type: 'run.queued',
@@ -144,14 +138,15 @@ async function projectEnvironments(tx: Tx, projectId: string): Promise<Map<strin
 }
 
 /** The status a job starts in: kept from an earlier run, waiting, queued, or skipped by its `if`. */
-function initialStatus(ctx: RunContext, job: CompiledJob, environment: JobEnvironment | undefined, kept: KeptJob | undefined): RunStatus {
-  if (kept) return kept.status;
+function initialStatus(ctx: RunContext, job: CompiledJob, environment: JobEnvironment | undefined, kept: string | undefined): RunStatus {
+  if (kept) return 'succeeded';
   if (job.needs.length > 0) return 'waiting';
   if (!evaluateCondition(job.if, conditionContext(ctx.furrow, job, 'success'))) return 'skipped';
   return environment?.requiresApproval ? 'waiting' : 'queued';
 }
 
-async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment: JobEnvironment | undefined, kept: KeptJob | undefined): Promise<void> {
+/** Inserts a job and its steps; `kept` is the earlier run's job whose success this one takes over. */
+async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment: JobEnvironment | undefined, kept: string | undefined): Promise<void> {
   const spec = jobSpec(ctx, job, environment);
   const status = initialStatus(ctx, job, environment, kept);
   const concurrency = job.concurrency;
@@ -168,7 +163,7 @@ async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment:
       timeout_seconds: spec.timeoutSeconds,
       max_attempts: 1 + job.retry.count,
       retry_on: job.retry.on,
-      retry_of: kept?.id ?? null,
+      retry_of: kept ?? null,
       job_key: job.id,
       instance_key: job.key,
       needs: job.needs,

@@ -2,7 +2,7 @@ import type { Db } from '../../db/database.js';
 import { isTerminal } from '../../domain/run-state.js';
 import { AppError, notFound } from '../app-error.js';
 import type { Resources } from '../resources.js';
-import { queueRun, type KeptJob, type RunPlan } from '../store/queue-run.js';
+import { queueRun, type RunPlan } from '../store/queue-run.js';
 import type { PlanOptions } from './workflow-plan.js';
 
 export function planOptions(res: Resources): PlanOptions {
@@ -25,11 +25,12 @@ export async function rerun(db: Db, res: Resources, runId: string, failedOnly: b
   if (!isTerminal(run.status)) throw new AppError('run_not_finished', `The run is ${run.status}; cancel it or wait for it to finish before running it again.`);
   const plan = run.plan as RunPlan | null;
   if (!plan) throw new AppError('conflict', 'This run was made before runs kept their plan; start the workflow instead.');
-  const keep = new Map<string, KeptJob>();
+  const keep = new Map<string, string>();
   if (failedOnly) {
-    const jobs = await db.selectFrom('jobs').select(['id', 'instance_key', 'status', 'continue_on_error']).where('run_id', '=', runId).where('retried', '=', false).execute();
-    for (const j of jobs) if (j.instance_key && j.status === 'succeeded') keep.set(j.instance_key, { id: j.id, status: j.status });
-    if (keep.size === jobs.length) throw new AppError('conflict', 'Every job of this run succeeded: there is nothing failed to run again.');
+    const jobs = await db.selectFrom('jobs').select(['id', 'instance_key', 'status']).where('run_id', '=', runId).where('retried', '=', false).execute();
+    for (const j of jobs) if (j.instance_key && j.status === 'succeeded') keep.set(j.instance_key, j.id);
+    // Skipped jobs run again (their `if` is decided anew), but alone they are no reason to.
+    if (jobs.every((j) => j.status === 'succeeded' || j.status === 'skipped')) throw new AppError('conflict', 'No job of this run failed: there is nothing failed to run again.');
   }
   return queueRun(db, {
     workflowId: run.workflow_id,

@@ -3,9 +3,9 @@ import { compileWorkflow } from '../../pipeline/compile-workflow.js';
 import type { CompiledWorkflow, WorkflowProblem } from '../../pipeline/workflow-model.js';
 import { AppError, notFound } from '../app-error.js';
 import { RefNotFoundError, resolveRefName } from '../git/resolve-ref.js';
-import { readWorkflowFile, type GitRepository } from '../git/read-workflow-files.js';
+import { readWorkflowFile } from '../git/read-workflow-files.js';
 import { GitError } from '../git/run-git.js';
-import { openDeployKey } from '../keys/deploy-key-box.js';
+import { repositoryRemote } from '../keys/repository-remote.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { RunOrigin } from '../store/queue-run.js';
 import { scriptPlan } from '../store/script-plan.js';
@@ -59,14 +59,13 @@ export async function planWorkflowRun(opts: PlanOptions, workflowId: string, tar
   const repo = wf.repository_id
     ? await db.selectFrom('repositories').select(['id', 'url', 'default_branch', 'private_key', 'known_hosts']).where('id', '=', wf.repository_id).executeTakeFirst()
     : undefined;
+  // A script or a definition is stored with the workflow; only a file is read at the commit.
+  const stored = () => (wf.definition !== null ? compileOrThrow(wf.definition, `${wf.name}.yml`) : scriptPlan({ ...wf, script: wf.script ?? '' }));
   if (!repo) {
     if (target.ref || target.commit) throw new AppError('validation_failed', 'This workflow has no repository, so it runs at no branch or commit.', [{ field: target.ref ? 'ref' : 'commit', message: 'the workflow has no repository' }]);
-    const plan = wf.definition !== null ? compileOrThrow(wf.definition, `${wf.name}.yml`) : scriptPlan({ ...wf, script: wf.script ?? '' });
-    return { plan, origin: { event: target.event, ref: null, commit: null, repository: null } };
+    return { plan: stored(), origin: { event: target.event, ref: null, commit: null, repository: null } };
   }
-  const key = openDeployKey(opts.secretBox, repo);
-  if (key === 'unreadable') throw new AppError('repository_key_unreadable');
-  const remote: GitRepository = { id: repo.id, url: repo.url, privateKey: key, knownHosts: repo.known_hosts };
+  const remote = repositoryRemote(opts.secretBox, repo);
   let ref: string | null = target.ref && target.commit ? qualify(target.ref) : null;
   let commit: string;
   let text: string | undefined;
@@ -80,12 +79,9 @@ export async function planWorkflowRun(opts: PlanOptions, workflowId: string, tar
     if (err instanceof GitError) throw new AppError('repository_unreachable', `git could not read the repository: ${err.message}`);
     throw err;
   }
-  let plan: CompiledWorkflow;
-  if (wf.path !== null) {
-    if (text === undefined) throw new AppError('workflow_invalid', `The commit ${commit.slice(0, 12)} has no file ${wf.path}.`, [{ file: wf.path, line: 1, column: 1, message: 'no such file at this commit' }]);
-    plan = compileOrThrow(text, wf.path);
-  } else {
-    plan = wf.definition !== null ? compileOrThrow(wf.definition, `${wf.name}.yml`) : scriptPlan({ ...wf, script: wf.script ?? '' });
+  if (wf.path !== null && text === undefined) {
+    throw new AppError('workflow_invalid', `The commit ${commit.slice(0, 12)} has no file ${wf.path}.`, [{ file: wf.path, line: 1, column: 1, message: 'no such file at this commit' }]);
   }
+  const plan = wf.path !== null ? compileOrThrow(text!, wf.path) : stored();
   return { plan, origin: { event: target.event, ref, commit, repository: { id: repo.id, url: repo.url } } };
 }
