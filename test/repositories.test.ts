@@ -186,12 +186,13 @@ describe('furrow keys', () => {
     }
   });
 
-  it('rekey-missing only replaces keys that are missing or cannot be opened, and names SSH secrets to enter again', async () => {
+  it('rekey-missing only replaces keys that are missing or cannot be opened, and names secrets to enter again', async () => {
     const { db } = t.instance.resources.database;
     await db.updateTable('repositories').set({ public_key: null, private_key: null, key_fingerprint: null }).where('name', '=', 'rsa').execute();
     // Sealed under another secret key (or altered): cannot be opened.
     await db.updateTable('repositories').set({ private_key: Buffer.from('01'.repeat(60), 'hex') }).where('name', '=', 'ok-0').execute();
     await db.insertInto('secrets').values({ project_id: projectId, name: 'DEPLOY_SSH', kind: 'ssh', value: Buffer.from('not sealed here') }).execute();
+    await db.insertInto('secrets').values({ project_id: projectId, name: 'API_TOKEN', kind: 'env', value: Buffer.from('not sealed either') }).execute();
     const before = await keys();
     const res = await furrow(['keys', 'rekey-missing'], env());
     expect(res.code, res.stderr).toBe(0);
@@ -203,7 +204,8 @@ describe('furrow keys', () => {
     expect(after.get('ok-0')).not.toBe(before.get('ok-0'));
     expect(res.stdout).toContain(`rsa`);
     expect(res.stdout).toContain(after.get('rsa'));
-    expect(res.stdout).toMatch(/site.*DEPLOY_SSH/);
+    expect(res.stdout).toContain('site: ssh secret DEPLOY_SSH cannot be opened');
+    expect(res.stdout).toContain('site: env secret API_TOKEN cannot be opened');
     const rsa = (await api('GET', `/projects/${projectId}/repositories`)).body.items.find((r: { name: string }) => r.name === 'rsa');
     expect(rsa.publicKey).toMatch(/^ssh-rsa /); // keeps its key type
   });

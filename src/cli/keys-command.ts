@@ -16,11 +16,12 @@ export const keysHelp = `Usage: furrow keys rekey [--yes]
 
 rekey           gives every repository a new deploy key (of its key type). Each old key stops
                 working once the forge's deploy key is replaced by the new public key, shown by
-                GET /api/v1/repositories/ID and in the web UI. Asks first; --yes does not (and
+                GET /api/v1/repositories/ID. Asks first; --yes does not (and
                 is required when standard input is not a terminal).
 rekey-missing   only repositories whose key is missing or cannot be opened with this instance's
                 secret key (FURROW_SECRET_KEY or DATA_DIR/secret.key), e.g. after the key was lost.
-                Also lists SSH secrets that cannot be opened: a person must enter those again.
+                Also lists secrets that cannot be opened: a person must enter those again (until
+                then, every job of their project fails).
 
 Prints each repository it rekeyed with its new fingerprint; an access check is queued for each.
 Works whether or not the server runs.`;
@@ -42,20 +43,19 @@ function listRepositories(db: Db): Promise<KeyedRepository[]> {
     .execute();
 }
 
-/** SSH secrets whose value does not open: sealed under another secret key, or altered. */
-async function unreadableSshSecrets(db: Db, box: SecretBox): Promise<{ project: string; name: string }[]> {
+/** Secrets whose value does not open: sealed under another secret key, or altered. */
+async function unreadableSecrets(db: Db, box: SecretBox): Promise<{ project: string; name: string; kind: string }[]> {
   const rows = await db
     .selectFrom('secrets as s')
     .innerJoin('projects as p', 'p.id', 's.project_id')
     .leftJoin('environments as e', 'e.id', 's.environment_id')
-    .select(['s.id', 's.name', 's.value', 'p.name as project', 'e.name as environment'])
-    .where('s.kind', '=', 'ssh')
+    .select(['s.id', 's.name', 's.kind', 's.value', 'p.name as project', 'e.name as environment'])
     .orderBy('p.name')
     .orderBy('s.name')
     .execute();
   return rows
     .filter((s) => !canOpenSecret(box, s))
-    .map((s) => ({ project: s.environment ? `${s.project} (${s.environment})` : s.project, name: s.name }));
+    .map((s) => ({ project: s.environment ? `${s.project} (${s.environment})` : s.project, name: s.name, kind: s.kind }));
 }
 
 async function confirm(question: string): Promise<boolean> {
@@ -100,8 +100,8 @@ export async function keysCommand(args: string[]): Promise<number> {
         : `No repository ${action === 'rekey' ? 'exists' : 'misses its deploy key'}.\n`,
     );
     if (action === 'rekey-missing') {
-      const secrets = await unreadableSshSecrets(db, secretBox);
-      for (const s of secrets) process.stdout.write(`${s.project}: SSH secret ${s.name} cannot be opened; enter it again\n`);
+      const secrets = await unreadableSecrets(db, secretBox);
+      for (const s of secrets) process.stdout.write(`${s.project}: ${s.kind} secret ${s.name} cannot be opened; enter it again\n`);
     }
     return 0;
   });

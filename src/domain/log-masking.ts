@@ -60,6 +60,14 @@ export class LogMasker {
     return this.emit(data, this.holdFrom(data));
   }
 
+  /**
+   * Masks a whole text on its own, outside this masker's stream (e.g. each chunk a runner sent,
+   * masked again): nothing is held back. A masker used this way keeps its forms for every text.
+   */
+  mask(text: Buffer): Buffer {
+    return this.active ? this.emit(text, text.length) : text;
+  }
+
   /** Emits what is held back; call once at the end of the stream. */
   flush(): Buffer {
     if (!this.active || this.held.length === 0) return Buffer.alloc(0);
@@ -121,10 +129,7 @@ export class LogMasker {
   }
 }
 
-/** Masks one whole text at once (e.g. a chunk a runner sent), as a LogMasker would. */
+/** Masks one whole text at once, as a LogMasker would. */
 export function maskText(text: Buffer, values: string[]): Buffer {
-  const masker = new LogMasker(values);
-  const head = masker.push(text);
-  const tail = masker.flush();
-  return tail.length === 0 ? head : Buffer.concat([head, tail]);
+  return new LogMasker(values).mask(text);
 }

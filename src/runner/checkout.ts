@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { CheckoutSpec } from '../protocol/messages.js';
-import { writeStepScript } from './executors/spawn-step.js';
-import { GIT_ALLOW_PROTOCOL, GIT_PATH, gitSshCommand, localRepositoryTrust } from './git-ssh-command.js';
+import { JOB_PATH, writeStepScript } from './executors/spawn-step.js';
+import { GIT_ALLOW_PROTOCOL, gitSshCommand, localRepositoryTrust } from './git-ssh-command.js';
 import type { JobUser } from './job-user.js';
 import { killProcessTree } from './process-tree.js';
 
@@ -85,7 +85,7 @@ export async function runCheckout(spec: CheckoutSpec, opts: CheckoutOptions): Pr
     await writeStepScript(knownHostsFile, spec.knownHosts?.trim() ? `${spec.knownHosts.trim()}\n` : '', opts.user);
     if (trust) await writeStepScript(gitConfig, trust, opts.user);
     const env = {
-      PATH: GIT_PATH,
+      PATH: JOB_PATH,
       HOME: opts.scratch,
       LANG: 'C.UTF-8',
       GIT_TERMINAL_PROMPT: '0',

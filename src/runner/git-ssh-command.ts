@@ -1,7 +1,5 @@
 import { shellQuote } from './shell-quote.js';
 
-/** PATH for git and ssh: the caller's own environment is never passed on. */
-export const GIT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface GitSshOptions {
   /** The private key file; without one, ssh offers no key at all. */
@@ -33,6 +31,9 @@ export function gitSshCommand(opts: GitSshOptions): string {
     'BatchMode=yes',
     '-o',
     `UserKnownHostsFile=${opts.knownHostsFile}`,
+    // Only the pinned keys: a host in the system's own list must not get past them.
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
     '-o',
     `StrictHostKeyChecking=${opts.acceptNew ? 'accept-new' : 'yes'}`,
     // Keeps "Permanently added … to the list of known hosts" out of git's error output.

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, chown, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { JOB_PATH } from './executors/spawn-step.js';
 import type { JobUser } from './job-user.js';
 
-const PATH = '/usr/local/bin:/usr/bin:/bin';
 
 /** A job's own ssh-agent holding its SSH secrets; steps reach it through SSH_AUTH_SOCK. */
 export interface JobSshAgent {
@@ -27,7 +27,7 @@ async function waitForSocket(socket: string, agent: ChildProcess): Promise<void>
 /** Adds one key, given on standard input so it never touches the disk or a command line. */
 function addKey(socket: string, key: string, user: JobUser | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
-    const add = spawn('ssh-add', ['-q', '-'], { env: { PATH, SSH_AUTH_SOCK: socket }, stdio: ['pipe', 'ignore', 'pipe'], ...asUser(user) });
+    const add = spawn('ssh-add', ['-q', '-'], { env: { PATH: JOB_PATH, SSH_AUTH_SOCK: socket }, stdio: ['pipe', 'ignore', 'pipe'], ...asUser(user) });
     let stderr = '';
     add.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     add.on('error', reject);
@@ -49,7 +49,7 @@ export async function startSshAgent(dir: string, keys: string[], user: JobUser |
   await mkdir(dir, { recursive: true, mode: 0o700 });
   if (user) await chown(dir, user.uid, user.gid);
   const socket = agentSocket(dir);
-  const agent = spawn('ssh-agent', ['-D', '-a', socket], { env: { PATH }, stdio: 'ignore', ...asUser(user) });
+  const agent = spawn('ssh-agent', ['-D', '-a', socket], { env: { PATH: JOB_PATH }, stdio: 'ignore', ...asUser(user) });
   const stop = () => void (agent.exitCode === null && agent.kill('SIGTERM'));
   try {
     await new Promise<void>((resolve, reject) => {

@@ -15,7 +15,6 @@ import type { Resources } from './resources.js';
 import { SecretBox } from './secrets/secret-box.js';
 import { LogStore } from './store/log-store.js';
 import { migrateTaskQueue, startWorkers } from './workers/start-workers.js';
-import { taskQueue } from './workers/tasks.js';
 
 export interface Instance {
   /** Base URL of the HTTP server. */
@@ -59,7 +58,7 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
     const secretBox = await SecretBox.load(config);
     const gateway = new RunnerGateway({ db: database.db, logs, listener, secretBox, leaseSeconds: config.jobLeaseSeconds });
     opened.push(() => gateway.stop());
-    const resources: Resources = { config, database, databaseUrl, logs, listener, gateway, secretBox, tasks: taskQueue(database.db), logger };
+    const resources: Resources = { config, database, databaseUrl, logs, listener, gateway, secretBox, logger };
     await taskQueueMigrated;
     const workers = await startWorkers(resources);
     opened.push(() => workers.stop());

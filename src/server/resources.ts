@@ -5,7 +5,6 @@ import type { RunnerGateway } from './dispatch/runner-gateway.js';
 import type { PgListener } from './live/pg-listener.js';
 import type { SecretBox } from './secrets/secret-box.js';
 import type { LogStore } from './store/log-store.js';
-import type { Tasks } from './workers/tasks.js';
 
 /** Everything the server's parts need, built once by the command that starts them. */
 export interface Resources {
@@ -18,7 +17,5 @@ export interface Resources {
   gateway: RunnerGateway;
   /** Seals and opens secrets and deploy keys. */
   secretBox: SecretBox;
-  /** Queues background tasks (graphile-worker); inside a transaction use `enqueueTask(tx, …)`. */
-  tasks: Tasks;
   logger: Logger;
 }

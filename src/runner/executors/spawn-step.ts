@@ -5,7 +5,7 @@ import type { JobUser } from '../job-user.js';
 import { killProcessTree } from '../process-tree.js';
 import type { StepContext, StepResult } from './executor.js';
 
-/** PATH for job processes: the runner's own environment is never passed on. */
+/** PATH for job processes and the git and ssh commands run for them: the runner's own environment is never passed on. */
 export const JOB_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** Time between the polite SIGTERM and the SIGKILL when a step is canceled or times out. */
 const KILL_GRACE_MS = 1000;

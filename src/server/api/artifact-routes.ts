@@ -11,7 +11,7 @@ import type { Resources } from '../resources.js';
 import { IdParams } from './schemas.js';
 
 const ArtifactParams = Type.Object({
-  id: Type.String({ description: 'Object id (UUID)' }),
+  ...IdParams.properties,
   name: Type.String({ pattern: '^[A-Za-z0-9._-]{1,100}$', description: 'Artifact name: 1-100 letters, digits, `.`, `_` or `-`' }),
 });
 const ArtifactSchema = Type.Object({

@@ -3,9 +3,9 @@ import { rm } from 'node:fs/promises';
 import { Type } from 'typebox';
 import { AppError, notFound } from '../app-error.js';
 import { projectContext } from '../auth/access-plugin.js';
-import { gitCacheDir, readWorkflowFiles } from '../git/read-workflow-files.js';
+import { gitCacheDir, listWorkflowFiles } from '../git/read-workflow-files.js';
 import { repositoryUrlProblem } from '../git/repository-url.js';
-import { RefNotFoundError, resolveRef } from '../git/resolve-ref.js';
+import { RefNotFoundError, resolveRefName } from '../git/resolve-ref.js';
 import { GitError } from '../git/run-git.js';
 import { rekeyRepository } from '../keys/rekey-repository.js';
 import { repositoryRemote } from '../keys/repository-remote.js';
@@ -113,9 +113,9 @@ export const repositoryRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = a
       if (!row) throw notFound('Repository');
       const remote = repositoryRemote(res.secretBox, row);
       try {
-        const commit = await resolveRef(remote, req.query.ref ?? row.default_branch, git.timeoutSeconds);
-        const files = await readWorkflowFiles(remote, commit, git);
-        return { commit, files: files.map((f) => ({ path: f.path })) };
+        const { commit } = await resolveRefName(remote, req.query.ref ?? row.default_branch, git.timeoutSeconds);
+        const paths = await listWorkflowFiles(remote, commit, git);
+        return { commit, files: paths.map((path) => ({ path })) };
       } catch (err) {
         if (err instanceof RefNotFoundError) throw new AppError('ref_not_found', err.message);
         if (err instanceof GitError) throw new AppError('repository_unreachable', `git could not read ${row.url}: ${err.message}`);

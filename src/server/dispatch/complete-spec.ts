@@ -1,6 +1,6 @@
 import type { Db } from '../../db/database.js';
 import type { JobSpec } from '../../protocol/messages.js';
-import { openDeployKey } from '../keys/deploy-key-box.js';
+import { repositoryRemote } from '../keys/repository-remote.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { ClaimedJob } from '../store/job-store.js';
 import { resolveJobSecrets } from '../store/secret-store.js';
@@ -15,12 +15,12 @@ export async function completeSpec(db: Db, box: SecretBox, claimed: ClaimedJob, 
   const [secrets, repository] = await Promise.all([
     resolveJobSecrets(db, box, spec.projectId, claimed.environmentId),
     spec.checkout
-      ? db.selectFrom('repositories').select(['id', 'private_key', 'known_hosts']).where('id', '=', spec.checkout.repositoryId).executeTakeFirst()
+      ? db.selectFrom('repositories').select(['id', 'url', 'private_key', 'known_hosts']).where('id', '=', spec.checkout.repositoryId).executeTakeFirst()
       : undefined,
   ]);
-  const privateKey = repository ? openDeployKey(box, repository) : null;
-  if (privateKey === 'unreadable') throw new Error('the deploy key was sealed under another secret key');
-  const checkout = spec.checkout && { ...spec.checkout, privateKey, knownHosts: repository?.known_hosts ?? null };
+  // A repository deleted since the run was queued: the checkout goes ahead without a key.
+  const remote = repository && repositoryRemote(box, repository);
+  const checkout = spec.checkout && { ...spec.checkout, privateKey: remote?.privateKey ?? null, knownHosts: remote?.knownHosts ?? null };
   return { ...spec, secrets, checkout, artifacts: { ...spec.artifacts, token } };
 }
 

@@ -1,7 +1,7 @@
 import type { Db } from '../../db/database.js';
 import { versionMismatch, type JobSpec, type RegisterMessage, type ResumedJob, type RunnerRequest, type ServerPush, type ServerReply } from '../../protocol/messages.js';
 import type { PgListener } from '../live/pg-listener.js';
-import { maskText } from '../../domain/log-masking.js';
+import { LogMasker } from '../../domain/log-masking.js';
 import { acceptJob, claimJob, extendLease, finishJob, releaseClaims, setStepStatus, type ClaimedJob } from '../store/job-store.js';
 import { newJobToken } from '../store/job-token.js';
 import { completeSpec, jobSecretValues } from './complete-spec.js';
@@ -59,8 +59,8 @@ export class RunnerGateway {
   private readonly connections = new Set<Connection>();
   private wakeAll: (() => void)[] = [];
   private readonly heartbeat: NodeJS.Timeout;
-  /** Secret values of the jobs running through this instance, masked again in their logs. */
-  private readonly secretValues = new Map<string, string[]>();
+  /** Maskers of the secrets of the jobs running through this instance: their logs are masked again. */
+  private readonly maskers = new Map<string, LogMasker>();
 
   constructor(private readonly deps: GatewayDeps) {
     const wake = () => {
@@ -111,7 +111,7 @@ export class RunnerGateway {
     this.drain(c);
     this.connections.delete(c);
     // A reconnect (here or to another instance) loads them again.
-    for (const jobId of c.jobs) this.secretValues.delete(jobId);
+    for (const jobId of c.jobs) this.maskers.delete(jobId);
     if (!c.runner) return;
     await releaseClaims(this.deps.db, c.runner.id, [...c.claimed]).catch(() => undefined);
     const runnerId = c.runner.id;
@@ -148,8 +148,8 @@ export class RunnerGateway {
         // Checked without awaiting anything first: appends must reach the store in arrival order.
         if (!c.jobs.has(msg.jobId)) return { type: 'ack', cancel: true, end: 0, appended: false };
         // The runner masked its secrets already; this catches any it could not (e.g. an older runner).
-        const values = this.secretValues.get(msg.jobId);
-        const data = values && values.length > 0 ? maskText(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength), values) : msg.data;
+        const masker = this.maskers.get(msg.jobId);
+        const data = masker?.active ? masker.mask(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength)) : msg.data;
         const r = await logs.append(msg.jobId, msg.offset, data, msg.data.byteLength);
         return { type: 'ack', cancel: r.cancel, end: r.end, appended: r.appended };
       }
@@ -162,7 +162,7 @@ export class RunnerGateway {
       }
       case 'done':
         c.jobs.delete(msg.jobId);
-        this.secretValues.delete(msg.jobId);
+        this.maskers.delete(msg.jobId);
         await finishJob(db, msg.jobId, runnerId, msg.status, msg.exitCode ?? null, msg.error ?? null);
         return { type: 'ack', cancel: false };
     }
@@ -198,7 +198,7 @@ export class RunnerGateway {
     // Jobs handed out by another server instance (or before a restart): their secrets, for masking.
     for (const { jobId, cancel } of resumed) {
       // A secret that no longer opens cannot be masked here; the runner still masks what it got.
-      if (!cancel && !this.secretValues.has(jobId)) this.secretValues.set(jobId, await jobSecretValues(this.deps.db, this.deps.secretBox, jobId).catch(() => []));
+      if (!cancel && !this.maskers.has(jobId)) this.maskers.set(jobId, new LogMasker(await jobSecretValues(this.deps.db, this.deps.secretBox, jobId).catch(() => [])));
     }
     return resumed;
   }
@@ -229,7 +229,7 @@ export class RunnerGateway {
           await releaseClaims(this.deps.db, runnerId, [spec.jobId]);
           break;
         }
-        this.secretValues.set(spec.jobId, spec.secrets.map((s) => s.value));
+        this.maskers.set(spec.jobId, new LogMasker(spec.secrets.map((s) => s.value)));
         c.claimed.add(spec.jobId);
         return { type: 'job', spec };
       }

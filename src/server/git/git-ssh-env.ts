@@ -1,7 +1,8 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { GIT_ALLOW_PROTOCOL, GIT_PATH, gitSshCommand } from '../../runner/git-ssh-command.js';
+import { JOB_PATH } from '../../runner/executors/spawn-step.js';
+import { GIT_ALLOW_PROTOCOL, gitSshCommand } from '../../runner/git-ssh-command.js';
 
 /** A git remote and what it takes to reach it. */
 export interface GitRemote {
@@ -41,7 +42,7 @@ export async function gitSshEnv(remote: Pick<GitRemote, 'privateKey' | 'knownHos
     }
     return {
       env: {
-        PATH: GIT_PATH,
+        PATH: JOB_PATH,
         HOME: dir,
         LANG: 'C',
         LC_ALL: 'C',

@@ -1,6 +1,6 @@
 import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { GIT_PATH } from '../../runner/git-ssh-command.js';
+import { JOB_PATH } from '../../runner/executors/spawn-step.js';
 import { withGitSshEnv, type GitRemote } from './git-ssh-env.js';
 import { GitError, runGit } from './run-git.js';
 
@@ -12,12 +12,6 @@ export interface GitRepository extends GitRemote {
 export interface GitReadOptions {
   dataDir: string;
   timeoutSeconds: number;
-}
-
-export interface WorkflowFile {
-  /** Path in the repository, e.g. `.furrow/ci.yml`. */
-  path: string;
-  text: string;
 }
 
 const WORKFLOW_DIR = '.furrow';
@@ -32,7 +26,7 @@ export function gitCacheDir(dataDir: string, repositoryId: string): string {
 
 /** Git's environment for commands on the cache alone (they reach no remote). */
 function cacheEnv(cache: string): Record<string, string> {
-  return { PATH: GIT_PATH, HOME: cache, LC_ALL: 'C', GIT_CONFIG_NOSYSTEM: '1' };
+  return { PATH: JOB_PATH, HOME: cache, LC_ALL: 'C', GIT_CONFIG_NOSYSTEM: '1' };
 }
 
 /** Runs `fn` once every earlier call for `key` has settled. */
@@ -73,18 +67,17 @@ function catFile(cache: string, object: string, opts: GitReadOptions): Promise<s
   return runGit(['-C', cache, 'cat-file', 'blob', object], { env: cacheEnv(cache), timeoutSeconds: opts.timeoutSeconds });
 }
 
-/** The workflow files (`.furrow/*.yml` and `.furrow/*.yaml`) at `commit` (a full sha), by path. */
-export async function readWorkflowFiles(repo: GitRepository, commit: string, opts: GitReadOptions): Promise<WorkflowFile[]> {
+/** The paths of the workflow files (`.furrow/*.yml` and `.furrow/*.yaml`) at `commit` (a full sha), sorted. */
+export async function listWorkflowFiles(repo: GitRepository, commit: string, opts: GitReadOptions): Promise<string[]> {
   const cache = await fetchCommit(repo, commit, opts);
   const listing = await runGit(['-C', cache, 'ls-tree', '-z', commit, '--', `${WORKFLOW_DIR}/`], { env: cacheEnv(cache), timeoutSeconds: opts.timeoutSeconds });
-  const blobs: { path: string; oid: string }[] = [];
+  const paths: string[] = [];
   for (const entry of listing.split('\0')) {
     // `<mode> <type> <oid>\t<path>`
-    const m = /^\d+ blob ([0-9a-f]+)\t(.+)$/s.exec(entry);
-    if (m && WORKFLOW_FILE.test(m[2]!)) blobs.push({ oid: m[1]!, path: m[2]! });
+    const m = /^\d+ blob [0-9a-f]+\t(.+)$/s.exec(entry);
+    if (m && WORKFLOW_FILE.test(m[1]!)) paths.push(m[1]!);
   }
-  blobs.sort((a, b) => (a.path < b.path ? -1 : 1));
-  return Promise.all(blobs.map(async (b) => ({ path: b.path, text: await catFile(cache, b.oid, opts) })));
+  return paths.sort();
 }
 
 /** One file's text at `commit` (a full sha); undefined when the commit has no such file. */

@@ -1,6 +1,6 @@
 const FORMS = 'ssh://[user@]host[:port]/path, user@host:path, https://host/path, http://host/path, file:///path or an absolute path';
 /** `user@host:path`, scp's form of an SSH remote (host may be a bracketed IPv6 address). */
-const SCP_FORM = /^[A-Za-z0-9._-]+@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?!\/\/).+$/;
+const SCP_FORM = /^[A-Za-z0-9._][A-Za-z0-9._-]*@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.][A-Za-z0-9.-]*):(?!\/\/).+$/;
 
 /**
  * Why git must not be given `url` as a repository's remote, or undefined when it is one of the
@@ -27,6 +27,8 @@ export function repositoryUrlProblem(url: string): string | undefined {
     case 'https:':
     case 'http:':
       if (!parsed.hostname) return `"${url}" names no host`;
+      // ssh would read `-…` as an option (git refuses it too; this says so before a check runs).
+      if (parsed.hostname.startsWith('-') || decodeURIComponent(parsed.username).startsWith('-')) return `"${url}": a host or user name must not start with "-"`;
       if (parsed.password) return 'put no password in the URL: Furrow reaches the repository with its deploy key';
       if (parsed.pathname.length <= 1) return `"${url}" names no repository path`;
       return undefined;

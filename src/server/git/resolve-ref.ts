@@ -39,8 +39,3 @@ export async function resolveRefName(remote: GitRemote, ref: string, timeoutSeco
   const hint = /^[0-9a-f]{4,39}$/.test(ref) ? ' (give a commit as its full 40-character sha)' : '';
   throw new RefNotFoundError(`The repository has no branch or tag named "${ref}"${hint}.`);
 }
-
-/** The commit `ref` points at (see resolveRefName). */
-export async function resolveRef(remote: GitRemote, ref: string, timeoutSeconds: number): Promise<string> {
-  return (await resolveRefName(remote, ref, timeoutSeconds)).commit;
-}

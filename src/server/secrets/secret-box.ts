@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const VERSION = 1;
@@ -15,6 +15,23 @@ export function parseSecretKey(text: string): Buffer | undefined {
     if (key.length === 32) return key;
   }
   return undefined;
+}
+
+/**
+ * Makes the key file: written whole under another name, then linked into place, so no process
+ * reads a half-written key and `link` never replaces one another process made meanwhile.
+ */
+async function createKeyFile(file: string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const fresh = `${file}.${randomBytes(6).toString('hex')}`;
+  await writeFile(fresh, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    await link(fresh, file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  } finally {
+    await unlink(fresh);
+  }
 }
 
 /**
@@ -36,12 +53,7 @@ export class SecretBox {
       return new SecretBox(key);
     }
     const file = path.join(opts.dataDir, 'secret.key');
-    await mkdir(opts.dataDir, { recursive: true });
-    const fresh = randomBytes(32).toString('base64');
-    // `wx`: never overwrite a key that exists (another process may have just written it).
-    await writeFile(file, `${fresh}\n`, { mode: 0o600, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
-    });
+    if (!(await access(file).then(() => true, () => false))) await createKeyFile(file);
     const key = parseSecretKey(await readFile(file, 'utf8'));
     if (!key) throw new Error(`${file} does not hold a 32-byte key (64 hex digits or base64)`);
     return new SecretBox(key);

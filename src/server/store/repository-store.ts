@@ -1,7 +1,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import type { RepositoriesTable } from '../../db/schema.js';
-import { enqueueTask } from '../workers/tasks.js';
+import { accessCheckKey, enqueueTask } from '../workers/tasks.js';
 import { recordActivity, type ProjectContext } from './activity-store.js';
 
 export type RepositoryRow = Selectable<RepositoriesTable>;
@@ -134,8 +134,8 @@ export function updateRepository(db: Db, ctx: ProjectContext, id: string, input:
       .where('id', '=', id)
       .returning(PUBLIC_COLUMNS)
       .executeTakeFirstOrThrow();
-    if (recheck && before.public_key) await enqueueTask(tx, 'check-repository-access', { repositoryId: id });
-    await log(tx, row, 'repository.updated', ctx.actorUserId, { fields: Object.keys(input) });
+    if (recheck && before.public_key) await enqueueTask(tx, 'check-repository-access', { repositoryId: id }, { jobKey: accessCheckKey(id) });
+    await log(tx, row, 'repository.updated', ctx.actorUserId, { fields: Object.entries(input).flatMap(([field, value]) => (value === undefined ? [] : [field])) });
     return toRepository(row);
   });
 }
@@ -155,8 +155,10 @@ export interface StoredDeployKey {
 }
 
 /**
- * Stores a new deploy key (replacing any earlier one) and queues an access check, in one
- * transaction; the access status is pending until then. Undefined when the repository is gone.
+ * Stores a new deploy key and queues an access check, in one transaction; the access status is
+ * pending until then. A rekey replaces the earlier key; a first key (`repository.key_generated`)
+ * never does, so the key maker cannot overwrite a key made meanwhile by a rekey. Undefined when the
+ * repository is gone (or, for a first key, has one).
  */
 export function storeDeployKey(
   db: Db,
@@ -177,10 +179,11 @@ export function storeDeployKey(
         updated_at: sql`now()`,
       })
       .where('id', '=', id)
+      .where((eb) => (activity.type === 'repository.key_generated' ? eb('public_key', 'is', null) : eb.lit(true)))
       .returning(PUBLIC_COLUMNS)
       .executeTakeFirst();
     if (!row) return undefined;
-    await enqueueTask(tx, 'check-repository-access', { repositoryId: id });
+    await enqueueTask(tx, 'check-repository-access', { repositoryId: id }, { jobKey: accessCheckKey(id) });
     await log(tx, row, activity.type, activity.actorUserId, { fingerprint: key.fingerprint });
     return toRepository(row);
   });
@@ -193,8 +196,12 @@ export interface AccessOutcome {
   knownHosts: string | null;
 }
 
-/** Records the outcome of an access check. Undefined when the repository is gone. */
-export function recordAccessCheck(db: Db, id: string, outcome: AccessOutcome, actorUserId: string | null): Promise<Repository | undefined> {
+/**
+ * Records the outcome of an access check of `checked` (the URL and key it ran with). Undefined
+ * when the repository is gone, or its URL or key changed while the check ran: that outcome (and
+ * the host keys it saw) says nothing of the repository as it is now.
+ */
+export function recordAccessCheck(db: Db, checked: { id: string; url: string; fingerprint: string | null }, outcome: AccessOutcome, actorUserId: string | null): Promise<Repository | undefined> {
   return db.transaction().execute(async (tx) => {
     const row = await tx
       .updateTable('repositories')
@@ -206,7 +213,9 @@ export function recordAccessCheck(db: Db, id: string, outcome: AccessOutcome, ac
         known_hosts: sql`coalesce(known_hosts, ${outcome.knownHosts})`,
         updated_at: sql`now()`,
       })
-      .where('id', '=', id)
+      .where('id', '=', checked.id)
+      .where('url', '=', checked.url)
+      .where(sql<boolean>`key_fingerprint IS NOT DISTINCT FROM ${checked.fingerprint}`)
       .returning(PUBLIC_COLUMNS)
       .executeTakeFirst();
     if (!row) return undefined;

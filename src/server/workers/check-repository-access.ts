@@ -4,7 +4,7 @@ import { AppError, notFound } from '../app-error.js';
 import { checkAccess } from '../git/check-access.js';
 import { repositoryRemote } from '../keys/repository-remote.js';
 import type { SecretBox } from '../secrets/secret-box.js';
-import { getRepositoryRow, recordAccessCheck, type Repository } from '../store/repository-store.js';
+import { getRepository, getRepositoryRow, recordAccessCheck, type Repository } from '../store/repository-store.js';
 import { repositoryIdOf } from './tasks.js';
 
 export interface AccessCheckDeps {
@@ -23,7 +23,8 @@ export async function checkRepositoryAccess(deps: AccessCheckDeps, repositoryId:
   if (!row) throw notFound('Repository');
   if (!row.private_key) throw new AppError('repository_key_pending');
   const outcome = await checkAccess(repositoryRemote(deps.secretBox, row), deps.gitTimeoutSeconds);
-  const repo = await recordAccessCheck(deps.db, repositoryId, outcome, actorUserId);
+  // Changed meanwhile: the check its change queued tells; until then the repository is as it is.
+  const repo = (await recordAccessCheck(deps.db, { id: row.id, url: row.url, fingerprint: row.key_fingerprint }, outcome, actorUserId)) ?? (await getRepository(deps.db, repositoryId));
   if (!repo) throw notFound('Repository');
   return repo;
 }

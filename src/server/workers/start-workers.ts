@@ -58,10 +58,10 @@ async function reap(deps: WorkerDeps): Promise<void> {
  * a task queued by any instance wakes it through LISTEN/NOTIFY), and the lease watch: every third
  * of a lease (1–10 s) expired leases are handled, so a vanished runner's job ends `runner_lost`
  * (and is retried) within about 1⅓ leases. Every instance may watch; the transitions are guarded.
- * `stop()` lets running tasks finish.
+ * `stop()` lets running tasks finish. The task queue's schema must be installed first
+ * (`migrateTaskQueue`).
  */
 export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
-  await migrateTaskQueue(deps);
   // Leases that expired while no instance ran (e.g. the server was down) are handled at once.
   await reap(deps);
   const runner: Runner = await run({

@@ -14,8 +14,6 @@ export type TaskName = keyof TaskPayloads;
 export interface TaskOptions {
   /** Replaces a queued task with the same key (graphile-worker `job_key`) instead of adding one. */
   jobKey?: string;
-  runAt?: Date;
-  maxAttempts?: number;
 }
 
 /** The repository id of a repository task's payload; throws (the task fails) on anything else. */
@@ -25,24 +23,13 @@ export function repositoryIdOf(payload: unknown): string {
   return id;
 }
 
-/** Queues background tasks; a worker of any instance on the database runs them. */
-export interface Tasks {
-  enqueue<N extends TaskName>(name: N, payload: TaskPayloads[N], opts?: TaskOptions): Promise<void>;
-}
+/** One queued access check per repository at most: a newer request replaces a waiting one. */
+export const accessCheckKey = (repositoryId: string) => `check-repository-access:${repositoryId}`;
 
 /**
  * Queues a task with graphile-worker's `add_job` on `db`. Given a transaction, the task exists
  * if and only if that transaction commits, and no worker sees it before.
  */
 export async function enqueueTask<N extends TaskName>(db: Db | Tx, name: N, payload: TaskPayloads[N], opts: TaskOptions = {}): Promise<void> {
-  await sql`SELECT graphile_worker.add_job(
-    ${name}, ${JSON.stringify(payload)}::json,
-    run_at => ${opts.runAt ?? null}::timestamptz,
-    max_attempts => ${opts.maxAttempts ?? null}::int,
-    job_key => ${opts.jobKey ?? null}::text)`.execute(db);
-}
-
-/** The queue outside any transaction, as `res.tasks`. */
-export function taskQueue(db: Db): Tasks {
-  return { enqueue: (name, payload, opts) => enqueueTask(db, name, payload, opts) };
+  await sql`SELECT graphile_worker.add_job(${name}, ${JSON.stringify(payload)}::json, job_key => ${opts.jobKey ?? null}::text)`.execute(db);
 }
