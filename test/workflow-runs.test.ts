@@ -254,6 +254,20 @@ describe('workflow files from a repository', () => {
     expect((await t.api('GET', `/api/v1/runs/${again.id}/log`)).text).toBe('one\nthree\n');
     expect((await t.api('POST', `/api/v1/runs/${again.id}/rerun`, { failedOnly: true })).body.code).toBe('conflict'); // nothing failed
 
+    // Inputs: defaults fill in, required and choice inputs are checked; a push-only workflow is not started by hand.
+    const inputs = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, {
+      name: 'inputs',
+      definition: 'on:\n  manual:\n    inputs:\n      LEVEL: {default: info, options: [info, debug]}\n      TARGET: {required: true}\njobs:\n  show:\n    steps:\n      - run: echo "$LEVEL $TARGET"\n',
+    });
+    const missing = await t.api('POST', `/api/v1/workflows/${inputs.body.id}/runs`, {});
+    expect(missing.body).toMatchObject({ code: 'validation_failed', details: [{ field: 'parameters.TARGET', message: 'is required' }] });
+    const badChoice = await t.api('POST', `/api/v1/workflows/${inputs.body.id}/runs`, { parameters: { TARGET: 'x', LEVEL: 'loud' } });
+    expect(badChoice.body.details).toEqual([{ field: 'parameters.LEVEL', message: 'must be one of info, debug' }]);
+    const shown = await t.waitForRun((await t.api('POST', `/api/v1/workflows/${inputs.body.id}/runs`, { parameters: { TARGET: 'staging' } })).body.id);
+    expect((await t.api('GET', `/api/v1/runs/${shown.id}/log`)).text).toBe('info staging\n');
+    const pushOnly = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'push-only', definition: 'on: push\njobs:\n  a:\n    steps:\n      - run: true\n' });
+    expect((await t.api('POST', `/api/v1/workflows/${pushOnly.body.id}/runs`, {})).body.code).toBe('not_manual');
+
     // A run whose every job is skipped is skipped.
     const none = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'never', definition: "jobs:\n  only:\n    if: furrow.event == 'push'\n    steps:\n      - run: echo no\n" });
     const skipped = await t.waitForRun((await t.api('POST', `/api/v1/workflows/${none.body.id}/runs`, {})).body.id);

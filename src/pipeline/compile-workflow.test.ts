@@ -34,7 +34,7 @@ const job = (overrides: Partial<CompiledJob>): CompiledJob => ({
   environment: null,
   concurrency: null,
   maxParallel: null,
-  failFast: true,
+  failFast: false,
   checkout: { enabled: true, depth: 1 },
   upload: [],
   download: [],
@@ -115,6 +115,7 @@ describe('compileWorkflow', () => {
         image: 'node:20',
         timeoutSeconds: 900,
         env: { NODE_ENV: 'production', RETRIES: '3', VERSION: '1.10' },
+        concurrency: { group: 'ci', cancelInProgress: false }, // the workflow's, as it names none
         checkout: { enabled: true, depth: 0 },
         steps: [
           { name: 'npm ci', run: 'npm ci', env: {}, timeoutSeconds: null, continueOnError: false, if: null },

@@ -54,7 +54,7 @@ function compileDocument(reader: YamlReader): CompiledWorkflow | undefined {
   if (reader.isMap(jobsField) && entries.length === 0) reader.report(jobsField, 'jobs must have at least one job');
   const templates = entries.flatMap((entry) => parseJob(entry, reader) ?? []);
   const closure = checkNeeds(templates, reader);
-  const instances: JobInstances[] = templates.map((template) => ({ template, jobs: instantiateJob(template, workflow.env) }));
+  const instances: JobInstances[] = templates.map((template) => ({ template, jobs: instantiateJob(template, workflow) }));
   checkInstances(instances, closure, reader);
   workflow.jobs = instances.flatMap((i) => i.jobs);
   return workflow;

@@ -25,6 +25,11 @@ describe('evaluateCondition', () => {
     ['always()', ctx('cancelled'), true],
     ['cancelled()', ctx('cancelled'), true],
     ['success()', ctx('cancelled'), false],
+    // A skipped need: only always() holds, so only such jobs still run.
+    ["furrow.branch == 'main'", ctx('skipped'), false],
+    ['failure() || cancelled()', ctx('skipped'), false],
+    ["always() && furrow.branch == 'main'", ctx('skipped'), true],
+    ["contains(env.DEPLOY, 'always(')", ctx('skipped'), false],
     ["${{ github.ref == 'refs/heads/main' }}", ctx('success'), true],
     ["github.event_name != 'schedule'", ctx('success'), true],
     ["startsWith(github.ref, 'refs/tags/')", ctx('success', { ref: 'refs/tags/v1', branch: null, tag: 'v1' }), true],

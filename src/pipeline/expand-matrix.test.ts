@@ -57,4 +57,9 @@ describe('expandMatrix', () => {
   it('with only include entries, each is a combination', () => {
     expect(expandMatrix({ axes: [], include: [{ a: '1' }, { b: '2' }], exclude: [] })).toEqual([{ a: '1' }, { b: '2' }]);
   });
+
+  it('drops a combination that repeats another: each names one job', () => {
+    const include = [{ os: 'w', arch: 'x' }, { arch: 'x', os: 'w' }];
+    expect(expandMatrix({ axes: [], include: [...include, { os: 'l' }], exclude: [] })).toEqual([{ os: 'w', arch: 'x' }, { os: 'l' }]);
+  });
 });

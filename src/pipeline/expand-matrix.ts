@@ -16,7 +16,8 @@ const matches = (combination: MatrixCombination, partial: MatrixCombination, key
  * combination an `exclude` entry matches (on the keys it names), then each `include` entry
  * extends every product combination it agrees with on the original axes (later entries may
  * overwrite values added by earlier ones, never original values); an entry that extends
- * nothing becomes a combination of its own.
+ * nothing becomes a combination of its own. A combination that repeats another is dropped: each
+ * names one job of the run.
  */
 export function expandMatrix(spec: MatrixSpec): MatrixCombination[] {
   let product: MatrixCombination[] = spec.axes.length > 0 ? [{}] : [];
@@ -30,5 +31,9 @@ export function expandMatrix(spec: MatrixSpec): MatrixCombination[] {
     for (const combination of extended) Object.assign(combination, entry);
     if (extended.length === 0) added.push({ ...entry });
   }
-  return [...product, ...added];
+  const seen = new Set<string>();
+  return [...product, ...added].filter((combination) => {
+    const id = JSON.stringify(Object.entries(combination).sort(([a], [b]) => (a < b ? -1 : 1)));
+    return !seen.has(id) && seen.add(id);
+  });
 }

@@ -1,11 +1,14 @@
 import type { JobTemplate } from './parse-job.js';
 import { referencesMatrix, substituteMatrix } from './substitute-matrix.js';
-import type { CompiledJob } from './workflow-model.js';
+import type { CompiledJob, CompiledWorkflow } from './workflow-model.js';
 
 const STEP_NAME_LENGTH = 60;
 
-/** The jobs a template runs as: itself, or one per matrix combination, with `${{ matrix.* }}` expanded. */
-export function instantiateJob(template: JobTemplate, workflowEnv: Record<string, string>): CompiledJob[] {
+/**
+ * The jobs a template runs as: itself, or one per matrix combination, with `${{ matrix.* }}`
+ * expanded; the workflow's `env` and `concurrency` are folded in as the job's defaults.
+ */
+export function instantiateJob(template: JobTemplate, workflow: Pick<CompiledWorkflow, 'env' | 'concurrency'>): CompiledJob[] {
   return (template.strategy.combinations ?? [null]).map((matrix) => {
     const sub = (text: string) => substituteMatrix(text, matrix);
     const subEnv = (env: Record<string, string>) => Object.fromEntries(Object.entries(env).map(([k, v]) => [k, sub(v)]));
@@ -19,7 +22,7 @@ export function instantiateJob(template: JobTemplate, workflowEnv: Record<string
       runsOn: template.runsOn.map((label) => sub(label.value)),
       if: template.if,
       matrix,
-      env: { ...workflowEnv, ...subEnv(template.env) },
+      env: { ...workflow.env, ...subEnv(template.env) },
       steps: template.steps.map((step) => {
         const run = sub(step.run);
         return { ...step, name: step.name === null ? defaultStepName(run) : sub(step.name), run, env: subEnv(step.env) };
@@ -29,9 +32,10 @@ export function instantiateJob(template: JobTemplate, workflowEnv: Record<string
       retry: { count: template.retry.count, on: [...template.retry.on] },
       image: template.image === null ? null : sub(template.image),
       environment: template.environment === null ? null : sub(template.environment),
-      concurrency: template.concurrency && { ...template.concurrency, group: sub(template.concurrency.group) },
+      concurrency: template.concurrency ? { ...template.concurrency, group: sub(template.concurrency.group) } : workflow.concurrency,
       maxParallel: template.strategy.maxParallel,
-      failFast: template.strategy.failFast,
+      // Only matrix instances have siblings to cancel.
+      failFast: matrix !== null && template.strategy.failFast,
       checkout: { ...template.checkout },
       upload: template.artifacts.upload.map((u) => ({ name: sub(u.name.value), paths: u.paths.map((p) => sub(p.value)) })),
       download: template.artifacts.download.map((d) => ({ name: sub(d.name.value), path: sub(d.path.value) })),

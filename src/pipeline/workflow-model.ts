@@ -93,7 +93,7 @@ export interface CompiledWorkflow {
   name: string | null;
   on: WorkflowTriggers;
   env: Record<string, string>;
-  /** Run-level concurrency: a new run of the group waits for (or cancels) the one in progress. */
+  /** The workflow's `concurrency`, already each job's default (see CompiledJob.concurrency). */
   concurrency: { group: string; cancelInProgress: boolean } | null;
   /** In file order, matrix instances expanded in place. */
   jobs: CompiledJob[];
@@ -112,6 +112,9 @@ export interface ConditionContext {
   };
   matrix: Record<string, string>;
   env: Record<string, string>;
-  /** How the jobs it needs (job-level `if`) or the earlier steps (step-level `if`) ended. */
-  status: 'success' | 'failure' | 'cancelled';
+  /**
+   * How the jobs it needs (job-level `if`) or the earlier steps (step-level `if`) ended;
+   * `skipped` when a needed job was skipped: then only `always()` holds of the status functions.
+   */
+  status: 'success' | 'failure' | 'cancelled' | 'skipped';
 }

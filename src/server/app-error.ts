@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   run_not_finished: [409, 'The run has not finished yet.'],
   approval_not_pending: [409, 'The job is not waiting for an approval.'],
   workflow_invalid: [422, 'The workflow file has problems.'],
+  not_manual: [409, 'This workflow is not started by hand: its `on` has no `manual` (or `workflow_dispatch`).'],
   repository_unreachable: [502, 'git could not read the repository.'],
   artifact_exists: [409, 'The run already has an artifact with that name.'],
   artifact_too_large: [413, 'The artifact is larger than the server accepts.'],

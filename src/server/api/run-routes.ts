@@ -8,6 +8,7 @@ import { waitingReasons } from '../store/runner-store.js';
 import { approveJob } from '../store/approve-job.js';
 import { queueRun } from '../store/queue-run.js';
 import { decodeRunCursor, getRun, listJobsWithSteps, listRuns } from '../store/run-store.js';
+import { manualParameters } from '../triggers/manual-parameters.js';
 import { planWorkflowRun } from '../triggers/workflow-plan.js';
 import { planOptions, rerun } from '../triggers/rerun.js';
 import type { Resources } from '../resources.js';
@@ -57,7 +58,7 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
         plan,
         origin,
         environmentId: req.body.environmentId,
-        parameters: req.body.parameters ?? {},
+        parameters: manualParameters(plan, req.body.parameters ?? {}),
         reason: { type: 'manual', userId: actor },
         actorUserId: actor,
         defaultTimeoutSeconds: res.config.defaultTimeoutSeconds,

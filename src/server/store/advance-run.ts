@@ -26,7 +26,7 @@ interface JobState {
 }
 
 /** How the jobs a job needs ended, as its `if` sees it; `skipped` when one of them was skipped. */
-function outcomeOf(needed: JobState[]): ConditionContext['status'] | 'skipped' {
+function outcomeOf(needed: JobState[]): ConditionContext['status'] {
   if (needed.some((j) => FAILED.includes(j.status) && !j.continue_on_error)) return 'failure';
   if (needed.some((j) => j.status === 'canceled')) return 'cancelled';
   if (needed.some((j) => j.status === 'skipped')) return 'skipped';
@@ -58,10 +58,7 @@ export async function advanceRun(tx: Tx, runId: string): Promise<void> {
       if (needed.some((j) => !isTerminal(j.status))) continue;
       const outcome = outcomeOf(needed);
       const compiled = plan?.workflow.jobs.find((j) => j.key === job.instance_key);
-      const runs =
-        outcome === 'skipped'
-          ? /\balways\s*\(/.test(job.condition ?? '')
-          : !plan || !compiled || evaluateCondition(job.condition, conditionContext(plan.furrow, compiled, outcome));
+      const runs = !plan || !compiled || evaluateCondition(job.condition, conditionContext(plan.furrow, compiled, outcome));
       if (!runs) {
         await transitionJob(tx, job.id, 'skipped', { error: null });
         await tx.updateTable('steps').set({ status: 'skipped', finished_at: sql`now()` }).where('job_id', '=', job.id).where('status', '=', 'queued').execute();

@@ -112,7 +112,7 @@ export function queueRun(db: Db, input: QueueRunInput) {
         ]);
       }
       const kept = input.rerun?.keep.get(job.key);
-      await insertJob(tx, ctx, { ...job, concurrency: job.concurrency ?? input.plan.concurrency }, environment, kept);
+      await insertJob(tx, ctx, job, environment, kept);
     }
     // A re-run keeps the artifacts of the jobs whose outcome it keeps (the files are shared).
     if (input.rerun) await copyArtifacts(tx, input.rerun.runId, runId, [...input.rerun.keep.values()]);
@@ -171,7 +171,7 @@ async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment:
       continue_on_error: job.continueOnError,
       matrix: job.matrix ? JSON.stringify(job.matrix) : null,
       max_parallel: job.maxParallel,
-      fail_fast: job.failFast && job.matrix !== null,
+      fail_fast: job.failFast,
       environment_id: environment?.id ?? null,
       approval: environment?.requiresApproval && !kept ? 'pending' : null,
       concurrency_group: concurrency ? `${ctx.projectId}:${concurrency.group}` : null,
@@ -193,14 +193,7 @@ async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment:
 
 /** `cancel-in-progress`: jobs of other runs in the same concurrency group are canceled. */
 async function cancelSupersededRuns(tx: Tx, ctx: RunContext, plan: CompiledWorkflow): Promise<void> {
-  const groups = [
-    ...new Set(
-      plan.jobs.flatMap((j) => {
-        const c = j.concurrency ?? plan.concurrency;
-        return c?.cancelInProgress ? [`${ctx.projectId}:${c.group}`] : [];
-      }),
-    ),
-  ];
+  const groups = [...new Set(plan.jobs.flatMap((j) => (j.concurrency?.cancelInProgress ? [`${ctx.projectId}:${j.concurrency.group}`] : [])))];
   if (groups.length === 0) return;
   const superseded = await tx
     .selectFrom('jobs')
