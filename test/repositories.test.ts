@@ -121,7 +121,8 @@ describe('repositories over file://', () => {
   });
 
   it('refuses URLs git must not be given, with a clear 400', async () => {
-    for (const url of ['not a url', 'ext::sh -c touch% /tmp/x', '-uhelp', 'ftp://example.com/x.git', 'https://user:secret@example.com/x.git', 'relative/path']) {
+    const optionLike = ['ssh://-oProxyCommand=touch%20x/p.git', '-x@host:p.git', 'ssh://-u@host/p.git'];
+    for (const url of ['not a url', 'ext::sh -c touch% /tmp/x', '-uhelp', 'ftp://example.com/x.git', 'https://user:secret@example.com/x.git', 'relative/path', ...optionLike]) {
       const res = await api('POST', `/projects/${projectId}/repositories`, { name: `bad-${answers.length}`, url });
       expect(res.status, url).toBe(400);
       expect(res.body.code).toBe('validation_failed');
@@ -132,6 +133,22 @@ describe('repositories over file://', () => {
     const accepted = ['ssh://git@example.com:2222/acme/site.git', 'git@github.com:acme/site.git', 'https://example.com/acme/site.git', 'file:///srv/git/site.git', '/srv/git/site.git'];
     for (const [i, url] of accepted.entries()) {
       expect((await api('POST', `/projects/${projectId}/repositories`, { name: `ok-${i}`, url })).status, url).toBe(201);
+    }
+  });
+
+  it('refuses repositories on the server’s own disk unless FURROW_LOCAL_REPOSITORIES allows them', async () => {
+    const strict = await startTestInstance({ FURROW_LOCAL_REPOSITORIES: 'false', FURROW_LOCAL_RUNNER: 'false' });
+    try {
+      const org = await strict.api('POST', '/api/v1/organizations', { name: 'strict-org' });
+      const project = (await strict.api('POST', `/api/v1/organizations/${org.body.id}/projects`, { name: 'p' })).body.id;
+      for (const url of [local.url, local.path]) {
+        const res = await strict.api('POST', `/api/v1/projects/${project}/repositories`, { name: 'mine', url });
+        expect(res.status, url).toBe(400);
+        expect(res.body.details).toEqual([{ field: 'url', message: expect.stringContaining('FURROW_LOCAL_REPOSITORIES') }]);
+      }
+      expect((await strict.api('POST', `/api/v1/projects/${project}/repositories`, { name: 'remote', url: 'git@example.com:a/b.git' })).status).toBe(201);
+    } finally {
+      await strict.stop();
     }
   });
 

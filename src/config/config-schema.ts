@@ -174,6 +174,11 @@ export const SETTINGS = {
     max: 1048576,
     description: 'Most artifact storage one run may use, in MiB.',
   },
+  FURROW_LOCAL_REPOSITORIES: {
+    kind: 'boolean',
+    default: false,
+    description: 'Allow repositories on the server\'s own disk (file:// URLs and paths), which the server reads as its own user.',
+  },
   FURROW_GIT_TIMEOUT_SECONDS: {
     kind: 'integer',
     default: 60,

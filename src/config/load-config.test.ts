@@ -52,6 +52,7 @@ describe('loadConfig', () => {
       artifactMaxBytes: SETTINGS.FURROW_ARTIFACT_MAX_MB.default * 1024 * 1024,
       artifactRunMaxBytes: SETTINGS.FURROW_ARTIFACT_RUN_MAX_MB.default * 1024 * 1024,
       gitTimeoutSeconds: SETTINGS.FURROW_GIT_TIMEOUT_SECONDS.default,
+      localRepositories: false,
       runner: {
         url: undefined,
         token: undefined,

@@ -26,6 +26,8 @@ export interface Config {
   artifactMaxBytes: number;
   artifactRunMaxBytes: number;
   gitTimeoutSeconds: number;
+  /** Repositories may be file:// URLs or paths on the server's disk. */
+  localRepositories: boolean;
   /** The runner of this process: the local one inside `furrow start`, or `furrow runner`. */
   runner: RunnerSettings;
   executor: ExecutorSettings;
@@ -174,6 +176,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     artifactMaxBytes: (values.FURROW_ARTIFACT_MAX_MB as number) * 1024 * 1024,
     artifactRunMaxBytes: (values.FURROW_ARTIFACT_RUN_MAX_MB as number) * 1024 * 1024,
     gitTimeoutSeconds: values.FURROW_GIT_TIMEOUT_SECONDS as number,
+    localRepositories: values.FURROW_LOCAL_REPOSITORIES as boolean,
     runner: {
       url: optional('FURROW_RUNNER_URL'),
       token: optional('FURROW_RUNNER_TOKEN'),

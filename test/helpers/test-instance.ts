@@ -49,7 +49,8 @@ export async function startTestInstance(env: Record<string, string> = {}, existi
   const dataDir = existing?.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'furrow-test-')));
   // Jobs run as the unprivileged job user when tests run as root: it must reach its workspace.
   await chmod(dataDir, 0o711);
-  const config = loadConfig({ FURROW_PORT: '0', FURROW_DATA_DIR: dataDir, FURROW_SHUTDOWN_GRACE_SECONDS: '2', DATABASE_URL: database.url, ...env });
+  // Tests serve repositories from bare repos on disk (file://); one test turns this off again.
+  const config = loadConfig({ FURROW_PORT: '0', FURROW_DATA_DIR: dataDir, FURROW_SHUTDOWN_GRACE_SECONDS: '2', DATABASE_URL: database.url, FURROW_LOCAL_REPOSITORIES: 'true', ...env });
   const instance = await startInstance(config, database.url, pino({ level: process.env.FURROW_TEST_LOG ? 'debug' : 'silent' }));
   const { db } = instance.resources.database;
 

@@ -39,8 +39,8 @@ const UpdateBody = Type.Object(
 const RefQuery = Type.Object({ ref: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[^-\\s]\\S*$', description: 'Branch, tag or full commit sha (default: the default branch)' })) });
 const byRepository = { kind: 'repository', param: 'id' } as const;
 
-function checkUrl(url: string | undefined): void {
-  const problem = url === undefined ? undefined : repositoryUrlProblem(url);
+function checkUrl(url: string | undefined, allowLocal: boolean): void {
+  const problem = url === undefined ? undefined : repositoryUrlProblem(url, { allowLocal });
   if (problem) throw new AppError('validation_failed', `Invalid body: url ${problem}`, [{ field: 'url', message: problem }]);
 }
 
@@ -56,7 +56,7 @@ export const repositoryRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = a
     '/projects/:id/repositories',
     { config: { access: { capability: 'repository.write', scope: { kind: 'project', param: 'id' } } }, schema: { tags, params: IdParams, body: CreateBody } },
     async (req, reply) => {
-      checkUrl(req.body.url);
+      checkUrl(req.body.url, res.config.localRepositories);
       const { name, url, defaultBranch = 'main', keyType = 'ed25519', knownHosts } = req.body;
       return reply.status(201).send(await createRepository(db, projectContext(req), { name, url, defaultBranch, keyType, knownHosts: pins(knownHosts) ?? null }));
     },
@@ -73,7 +73,7 @@ export const repositoryRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = a
   });
 
   app.patch('/repositories/:id', { config: { access: { capability: 'repository.write', scope: byRepository } }, schema: { tags, params: IdParams, body: UpdateBody } }, async (req) => {
-    checkUrl(req.body.url);
+    checkUrl(req.body.url, res.config.localRepositories);
     return updateRepository(db, projectContext(req), req.params.id, { ...req.body, knownHosts: pins(req.body.knownHosts) });
   });
 

@@ -8,11 +8,12 @@ const SCP_FORM = /^[A-Za-z0-9._][A-Za-z0-9._-]*@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.]
  * runs commands), words git would read as options, and passwords in URLs (they would be shown
  * to every reader of the repository; use a deploy key).
  */
-export function repositoryUrlProblem(url: string): string | undefined {
+export function repositoryUrlProblem(url: string, opts: { allowLocal: boolean }): string | undefined {
   const invalid = `is not a repository URL; use ${FORMS}`;
   // No control characters or spaces.
   if (/[\s\u0000-\u001f\u007f]/.test(url)) return `${JSON.stringify(url)} contains spaces or control characters`;
-  if (url.startsWith('/')) return url.length > 1 ? undefined : `"/" ${invalid}`;
+  const local = 'is on the server\'s own disk, which FURROW_LOCAL_REPOSITORIES does not allow';
+  if (url.startsWith('/')) return url.length <= 1 ? `"/" ${invalid}` : opts.allowLocal ? undefined : `"${url}" ${local}`;
   if (SCP_FORM.test(url)) return undefined;
   let parsed: URL;
   try {
@@ -22,7 +23,8 @@ export function repositoryUrlProblem(url: string): string | undefined {
   }
   switch (parsed.protocol) {
     case 'file:':
-      return parsed.pathname.length > 1 && !parsed.host ? undefined : `"${url}" must be file:///absolute/path`;
+      if (parsed.pathname.length <= 1 || parsed.host) return `"${url}" must be file:///absolute/path`;
+      return opts.allowLocal ? undefined : `"${url}" ${local}`;
     case 'ssh:':
     case 'https:':
     case 'http:':
