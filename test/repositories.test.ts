@@ -152,6 +152,18 @@ describe('repositories over file://', () => {
     }
   });
 
+  it('drops pinned host keys when the URL moves to another host, and keeps them for a rename', async () => {
+    const pinned = '[git.example.com]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
+    const created = await addRepository({ name: 'moving', url: 'ssh://git@git.example.com/app.git', knownHosts: pinned });
+    expect(created.knownHosts).toBe(pinned);
+    const renamed = await api('PATCH', `/repositories/${created.id}`, { name: 'moved' });
+    expect(renamed.body.knownHosts).toBe(pinned);
+    const moved = await api('PATCH', `/repositories/${created.id}`, { url: 'ssh://git@other.example.com/app.git' });
+    expect(moved.body).toMatchObject({ knownHosts: null, access: { status: 'pending' } });
+    const types = (await t.api('GET', `/api/v1/projects/${projectId}/activities?type=repository.updated`)).body.items.map((a: { payload: { fields: string[] } }) => a.payload.fields);
+    expect(types.slice(0, 2)).toEqual([['url'], ['name']]); // what each request changed, newest first
+  });
+
   it('rekeys a repository on request: a new key, checked again', async () => {
     const before = (await api('GET', `/repositories/${repoId}`)).body;
     const res = await api('POST', `/repositories/${repoId}/rekey`);

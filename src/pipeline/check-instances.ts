@@ -1,10 +1,9 @@
+import { ARTIFACT_NAME, IMAGE, LABEL } from '../domain/names.js';
 import type { JobTemplate } from './parse-job.js';
 import { referencesMatrix } from './substitute-matrix.js';
 import type { CompiledJob } from './workflow-model.js';
 import type { Field, YamlReader } from './yaml-reader.js';
 
-const LABEL = /^[A-Za-z0-9._:-]{1,64}$/;
-const ARTIFACT_NAME = /^[A-Za-z0-9._-]{1,100}$/;
 
 export interface JobInstances {
   template: JobTemplate;
@@ -12,7 +11,7 @@ export interface JobInstances {
 }
 
 /**
- * Checks what is only known after matrix expansion: runner labels, artifact names and paths,
+ * Checks what is only known after matrix expansion: runner labels, images, artifact names and paths,
  * that upload names are unique in the workflow, and that each download is uploaded by a job
  * the downloading job needs (`closure`: transitive needs by job id).
  */
@@ -23,6 +22,10 @@ export function checkInstances(all: JobInstances[], closure: Map<string, Set<str
       template.runsOn.forEach(({ field }, i) => {
         if (!LABEL.test(job.runsOn[i]!)) reader.report(field, `${field.path} label "${job.runsOn[i]}" must be 1 to 64 letters, digits, ".", "_", ":" or "-"`);
       });
+      const image = template.image?.field;
+      if (image && job.image !== null && !IMAGE.test(job.image)) {
+        reader.report(image, `${image.path} "${job.image}" is not a container image name (a letter or digit, then letters, digits and . _ / : @ -, at most 512)`);
+      }
     }
     template.artifacts.upload.forEach((upload, i) => {
       const shared = jobs.length > 1 && !referencesMatrix(upload.name.value);

@@ -379,6 +379,7 @@ describe('compileWorkflow', () => {
           "    if: furrow.branch = 'main'",
           '    retry: {count: 11, on: [failed, lost]}',
           '    runs-on: [linux, "two words"]',
+          '    image: "-debian"',
           '    strategy: {matrix: {n: [1, 1]}}',
           '    steps: [{run: x, continue-on-error: yes}]',
         ),
@@ -391,8 +392,9 @@ describe('compileWorkflow', () => {
       '7:20: jobs.bad id.retry.count must be a whole number of attempts between 0 and 10',
       '7:37: jobs.bad id.retry.on has "lost"; a retry is for failed, timed_out, runner_lost',
       '8:22: jobs.bad id.runs-on[1] label "two words" must be 1 to 64 letters, digits, ".", "_", ":" or "-"',
-      '9:32: jobs.bad id.strategy.matrix.n lists "1" twice',
-      '10:41: jobs.bad id.steps[0].continue-on-error must be true or false',
+      '9:12: jobs.bad id.image "-debian" is not a container image name (a letter or digit, then letters, digits and . _ / : @ -, at most 512)',
+      '10:32: jobs.bad id.strategy.matrix.n lists "1" twice',
+      '11:41: jobs.bad id.steps[0].continue-on-error must be true or false',
     ]);
   });
 

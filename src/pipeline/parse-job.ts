@@ -15,8 +15,9 @@ const DEFAULT_RETRY: CompiledJob['retry'] = { count: 1, on: ['runner_lost'] };
  * A job of the file as read, before matrix expansion. Texts still hold `${{ matrix.* }}`; those
  * checked after expansion (labels, artifacts) and `needs` keep their place in the file.
  */
-export interface JobTemplate extends Pick<CompiledJob, 'id' | 'if' | 'env' | 'timeoutSeconds' | 'continueOnError' | 'retry' | 'image' | 'environment' | 'concurrency' | 'checkout'> {
+export interface JobTemplate extends Pick<CompiledJob, 'id' | 'if' | 'env' | 'timeoutSeconds' | 'continueOnError' | 'retry' | 'environment' | 'concurrency' | 'checkout'> {
   field: Field;
+  image: Located<string> | null;
   name: string | null;
   needs: Located<string>[];
   runsOn: Located<string>[];
@@ -37,6 +38,10 @@ export function parseJob(field: Field, reader: YamlReader): JobTemplate | undefi
     const f = fields.get(key);
     return (f && ctx.text(f)) ?? null;
   };
+  const located = (key: string) => {
+    const f = fields.get(key);
+    return (f && ctx.located(f)) ?? null;
+  };
   const needs = fields.get('needs');
   const runsOn = fields.get('runs-on');
   const env = fields.get('env');
@@ -52,7 +57,7 @@ export function parseJob(field: Field, reader: YamlReader): JobTemplate | undefi
     timeoutSeconds: ctx.timeoutSeconds(fields.get('timeout-minutes')),
     continueOnError: (continueOnError && reader.boolean(continueOnError)) ?? false,
     retry: readRetry(fields.get('retry'), reader),
-    image: text('image'),
+    image: located('image'),
     environment: readEnvironment(fields.get('environment'), ctx),
     concurrency: parseConcurrency(fields.get('concurrency'), ctx),
     checkout: readCheckout(fields.get('checkout'), reader),

@@ -144,7 +144,7 @@ export class YamlReader {
 
   /** One string or a list of strings. */
   strings(field: Field, what = 'a string or a list of strings'): Located<string>[] | undefined {
-    const items = isSeq(field.node) ? (this.list(field) ?? []) : [field];
+    const items = this.oneOrList(field);
     const values: Located<string>[] = [];
     for (const item of items) {
       const value = this.scalar(item, item === field ? what : 'a string');
@@ -176,8 +176,8 @@ export class YamlReader {
     return false;
   }
 
-  /** A map of names to scalars (`env`); values become strings, read by `value` when given. */
-  env(field: Field, value = (entry: Field) => this.optionalScalar(entry)): Record<string, string> {
+  /** A map of names to scalars (`env`); `value` reads each entry's value as text. */
+  env(field: Field, value: (entry: Field) => string | undefined): Record<string, string> {
     const env: Record<string, string> = {};
     for (const entry of this.entries(field, 'a map of names to values') ?? []) {
       const name = keyOf(entry);

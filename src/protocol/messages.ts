@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { LABEL } from '../domain/names.js';
 
 /**
  * Runner <-> server protocol. A runner sends requests and gets one reply each; the server may
@@ -99,7 +100,7 @@ export const RegisterMessage = Type.Object({
   /** PROTOCOL_VERSION of the runner; the server refuses any other with `protocol_version_mismatch`. */
   version: Type.Integer(),
   name: Type.String({ minLength: 1, maxLength: 128 }),
-  labels: Type.Array(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$' }), { maxItems: 64 }),
+  labels: Type.Array(Type.String({ pattern: LABEL.source }), { maxItems: 64 }),
   capacity: Type.Integer({ minimum: 1, maximum: 256 }),
   executor: Type.String({ maxLength: 32 }),
   /** The runner's software version, shown in runner lists. */

@@ -117,9 +117,11 @@ describe('runCheckout', () => {
   });
 
   it('refuses a URL or commit git would read as an option', async () => {
-    const r = await checkout(spec({ url: '--upload-pack=touch /tmp/furrow-pwned' }), 'option');
-    expect(r.exitCode).toBe(1);
-    expect(r.log).toContain('refusing to check out');
+    for (const [over, name] of [[{ url: '--upload-pack=touch /tmp/furrow-pwned' }, 'option-url'], [{ commit: '--upload-pack=touch' }, 'option-commit']] as const) {
+      const r = await checkout(spec(over), name);
+      expect(r.exitCode).toBe(1);
+      expect(r.log).toContain('refusing to check out');
+    }
   });
 
   it('stops when aborted', async () => {

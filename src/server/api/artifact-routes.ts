@@ -8,11 +8,12 @@ import { ArtifactStorage, artifactTooLarge } from '../artifacts/artifact-storage
 import { findArtifact, listArtifacts, uploadArtifact, type Artifact } from '../store/artifact-store.js';
 import type { JobIdentity } from '../store/job-token.js';
 import type { Resources } from '../resources.js';
+import { ARTIFACT_NAME } from '../../domain/names.js';
 import { IdParams } from './schemas.js';
 
 const ArtifactParams = Type.Object({
   ...IdParams.properties,
-  name: Type.String({ pattern: '^[A-Za-z0-9._-]{1,100}$', description: 'Artifact name: 1-100 letters, digits, `.`, `_` or `-`' }),
+  name: Type.String({ pattern: ARTIFACT_NAME.source, description: 'Artifact name: 1-100 letters, digits, `.`, `_` or `-`' }),
 });
 const ArtifactSchema = Type.Object({
   id: Type.String(),

@@ -4,6 +4,7 @@ import { notFound } from '../app-error.js';
 import { projectContext } from '../auth/access-plugin.js';
 import { createWorkflow, deleteWorkflow, getWorkflow, listWorkflows, updateWorkflow } from '../store/workflow-store.js';
 import type { Resources } from '../resources.js';
+import { IMAGE, LABEL } from '../../domain/names.js';
 import { RETRYABLE } from '../../domain/run-state.js';
 import { IdParams, Name } from './schemas.js';
 
@@ -14,8 +15,8 @@ const fields = {
   path: Type.String({ pattern: '^\\.furrow/[^/]+\\.ya?ml$', description: 'Workflow file in the repository, read at each run’s commit' }),
   defaultEnvironmentId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], { description: 'Environment used when a run names none' }),
   timeoutSeconds: Type.Union([Type.Integer({ minimum: 1, maximum: 604800 }), Type.Null()], { description: 'Job timeout; null uses the server default' }),
-  labels: Type.Array(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$' }), { maxItems: 32, uniqueItems: true, description: 'Labels a runner must have to take the job' }),
-  image: Type.Union([Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9][A-Za-z0-9._/:@-]*$' }), Type.Null()], { description: 'Container image for container executors (podman)' }),
+  labels: Type.Array(Type.String({ pattern: LABEL.source }), { maxItems: 32, uniqueItems: true, description: 'Labels a runner must have to take the job' }),
+  image: Type.Union([Type.String({ pattern: IMAGE.source }), Type.Null()], { description: 'Container image for container executors (podman)' }),
   network: Type.Union([Type.Literal('default'), Type.Literal('none')], { description: '`none`: the job runs without network (executors that cannot enforce it refuse the job)' }),
   retry: Type.Object(
     {

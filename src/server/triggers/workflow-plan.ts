@@ -24,9 +24,8 @@ export interface RunTarget {
   event: string;
 }
 
-/** A compiled workflow's problems as the API's 422 `workflow_invalid`. */
-export function workflowInvalid(problems: WorkflowProblem[]): AppError {
-  problems = [...problems].sort((a, b) => a.line - b.line || a.column - b.column);
+/** A compiled workflow's problems (sorted by position) as the API's 422 `workflow_invalid`. */
+function workflowInvalid(problems: WorkflowProblem[]): AppError {
   const first = problems[0]!;
   const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
   return new AppError('workflow_invalid', `${first.file}:${first.line}:${first.column}: ${first.message}${more}`, problems);
