@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type RegisterMessage, type RunnerRequest, type ServerReply } from '../src/protocol/messages.js';
-import { RUNNER_LOST_ERROR, reapExpiredLeases } from '../src/server/store/job-store.js';
+import { RUNNER_LOST_ERROR, expireJobs } from '../src/server/runs/expire-jobs.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 let t: TestInstance;
@@ -9,6 +9,9 @@ beforeAll(async () => {
   t = await startTestInstance({ FURROW_LOCAL_RUNNER: 'false' });
 });
 afterAll(() => t?.stop());
+
+/** Lease expiry as the watch runs it, with no grace before retries (held-back retries have their own test). */
+const EXPIRY = { queueTimeoutSeconds: 86400, retryGraceSeconds: 0, sinceSeconds: 1 };
 
 let names = 0;
 const hello = (labels: string[] = [], version = PROTOCOL_VERSION): RegisterMessage => ({
@@ -66,7 +69,7 @@ describe('runner protocol and leases', () => {
 
     // The runner vanishes: nothing extends the lease any more.
     await expireLeases(runId);
-    expect(await reapExpiredLeases(t.instance.resources.database.db)).toBe(1);
+    expect(await expireJobs(t.instance.resources.database.db, EXPIRY)).toBe(1);
     const after = await t.api('GET', `/api/v1/runs/${runId}`);
     expect(after.body.status).toBe('failed');
     const job = (await t.api('GET', `/api/v1/runs/${runId}/jobs`)).body.items[0];
@@ -88,7 +91,7 @@ describe('runner protocol and leases', () => {
     await first.request({ type: 'accept', jobId });
     await first.request({ type: 'log', jobId, offset: 0, data: Buffer.from('attempt one\n') });
     await expireLeases(runId);
-    expect(await reapExpiredLeases(t.instance.resources.database.db)).toBe(1);
+    expect(await expireJobs(t.instance.resources.database.db, EXPIRY)).toBe(1);
     expect((await t.api('GET', `/api/v1/runs/${runId}`)).body.status).toBe('running');
 
     const second = await runner();
@@ -117,7 +120,7 @@ describe('runner protocol and leases', () => {
     const first = await runner();
     const { runId, jobId } = await queueAndClaim(first);
     await expireLeases(runId);
-    expect(await reapExpiredLeases(t.instance.resources.database.db)).toBe(1);
+    expect(await expireJobs(t.instance.resources.database.db, EXPIRY)).toBe(1);
     const second = await runner();
     const again = await second.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
     expect(again.type).toBe('job');

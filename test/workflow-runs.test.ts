@@ -187,7 +187,10 @@ describe('workflow files from a repository', () => {
     const again = await t.waitForRun(rerun.body.id, 60_000);
     expect(again).toMatchObject({ status: 'succeeded', rerunOf: run.id, commit: repo.commit });
     const rerunJobs = Object.fromEntries((await jobsOf(again.id)).map((j) => [j.name, j]));
-    expect(rerunJobs.build).toMatchObject({ status: 'succeeded', retryOf: byName.build.id, logSize: 0 });
+    // A kept job shows what it did in the first run: its log, its steps, its times.
+    expect(rerunJobs.build).toMatchObject({ status: 'succeeded', retryOf: byName.build.id, logSize: byName.build.logSize, startedAt: byName.build.startedAt, finishedAt: byName.build.finishedAt });
+    expect(rerunJobs.build.steps.map((s: any) => [s.name, s.status])).toEqual([['checkout', 'succeeded'], ['build', 'succeeded']]);
+    expect(await logOf(rerunJobs.build.id)).toBe(buildLog);
     expect(rerunJobs.flaky.status).toBe('succeeded');
     expect(rerunJobs['after-flaky'].status).toBe('succeeded');
     // The kept build's artifact is the re-run's too.

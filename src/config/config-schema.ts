@@ -128,6 +128,20 @@ export const SETTINGS = {
     max: 604800,
     description: 'Timeout of a workflow that does not set its own.',
   },
+  FURROW_QUEUE_TIMEOUT_SECONDS: {
+    kind: 'integer',
+    default: 86400,
+    min: 60,
+    max: 2592000,
+    description: 'How long a queued job may wait for a runner before it ends timed_out.',
+  },
+  FURROW_MAX_JOBS_PER_RUN: {
+    kind: 'integer',
+    default: 500,
+    min: 1,
+    max: 10000,
+    description: 'Jobs one run may have, matrix instances included.',
+  },
   FURROW_SHUTDOWN_GRACE_SECONDS: {
     kind: 'integer',
     default: 30,

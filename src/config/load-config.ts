@@ -16,6 +16,8 @@ export interface Config {
   workDir: string;
   jobLeaseSeconds: number;
   defaultTimeoutSeconds: number;
+  queueTimeoutSeconds: number;
+  maxJobsPerRun: number;
   shutdownGraceSeconds: number;
   maxBodyBytes: number;
   loginRateLimit: number;
@@ -167,6 +169,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     workDir: path.resolve((values.FURROW_WORK_DIR as string | undefined) ?? path.join(dataDir, 'work')),
     jobLeaseSeconds: values.FURROW_JOB_LEASE_SECONDS as number,
     defaultTimeoutSeconds: values.FURROW_DEFAULT_TIMEOUT_SECONDS as number,
+    queueTimeoutSeconds: values.FURROW_QUEUE_TIMEOUT_SECONDS as number,
+    maxJobsPerRun: values.FURROW_MAX_JOBS_PER_RUN as number,
     shutdownGraceSeconds: values.FURROW_SHUTDOWN_GRACE_SECONDS as number,
     maxBodyBytes: values.FURROW_MAX_BODY_BYTES as number,
     loginRateLimit: values.FURROW_LOGIN_RATE_LIMIT as number,

@@ -82,8 +82,9 @@ export interface WorkflowsTable {
   labels: string[];
   image: string | null;
   network: Generated<'default' | 'none'>;
-  retry_count: Generated<number>;
-  retry_on: Generated<string[]>;
+  /** Both null: the default policy (see domain/job-retry.ts). */
+  retry_count: number | null;
+  retry_on: string[] | null;
   definition: string | null;
   repository_id: string | null;
   path: string | null;
@@ -106,6 +107,9 @@ export interface RunsTable {
   commit_sha: string | null;
   plan: Json<unknown> | null;
   rerun_of: string | null;
+  cancel_requested_at: Timestamp | null;
+  cancel_forced: Generated<boolean>;
+  canceled_by: string | null;
   created_at: Generated<Date>;
   started_at: Timestamp | null;
   finished_at: Timestamp | null;
@@ -145,6 +149,9 @@ export interface JobsTable {
   concurrency_group: string | null;
   log_received: Generated<number>;
   job_token_hash: Buffer | null;
+  cancel_reason: string | null;
+  queued_at: Timestamp | null;
+  not_before: Timestamp | null;
   created_at: Generated<Date>;
   started_at: Timestamp | null;
   finished_at: Timestamp | null;

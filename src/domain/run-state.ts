@@ -10,8 +10,9 @@ export const TERMINAL: readonly RunStatus[] = ['succeeded', 'failed', 'canceled'
 const NEXT: Record<RunStatus, readonly RunStatus[]> = {
   // A job waits for the jobs it needs, or for an approval; it is then queued or skipped.
   waiting: ['queued', 'skipped', 'canceled', 'failed'],
-  // A step is skipped from queued (its `if` said no); a job only from waiting.
-  queued: ['running', 'canceled', 'failed', 'skipped'],
+  // A step is skipped from queued (its `if` said no); a job only from waiting. A job no runner
+  // took within the queue timeout ends timed_out.
+  queued: ['running', 'canceled', 'failed', 'skipped', 'timed_out'],
   running: ['succeeded', 'failed', 'canceled', 'timed_out', 'runner_lost'],
   succeeded: [],
   failed: [],
@@ -32,27 +33,6 @@ export function canTransition(from: RunStatus, to: RunStatus): boolean {
 /** Every state from which `to` may be entered. */
 export function sourcesOf(to: RunStatus): RunStatus[] {
   return (Object.keys(NEXT) as RunStatus[]).filter((from) => NEXT[from].includes(to));
-}
-
-/**
- * A run's status follows from its jobs' latest attempts: running while any job is active (or
- * some have ended and others still wait), queued while all wait, otherwise the worst outcome
- * (timed_out before failed before canceled before succeeded); skipped jobs do not count (a run
- * whose jobs were all skipped is skipped), and a
- * job whose runner was lost and that was not retried counts as failed. Callers pass a failed job
- * that may fail (`continue-on-error`) as succeeded.
- */
-export function runStatusOf(jobs: readonly RunStatus[]): RunStatus {
-  if (jobs.length === 0) return 'queued';
-  if (jobs.some((s) => s === 'running')) return 'running';
-  const pending = (s: RunStatus) => s === 'queued' || s === 'waiting';
-  if (jobs.some(pending)) return jobs.some((s) => !pending(s)) ? 'running' : 'queued';
-  if (jobs.includes('timed_out')) return 'timed_out';
-  if (jobs.includes('failed') || jobs.includes('runner_lost')) return 'failed';
-  if (jobs.includes('canceled')) return 'canceled';
-  // Every job's `if` said no: nothing ran.
-  if (jobs.every((s) => s === 'skipped')) return 'skipped';
-  return 'succeeded';
 }
 
 /** The outcomes after which a job may be retried (per the workflow's `retry.on`). */

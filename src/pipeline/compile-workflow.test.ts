@@ -29,7 +29,7 @@ const job = (overrides: Partial<CompiledJob>): CompiledJob => ({
   steps: [],
   timeoutSeconds: null,
   continueOnError: false,
-  retry: { count: 1, on: ['runner_lost'] },
+  retry: null,
   image: null,
   environment: null,
   concurrency: null,

@@ -29,7 +29,7 @@ export function instantiateJob(template: JobTemplate, workflow: Pick<CompiledWor
       }),
       timeoutSeconds: template.timeoutSeconds,
       continueOnError: template.continueOnError,
-      retry: { count: template.retry.count, on: [...template.retry.on] },
+      retry: template.retry && { count: template.retry.count, on: [...template.retry.on] },
       image: template.image === null ? null : sub(template.image.value),
       environment: template.environment === null ? null : sub(template.environment),
       concurrency: template.concurrency ? { ...template.concurrency, group: sub(template.concurrency.group) } : workflow.concurrency,

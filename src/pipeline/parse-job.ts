@@ -7,9 +7,7 @@ import type { CompiledJob } from './workflow-model.js';
 import { keyOf, type Field, type Located, type YamlReader } from './yaml-reader.js';
 
 const JOB_KEYS = ['name', 'runs-on', 'needs', 'if', 'env', 'timeout-minutes', 'continue-on-error', 'retry', 'image', 'environment', 'concurrency', 'checkout', 'strategy', 'steps', 'artifacts'];
-const RETRY_OUTCOMES: CompiledJob['retry']['on'] = ['failed', 'timed_out', 'runner_lost'];
-/** Without `retry`, only a vanished runner is retried: the job itself may not be safe to repeat. */
-const DEFAULT_RETRY: CompiledJob['retry'] = { count: 1, on: ['runner_lost'] };
+const RETRY_OUTCOMES: NonNullable<CompiledJob['retry']>['on'] = ['failed', 'timed_out', 'runner_lost'];
 
 /**
  * A job of the file as read, before matrix expansion. Texts still hold `${{ matrix.* }}`; those
@@ -67,11 +65,12 @@ export function parseJob(field: Field, reader: YamlReader): JobTemplate | undefi
   };
 }
 
+/** Without `retry`, null: the server's default (a vanished runner's job once, outside environments). */
 function readRetry(field: Field | undefined, reader: YamlReader): CompiledJob['retry'] {
-  if (!field) return DEFAULT_RETRY;
+  if (!field) return null;
   if (!reader.isMap(field)) {
     const count = reader.integer(field, 0, 10, 'attempts');
-    return count === undefined ? DEFAULT_RETRY : { count, on: [...RETRY_OUTCOMES] };
+    return count === undefined ? null : { count, on: [...RETRY_OUTCOMES] };
   }
   const fields = reader.map(field, ['count', 'on']);
   const count = fields?.get('count');

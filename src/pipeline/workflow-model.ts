@@ -73,8 +73,11 @@ export interface CompiledJob {
   steps: CompiledStep[];
   timeoutSeconds: number | null;
   continueOnError: boolean;
-  /** Further attempts after a failure whose outcome is in `on` (runner_lost, failed, timed_out). */
-  retry: { count: number; on: ('runner_lost' | 'failed' | 'timed_out')[] };
+  /**
+   * Further attempts after a failure whose outcome is in `on` (runner_lost, failed, timed_out);
+   * null when the file does not say (the server's default applies, see domain/job-retry.ts).
+   */
+  retry: { count: number; on: ('runner_lost' | 'failed' | 'timed_out')[] } | null;
   image: string | null;
   /** Name of the project environment the job runs in (its variables, secrets and protection). */
   environment: string | null;

@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   repository_key_pending: [409, 'The repository’s deploy key is still being generated; try again in a moment.'],
   repository_key_unreadable: [409, 'The repository’s deploy key cannot be opened with this instance’s secret key; run "furrow keys rekey-missing" and add the new public key to the forge.'],
   ref_not_found: [422, 'The repository has no such branch or tag.'],
+  too_many_jobs: [422, 'The workflow makes more jobs than one run may have.'],
+  parameter_not_allowed: [400, 'A parameter names a variable that parameters may not set.'],
   rate_limited: [429, 'Too many attempts; try again later.'],
   internal: [500, 'Something went wrong on the server.'],
 } as const satisfies Record<string, readonly [number, string]>;

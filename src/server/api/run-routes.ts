@@ -3,14 +3,12 @@ import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { AppError, notFound } from '../app-error.js';
 import { callerOf, principalOf } from '../auth/access-plugin.js';
-import { requestRunCancel } from '../store/job-store.js';
+import { approveJob } from '../runs/approve-job.js';
+import { cancelRun } from '../runs/cancel-run.js';
+import { rerun } from '../runs/rerun.js';
+import { startRun } from '../runs/start-run.js';
 import { waitingReasons } from '../store/runner-store.js';
-import { approveJob } from '../store/approve-job.js';
-import { queueRun } from '../store/queue-run.js';
-import { decodeRunCursor, getRun, listJobsWithSteps, listRuns } from '../store/run-store.js';
-import { manualParameters } from '../triggers/manual-parameters.js';
-import { planWorkflowRun } from '../triggers/workflow-plan.js';
-import { planOptions, rerun } from '../triggers/rerun.js';
+import { decodeCursor, getRun, listJobsWithSteps, listRuns, runLogJobs } from '../store/run-store.js';
 import type { Resources } from '../resources.js';
 import { IdParams, VariableMap } from './schemas.js';
 
@@ -26,6 +24,17 @@ const StartBody = Type.Object(
 );
 const RerunBody = Type.Object(
   { failedOnly: Type.Boolean({ default: false, description: 'Run only the jobs that did not succeed (and those after them); keep the rest' }) },
+  { additionalProperties: false },
+);
+const CancelBody = Type.Object(
+  { force: Type.Boolean({ default: false, description: 'Stop `always()` and `cancelled()` jobs too (a second cancel does the same)' }) },
+  { additionalProperties: false },
+);
+const JobsQuery = Type.Object(
+  {
+    limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+    cursor: Type.Optional(Type.String({ maxLength: 512 })),
+  },
   { additionalProperties: false },
 );
 const ListQuery = Type.Object(
@@ -52,17 +61,13 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
     },
     async (req, reply) => {
       const actor = principalOf(req).userId;
-      const { plan, origin } = await planWorkflowRun(planOptions(res), req.params.id, { ref: req.body.ref, commit: req.body.commit, event: 'manual' });
-      const run = await queueRun(db, {
+      const run = await startRun(res, {
         workflowId: req.params.id,
-        plan,
-        origin,
+        target: { ref: req.body.ref, commit: req.body.commit, event: 'manual' },
         environmentId: req.body.environmentId,
-        parameters: manualParameters(plan, req.body.parameters ?? {}),
+        parameters: req.body.parameters ?? {},
         reason: { type: 'manual', userId: actor },
         actorUserId: actor,
-        defaultTimeoutSeconds: res.config.defaultTimeoutSeconds,
-        leaseSeconds: res.config.jobLeaseSeconds,
       });
       return reply.status(202).header('location', `/api/v1/runs/${run.id}`).send(run);
     },
@@ -76,7 +81,7 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
     },
     async (req, reply) => {
       const actor = principalOf(req).userId;
-      const run = await rerun(db, res, req.params.id, req.body.failedOnly, actor);
+      const run = await rerun(res, req.params.id, req.body.failedOnly, actor);
       return reply.status(202).header('location', `/api/v1/runs/${run.id}`).send(run);
     },
   );
@@ -91,8 +96,7 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
     '/projects/:id/runs',
     { config: { access: { capability: 'run.read', scope: { kind: 'project', param: 'id' } } }, schema: { tags, summary: 'Runs of a project, newest first', params: IdParams, querystring: ListQuery } },
     async (req) => {
-      const cursor = req.query.cursor ? decodeRunCursor(req.query.cursor) : undefined;
-      if (req.query.cursor && !cursor) throw new AppError('validation_failed', 'cursor is not one this API handed out.', [{ field: 'cursor', message: 'is not valid' }]);
+      const cursor = listCursor(req.query.cursor);
       return listRuns(db, {
         projectId: callerOf(req).scope.projectId!,
         limit: req.query.limit,
@@ -113,26 +117,33 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
     '/runs/:id/jobs',
     {
       config: { access: { capability: 'run.read', scope: byRun } },
-      schema: { tags, summary: 'Jobs of the run (every attempt) with their steps; a queued job says why it waits', params: IdParams },
+      schema: { tags, summary: 'Jobs of the run (every attempt, in the order made, a page at a time) with their steps; a queued job says why it waits', params: IdParams, querystring: JobsQuery },
     },
     async (req) => {
-      const jobs = await listJobsWithSteps(db, req.params.id);
-      const reasons = await waitingReasons(db, jobs.filter((j) => j.status === 'queued').map((j) => j.id));
-      return { items: jobs.map((j) => ({ ...j, waitingReason: reasons.get(j.id) ?? null })) };
+      const page = await listJobsWithSteps(db, req.params.id, { limit: req.query.limit, cursor: listCursor(req.query.cursor) });
+      const reasons = await waitingReasons(db, page.items.filter((j) => j.status === 'queued').map((j) => j.id));
+      return { ...page, items: page.items.map((j) => ({ ...j, waitingReason: waitingReasonOf(j, reasons.get(j.id)) })) };
     },
   );
 
-  app.post('/runs/:id/cancel', { config: { access: { capability: 'run.cancel', scope: byRun } }, schema: { tags, summary: 'Cancel a queued or running run (202)', params: IdParams } }, async (req, reply) => {
-    await requestRunCancel(db, req.params.id, principalOf(req).userId);
-    return reply.status(202).send(await getRun(db, req.params.id));
-  });
+  app.post(
+    '/runs/:id/cancel',
+    {
+      config: { access: { capability: 'run.cancel', scope: byRun } },
+      schema: { tags, summary: 'Cancel a queued or running run (202); `always()` jobs still run unless forced or canceled twice', params: IdParams, body: Type.Optional(CancelBody) },
+    },
+    async (req, reply) => {
+      await cancelRun(db, req.params.id, principalOf(req).userId, req.body?.force ?? false);
+      return reply.status(202).send(await getRun(db, req.params.id));
+    },
+  );
 
   app.get(
     '/runs/:id/log',
     { config: { access: { capability: 'run.read', scope: byRun } }, schema: { tags, summary: 'The run’s log as text, from a byte offset', params: IdParams, querystring: LogQuery } },
     async (req, reply) => {
       // The latest attempt of each job: a retried attempt's log stays readable at /jobs/:id/log.
-      const jobs = (await listJobsWithSteps(db, req.params.id)).filter((j) => !j.retried);
+      const jobs = await runLogJobs(db, req.params.id);
       // The offset counts through the jobs' logs one after the other: skip the jobs it passes.
       let offset = req.query.offset;
       let first = 0;
@@ -150,6 +161,22 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
     },
   );
 };
+
+function listCursor(cursor: string | undefined) {
+  if (cursor === undefined) return undefined;
+  const decoded = decodeCursor(cursor);
+  if (!decoded) throw new AppError('validation_failed', 'cursor is not one this API handed out.', [{ field: 'cursor', message: 'is not valid' }]);
+  return decoded;
+}
+
+/** Why a queued job waits: held back after a lost attempt, or what the runners lack. */
+function waitingReasonOf(job: { status: string; notBefore: Date | string | null }, runners: string | undefined): string | null {
+  if (job.status !== 'queued') return null;
+  if (job.notBefore && new Date(job.notBefore) > new Date()) {
+    return `held back until ${new Date(job.notBefore).toISOString()}, so that its lost earlier attempt cannot still be running`;
+  }
+  return runners ?? null;
+}
 
 /** Streams logs page by page, so a 200 MB log never sits in memory. */
 function sendLog(reply: FastifyReply, res: Resources, jobIds: string[], size: number, offset: number) {

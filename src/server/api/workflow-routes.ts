@@ -18,13 +18,16 @@ const fields = {
   labels: Type.Array(Type.String({ pattern: LABEL.source }), { maxItems: 32, uniqueItems: true, description: 'Labels a runner must have to take the job' }),
   image: Type.Union([Type.String({ pattern: IMAGE.source }), Type.Null()], { description: 'Container image for container executors (podman)' }),
   network: Type.Union([Type.Literal('default'), Type.Literal('none')], { description: '`none`: the job runs without network (executors that cannot enforce it refuse the job)' }),
-  retry: Type.Object(
+  retry: Type.Union([
+    Type.Object(
     {
       count: Type.Integer({ minimum: 0, maximum: 10, description: 'Further attempts after the first' }),
       on: Type.Array(Type.Union(RETRYABLE.map((r) => Type.Literal(r))), { uniqueItems: true, description: 'Outcomes that cause a retry' }),
     },
-    { additionalProperties: false, description: 'When a job is run again as a new attempt (default: once, after runner_lost)' },
-  ),
+    { additionalProperties: false, description: 'When a job is run again as a new attempt' },
+    ),
+    Type.Null({ description: 'The default: once after runner_lost, never for a job in an environment' }),
+  ]),
 };
 const CreateBody = Type.Object(
   {

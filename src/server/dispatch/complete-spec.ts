@@ -2,7 +2,7 @@ import type { Db } from '../../db/database.js';
 import type { JobSpec } from '../../protocol/messages.js';
 import { repositoryRemote } from '../keys/repository-remote.js';
 import type { SecretBox } from '../secrets/secret-box.js';
-import type { ClaimedJob } from '../store/job-store.js';
+import type { ClaimedJob } from '../runs/claim-job.js';
 import { resolveJobSecrets } from '../store/secret-store.js';
 
 /**

@@ -2,7 +2,10 @@ import type { Db } from '../../db/database.js';
 import { versionMismatch, type JobSpec, type RegisterMessage, type ResumedJob, type RunnerRequest, type ServerPush, type ServerReply } from '../../protocol/messages.js';
 import type { PgListener } from '../live/pg-listener.js';
 import { LogMasker } from '../../domain/log-masking.js';
-import { acceptJob, claimJob, extendLease, finishJob, releaseClaims, setStepStatus, type ClaimedJob } from '../store/job-store.js';
+import { acceptJob } from '../runs/accept-job.js';
+import { claimJob, releaseClaims, type ClaimedJob } from '../runs/claim-job.js';
+import { finishJob } from '../runs/finish-job.js';
+import { extendLease, setStepStatus } from '../store/job-store.js';
 import { newJobToken } from '../store/job-token.js';
 import { completeSpec, jobSecretValues } from './complete-spec.js';
 import type { SecretBox } from '../secrets/secret-box.js';
@@ -113,7 +116,7 @@ export class RunnerGateway {
     // A reconnect (here or to another instance) loads them again.
     for (const jobId of c.jobs) this.maskers.delete(jobId);
     if (!c.runner) return;
-    await releaseClaims(this.deps.db, c.runner.id, [...c.claimed]).catch(() => undefined);
+    await releaseClaims(this.deps.db, [...c.claimed], c.runner.id).catch(() => undefined);
     const runnerId = c.runner.id;
     if (![...this.connections].some((o) => o.runner?.id === runnerId)) await markRunners(this.deps.db, [runnerId], false).catch(() => undefined);
   }
@@ -163,7 +166,7 @@ export class RunnerGateway {
       case 'done':
         c.jobs.delete(msg.jobId);
         this.maskers.delete(msg.jobId);
-        await finishJob(db, msg.jobId, runnerId, msg.status, msg.exitCode ?? null, msg.error ?? null);
+        await finishJob(db, msg.jobId, msg.status, { runnerId, exitCode: msg.exitCode ?? null, error: msg.error ?? null });
         return { type: 'ack', cancel: false };
     }
   }
@@ -209,7 +212,7 @@ export class RunnerGateway {
       return await completeSpec(this.deps.db, this.deps.secretBox, claimed, token);
     } catch (err) {
       const reason = `its secrets or deploy key cannot be opened with this server's secret key (${(err as Error).message}); enter the secrets again or run \`furrow keys rekey-missing\``;
-      await finishJob(this.deps.db, claimed.spec.jobId, null, 'failed', null, reason);
+      await finishJob(this.deps.db, claimed.spec.jobId, 'failed', { error: reason });
       return undefined;
     }
   }
@@ -226,7 +229,7 @@ export class RunnerGateway {
         if (!spec) continue;
         // Nobody would receive it: give it back at once rather than after the lease.
         if (c.closed || gone?.aborted) {
-          await releaseClaims(this.deps.db, runnerId, [spec.jobId]);
+          await releaseClaims(this.deps.db, [spec.jobId], runnerId);
           break;
         }
         this.maskers.set(spec.jobId, new LogMasker(spec.secrets.map((s) => s.value)));

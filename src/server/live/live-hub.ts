@@ -4,6 +4,9 @@ import type { LogStore } from '../store/log-store.js';
 import { getRun, listJobsWithSteps } from '../store/run-store.js';
 import type { PgListener } from './pg-listener.js';
 
+/** Jobs a live `run` message carries; the rest are read from `GET /runs/:id/jobs`. */
+const LIVE_JOBS = 200;
+
 /** A connected viewer: something that takes JSON messages and says how much it has not sent yet. */
 export interface LiveClient {
   send(msg: unknown): void;
@@ -145,7 +148,9 @@ export class LiveHub {
   private async runMessage(runId: string) {
     const run = await getRun(this.db, runId);
     if (!run) return undefined;
-    return { type: 'run', run, jobs: await listJobsWithSteps(this.db, runId) };
+    // The first page of jobs: a run of thousands of jobs is read a page at a time from the API.
+    const jobs = await listJobsWithSteps(this.db, runId, { limit: LIVE_JOBS });
+    return { type: 'run', run, jobs: jobs.items, jobsNextCursor: jobs.nextCursor };
   }
 
   private async publishRun(runId: string): Promise<void> {

@@ -20,6 +20,7 @@ export interface RunContext {
 /** The environment a job runs in, as the run's queueing found it. */
 export interface JobEnvironment {
   id: string;
+  name: string;
   variables: Record<string, string>;
   requiresApproval: boolean;
 }

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Tx } from '../../db/database.js';
 import type { RunStatus } from '../../db/schema.js';
 import { sourcesOf } from '../../domain/run-state.js';
+import { closedStepStatus } from '../../domain/step-status.js';
 import type { FinalStatus } from '../../protocol/messages.js';
 
 /**
@@ -31,31 +32,15 @@ export async function transitionJob(
   return row?.run_id;
 }
 
-/** Closes steps a finished job left open: never started -> canceled, still running -> the job's outcome. */
+/** Closes the steps a finished job left open (see domain/step-status.ts). */
 export async function closeSteps(tx: Tx, jobId: string, status: FinalStatus | 'runner_lost' | 'skipped'): Promise<void> {
   await tx
     .updateTable('steps')
-    .set({ status: sql`CASE WHEN status = 'queued' THEN 'canceled'::run_status ELSE ${status}::run_status END`, finished_at: sql`now()` })
+    .set({
+      status: sql`CASE WHEN status = 'queued' THEN ${closedStepStatus('queued', status)}::run_status ELSE ${closedStepStatus('running', status)}::run_status END`,
+      finished_at: sql`now()`,
+    })
     .where('job_id', '=', jobId)
     .where('status', 'in', ['queued', 'running'])
     .execute();
-}
-
-/**
- * Cancels jobs: those not started yet (waiting, or queued and unclaimed) end at once with
- * `reason`; claimed and running ones are flagged and their runners told through `furrow_cancel`.
- * Returns the runs whose jobs changed, for their status to be synced.
- */
-export async function cancelJobs(tx: Tx, jobs: { id: string; status: RunStatus; runner_id: string | null; run_id: string }[], reason: string): Promise<Set<string>> {
-  if (jobs.length === 0) return new Set();
-  await tx.updateTable('jobs').set({ cancel_requested: true }).where('id', 'in', jobs.map((j) => j.id)).execute();
-  for (const job of jobs) {
-    if (job.status === 'waiting' || (job.status === 'queued' && job.runner_id === null)) {
-      await transitionJob(tx, job.id, 'canceled', { error: reason });
-      await closeSteps(tx, job.id, 'canceled');
-    } else {
-      await sql`SELECT pg_notify('furrow_cancel', ${job.id})`.execute(tx);
-    }
-  }
-  return new Set(jobs.map((j) => j.run_id));
 }

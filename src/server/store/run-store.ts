@@ -1,9 +1,6 @@
 import { sql } from 'kysely';
-import type { Db, Tx } from '../../db/database.js';
+import type { Db } from '../../db/database.js';
 import type { RunStatus } from '../../db/schema.js';
-import { canTransition, isTerminal, runStatusOf } from '../../domain/run-state.js';
-import { recordActivity } from './activity-store.js';
-import { advanceRun } from './advance-run.js';
 
 export const runColumns = [
   'runs.id',
@@ -19,6 +16,8 @@ export const runColumns = [
   'runs.ref',
   'runs.commit_sha as commit',
   'runs.rerun_of as rerunOf',
+  'runs.cancel_requested_at as cancelRequestedAt',
+  'runs.cancel_forced as cancelForced',
   'runs.created_at as createdAt',
   'runs.started_at as startedAt',
   'runs.finished_at as finishedAt',
@@ -50,11 +49,15 @@ export async function listRuns(db: Db, f: RunFilter) {
   const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit + 1).execute();
   const items = rows.slice(0, f.limit).map(({ cursorAt: _, ...run }) => run);
   const last = rows[f.limit - 1];
-  const nextCursor = rows.length > f.limit && last ? Buffer.from(JSON.stringify({ createdAt: last.cursorAt, id: last.id })).toString('base64url') : null;
-  return { items, nextCursor };
+  return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(last.cursorAt, last.id) : null };
 }
 
-export function decodeRunCursor(cursor: string): { createdAt: string; id: string } | undefined {
+function encodeCursor(createdAt: string, id: string): string {
+  return Buffer.from(JSON.stringify({ createdAt, id })).toString('base64url');
+}
+
+/** A list cursor handed out by runs and jobs lists, or undefined when it is not one. */
+export function decodeCursor(cursor: string): { createdAt: string; id: string } | undefined {
   try {
     const c = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as { createdAt?: unknown; id?: unknown };
     return typeof c.createdAt === 'string' && typeof c.id === 'string' && !Number.isNaN(Date.parse(c.createdAt)) && /^[0-9a-f-]{36}$/.test(c.id)
@@ -65,10 +68,15 @@ export function decodeRunCursor(cursor: string): { createdAt: string; id: string
   }
 }
 
-export function listJobsWithSteps(db: Db, runId: string) {
-  return db
+/**
+ * A page of a run's jobs (every attempt) with their steps, in the order they were made; the cursor
+ * is the (createdAt, id) of the last job of the previous page.
+ */
+export async function listJobsWithSteps(db: Db, runId: string, page: { limit: number; cursor?: { createdAt: string; id: string } | undefined }) {
+  let q = db
     .selectFrom('jobs')
     .select((eb) => [
+      sql<string>`jobs.created_at::text`.as('cursorAt'),
       'jobs.id',
       'jobs.name',
       'jobs.status',
@@ -88,6 +96,8 @@ export function listJobsWithSteps(db: Db, runId: string) {
       sql<string | null>`(SELECT email FROM users WHERE users.id = jobs.approved_by)`.as('approvedBy'),
       'jobs.exit_code as exitCode',
       'jobs.error',
+      'jobs.cancel_requested as cancelRequested',
+      'jobs.not_before as notBefore',
       'jobs.log_size as logSize',
       'jobs.timeout_seconds as timeoutSeconds',
       'jobs.created_at as createdAt',
@@ -97,45 +107,21 @@ export function listJobsWithSteps(db: Db, runId: string) {
         'exitCode', s.exit_code, 'startedAt', s.started_at, 'finishedAt', s.finished_at) ORDER BY s.position)
         FROM steps s WHERE s.job_id = ${eb.ref('jobs.id')}), '[]'::json)`.as('steps'),
     ])
-    .where('run_id', '=', runId)
-    .orderBy('created_at')
-    .execute();
+    .where('run_id', '=', runId);
+  if (page.cursor) q = q.where(sql<boolean>`(jobs.created_at, jobs.id) > (${page.cursor.createdAt}::timestamptz, ${page.cursor.id}::uuid)`);
+  const rows = await q.orderBy('created_at').orderBy('id').limit(page.limit + 1).execute();
+  const items = rows.slice(0, page.limit).map(({ cursorAt: _, ...job }) => job);
+  const last = rows[page.limit - 1];
+  return { items, nextCursor: rows.length > page.limit && last ? encodeCursor(last.cursorAt, last.id) : null };
 }
 
-/**
- * Releases or skips the run's waiting jobs, then recomputes the run's status from its jobs and applies it through the state machine, writing
- * `run.<status>` and notifying live viewers. Call inside the transaction that changed a job.
- */
-export async function syncRunStatus(tx: Tx, runId: string, actorUserId: string | null = null): Promise<void> {
-  const run = await tx
-    .selectFrom('runs')
-    .innerJoin('projects', 'projects.id', 'runs.project_id')
-    .select(['runs.status', 'runs.project_id', 'projects.organization_id', 'runs.workflow_id', 'runs.number'])
-    .where('runs.id', '=', runId)
-    .forUpdate('runs')
-    .executeTakeFirstOrThrow();
-  await advanceRun(tx, runId);
-  // Attempts that were retried do not count: their retry speaks for them.
-  const jobs = await tx.selectFrom('jobs').select(['status', 'continue_on_error']).where('run_id', '=', runId).where('retried', '=', false).execute();
-  const next = runStatusOf(jobs.map((j) => (j.status === 'failed' && j.continue_on_error ? 'succeeded' : j.status)));
-  if (next === run.status || !canTransition(run.status, next)) return;
-  await tx
-    .updateTable('runs')
-    .set((eb) => ({
-      status: next,
-      started_at: next === 'running' ? sql`coalesce(started_at, now())` : eb.ref('started_at'),
-      finished_at: isTerminal(next) ? sql`now()` : null,
-    }))
-    .where('id', '=', runId)
-    .returning(sql<string>`pg_notify('furrow_run', ${runId})`.as('notified'))
+/** The latest attempt of each job, in order, with its log's size: what a run's log is made of. */
+export function runLogJobs(db: Db, runId: string) {
+  return db
+    .selectFrom('jobs')
+    .select(['id', 'name', 'log_size as logSize'])
+    .where('run_id', '=', runId)
+    .where('retried', '=', false)
+    .orderBy('created_at')
     .execute();
-  await recordActivity(tx, {
-    type: `run.${next}`,
-    organizationId: run.organization_id,
-    projectId: run.project_id,
-    actorUserId,
-    subjectType: 'run',
-    subjectId: runId,
-    payload: { workflowId: run.workflow_id, number: run.number },
-  });
 }

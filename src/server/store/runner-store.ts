@@ -4,7 +4,7 @@ import { waitingReason, type RunnerCounts } from '../../domain/waiting-reason.js
 import { AppError } from '../app-error.js';
 import { hashSecret, newSecret } from './account-store.js';
 import { recordActivity } from './activity-store.js';
-import { finishJob } from './job-store.js';
+import { finishJob } from '../runs/finish-job.js';
 import { runnerHeldJobs, runnerOnline } from './runner-sql.js';
 
 /** What a runner says about itself when it registers or reconnects. */
@@ -183,7 +183,7 @@ export async function removeRunner(db: Db, id: string, actorUserId: string): Pro
     return tx.selectFrom('jobs').select(['id', 'status']).where('runner_id', '=', id).where('status', 'in', ['queued', 'running']).execute();
   });
   for (const job of held) {
-    if (job.status === 'running') await finishJob(db, job.id, id, 'runner_lost', null, 'its runner was removed');
+    if (job.status === 'running') await finishJob(db, job.id, 'runner_lost', { runnerId: id, error: 'its runner was removed' });
   }
   await db.updateTable('jobs').set({ runner_id: null, lease_expires_at: null }).where('runner_id', '=', id).where('status', '=', 'queued').execute();
   await sql`SELECT pg_notify('furrow_jobs', '')`.execute(db);

@@ -5,8 +5,9 @@ export interface ScriptWorkflow {
   name: string;
   script: string;
   image: string | null;
-  retry_count: number;
-  retry_on: string[];
+  /** Both null: the default policy. */
+  retry_count: number | null;
+  retry_on: string[] | null;
   /** Set when the workflow is attached to a repository: the run's commit is checked out first. */
   repository_id: string | null;
 }
@@ -31,7 +32,7 @@ export function scriptPlan(wf: ScriptWorkflow): CompiledWorkflow {
         steps: [{ name: 'script', run: wf.script, env: {}, timeoutSeconds: null, continueOnError: false, if: null }],
         timeoutSeconds: null,
         continueOnError: false,
-        retry: { count: wf.retry_count, on: wf.retry_on as Retryable[] },
+        retry: wf.retry_count === null ? null : { count: wf.retry_count, on: (wf.retry_on ?? []) as Retryable[] },
         image: wf.image,
         environment: null,
         concurrency: null,

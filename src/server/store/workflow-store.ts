@@ -17,7 +17,7 @@ const columns = [
   'labels',
   'image',
   'network',
-  sql<{ count: number; on: string[] }>`json_build_object('count', retry_count, 'on', retry_on)`.as('retry'),
+  sql<{ count: number; on: string[] } | null>`CASE WHEN retry_count IS NOT NULL THEN json_build_object('count', retry_count, 'on', retry_on) END`.as('retry'),
   'created_at as createdAt',
   'updated_at as updatedAt',
 ] as const;
@@ -34,7 +34,8 @@ export interface WorkflowInput {
   labels?: string[];
   image?: string | null;
   network?: 'default' | 'none';
-  retry?: { count: number; on: string[] };
+  /** null: the default policy (see domain/job-retry.ts). */
+  retry?: { count: number; on: string[] } | null;
 }
 
 /** The columns an input sets, for insert and update alike; giving one source clears the others. */
@@ -45,7 +46,7 @@ function optionalColumns(input: Partial<WorkflowInput>) {
     ...(input.repositoryId !== undefined ? { repository_id: input.repositoryId } : {}),
     ...(input.image !== undefined ? { image: input.image } : {}),
     ...(input.network !== undefined ? { network: input.network } : {}),
-    ...(input.retry !== undefined ? { retry_count: input.retry.count, retry_on: input.retry.on } : {}),
+    ...(input.retry !== undefined ? { retry_count: input.retry?.count ?? null, retry_on: input.retry?.on ?? null } : {}),
   };
 }
 

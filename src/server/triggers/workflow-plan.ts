@@ -7,7 +7,7 @@ import { readWorkflowFile } from '../git/read-workflow-files.js';
 import { GitError } from '../git/run-git.js';
 import { repositoryRemote } from '../keys/repository-remote.js';
 import type { SecretBox } from '../secrets/secret-box.js';
-import type { RunOrigin } from '../store/queue-run.js';
+import type { RunOrigin } from '../runs/queue-run.js';
 import { scriptPlan } from '../store/script-plan.js';
 
 export interface PlanOptions {

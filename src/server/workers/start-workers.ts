@@ -1,7 +1,7 @@
 import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList } from 'graphile-worker';
 import type { Logger } from 'pino';
 import type { Resources } from '../resources.js';
-import { reapExpiredLeases } from '../store/job-store.js';
+import { expireJobs } from '../runs/expire-jobs.js';
 import { checkRepositoryAccessTask } from './check-repository-access.js';
 import { generateDeployKeyTask } from './generate-deploy-key.js';
 import type { TaskName } from './tasks.js';
@@ -48,9 +48,14 @@ export async function migrateTaskQueue(deps: Pick<WorkerDeps, 'database' | 'logg
   }
 }
 
+function leaseWatchMs(deps: WorkerDeps): number {
+  return Math.min(10_000, Math.max(1000, (deps.config.jobLeaseSeconds * 1000) / 3));
+}
+
 async function reap(deps: WorkerDeps): Promise<void> {
-  const n = await reapExpiredLeases(deps.database.db);
-  if (n > 0) deps.logger.warn({ jobs: n }, 'released or ended jobs whose runner lease expired');
+  const { jobLeaseSeconds, queueTimeoutSeconds } = deps.config;
+  const n = await expireJobs(deps.database.db, { queueTimeoutSeconds, retryGraceSeconds: jobLeaseSeconds, sinceSeconds: leaseWatchMs(deps) / 1000 });
+  if (n > 0) deps.logger.warn({ jobs: n }, 'released or ended jobs whose runner lease or queue time ran out');
 }
 
 /**
@@ -71,11 +76,10 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
     logger: workerLogger(deps.logger),
     taskList: taskList(deps),
   });
-  const leaseWatchMs = Math.min(10_000, Math.max(1000, (deps.config.jobLeaseSeconds * 1000) / 3));
   let reaping: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
     reaping = reap(deps).catch((err: Error) => deps.logger.error({ err }, 'lease watch failed'));
-  }, leaseWatchMs);
+  }, leaseWatchMs(deps));
   return {
     async stop() {
       clearInterval(timer);

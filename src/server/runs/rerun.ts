@@ -1,20 +1,18 @@
-import type { Db } from '../../db/database.js';
+import { keptInstances } from '../../domain/rerun-keep.js';
 import { isTerminal } from '../../domain/run-state.js';
 import { AppError, notFound } from '../app-error.js';
 import type { Resources } from '../resources.js';
-import { queueRun, type RunPlan } from '../store/queue-run.js';
-import type { PlanOptions } from './workflow-plan.js';
-
-export function planOptions(res: Resources): PlanOptions {
-  return { db: res.database.db, secretBox: res.secretBox, dataDir: res.config.dataDir, gitTimeoutSeconds: res.config.gitTimeoutSeconds };
-}
+import { queueRun } from './queue-run.js';
+import { queueLimits } from './start-run.js';
+import type { RunPlan } from './run-plan.js';
 
 /**
  * Runs a finished run again as a new run with the same plan, commit, environment and parameters
  * (the workflow file is not read again). With `failedOnly`, jobs that succeeded keep their outcome
  * and artifacts, and only the others (and whatever depends on them) run.
  */
-export async function rerun(db: Db, res: Resources, runId: string, failedOnly: boolean, actorUserId: string) {
+export async function rerun(res: Resources, runId: string, failedOnly: boolean, actorUserId: string) {
+  const { db } = res.database;
   const run = await db
     .selectFrom('runs')
     .leftJoin('repositories', 'repositories.id', 'runs.repository_id')
@@ -27,10 +25,11 @@ export async function rerun(db: Db, res: Resources, runId: string, failedOnly: b
   if (!plan) throw new AppError('conflict', 'This run was made before runs kept their plan; start the workflow instead.');
   const keep = new Map<string, string>();
   if (failedOnly) {
-    const jobs = await db.selectFrom('jobs').select(['id', 'instance_key', 'status']).where('run_id', '=', runId).where('retried', '=', false).execute();
-    for (const j of jobs) if (j.instance_key && j.status === 'succeeded') keep.set(j.instance_key, j.id);
+    const jobs = await db.selectFrom('jobs').select(['id', 'job_key', 'instance_key', 'status', 'needs']).where('run_id', '=', runId).where('retried', '=', false).execute();
     // Skipped jobs run again (their `if` is decided anew), but alone they are no reason to.
     if (jobs.every((j) => j.status === 'succeeded' || j.status === 'skipped')) throw new AppError('conflict', 'No job of this run failed: there is nothing failed to run again.');
+    const kept = keptInstances(jobs.flatMap((j) => (j.job_key && j.instance_key ? [{ jobKey: j.job_key, instanceKey: j.instance_key, status: j.status, needs: j.needs }] : [])));
+    for (const j of jobs) if (j.instance_key && kept.has(j.instance_key)) keep.set(j.instance_key, j.id);
   }
   return queueRun(db, {
     workflowId: run.workflow_id,
@@ -45,8 +44,8 @@ export async function rerun(db: Db, res: Resources, runId: string, failedOnly: b
     parameters: run.parameters,
     reason: { type: 'rerun', runId, failedOnly, userId: actorUserId },
     actorUserId,
-    defaultTimeoutSeconds: res.config.defaultTimeoutSeconds,
-    leaseSeconds: res.config.jobLeaseSeconds,
+    ...queueLimits(res),
     rerun: { runId, keep },
   });
 }
+

@@ -2,14 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import type { RunStatus } from '../../db/schema.js';
+import { effectiveRetry } from '../../domain/job-retry.js';
+import { checkParameters } from '../../domain/run-parameters.js';
 import { evaluateCondition } from '../../pipeline/condition.js';
 import type { CompiledJob, CompiledWorkflow, ConditionContext } from '../../pipeline/workflow-model.js';
 import { AppError } from '../app-error.js';
-import { recordActivity } from './activity-store.js';
-import { copyArtifacts } from './artifact-store.js';
-import { cancelJobs } from './job-transitions.js';
-import { conditionContext, jobLabels, jobSpec, type JobEnvironment, type RunContext } from './job-rows.js';
-import { runColumns, syncRunStatus } from './run-store.js';
+import { recordActivity } from '../store/activity-store.js';
+import { copyArtifacts } from '../store/artifact-store.js';
+import { conditionContext, jobLabels, jobSpec, type JobEnvironment, type RunContext } from '../store/job-rows.js';
+import { runColumns } from '../store/run-store.js';
+import { lockRun } from './lock-run.js';
+import type { RunPlan } from './run-plan.js';
+import { settleRun } from './settle-run.js';
 
 /** Where a run's code comes from: a commit of a repository, or nothing to check out. */
 export interface RunOrigin {
@@ -29,14 +33,10 @@ export interface QueueRunInput {
   actorUserId: string | null;
   defaultTimeoutSeconds: number;
   leaseSeconds: number;
+  /** Jobs one run may have (matrix instances included). */
+  maxJobs: number;
   /** A re-run of `runId`; `keep` maps instance keys to the ids of the jobs whose success stands. */
   rerun?: { runId: string; keep: Map<string, string> };
-}
-
-/** The stored plan: the compiled workflow and what its conditions read, for later decisions. */
-export interface RunPlan {
-  workflow: CompiledWorkflow;
-  furrow: ConditionContext['furrow'];
 }
 
 function branchAndTag(ref: string | null): { branch: string | null; tag: string | null } {
@@ -53,6 +53,9 @@ function branchAndTag(ref: string | null): { branch: string | null; tag: string 
  * work hear of it when the transaction commits.
  */
 export function queueRun(db: Db, input: QueueRunInput) {
+  if (input.plan.jobs.length > input.maxJobs) {
+    throw new AppError('too_many_jobs', `The workflow makes ${input.plan.jobs.length} jobs (matrix instances included); a run may have at most ${input.maxJobs} (FURROW_MAX_JOBS_PER_RUN). Split it, or narrow its matrices.`);
+  }
   return db.transaction().execute(async (tx) => {
     // Locking the workflow row serialises run numbering per workflow.
     const wf = await tx
@@ -68,6 +71,16 @@ export function queueRun(db: Db, input: QueueRunInput) {
     if (runEnvironmentId && !runEnvironment) {
       throw new AppError('validation_failed', 'environmentId does not name an environment of this project.', [{ field: 'environmentId', message: 'no such environment in this project' }]);
     }
+    const jobEnvironments = input.plan.jobs.map((job) => (job.environment === null ? runEnvironment : environments.get(job.environment)));
+    input.plan.jobs.forEach((job, i) => {
+      if (job.environment !== null && !jobEnvironments[i]) {
+        throw new AppError('validation_failed', `Job "${job.key}" runs in environment "${job.environment}", which this project does not have.`, [
+          { field: `jobs.${job.id}.environment`, message: 'no such environment in this project' },
+        ]);
+      }
+    });
+    // A re-run repeats parameters that passed these checks when its run started.
+    if (!input.rerun) await checkRunParameters(tx, wf.project_id, input, jobEnvironments);
     const { next } = await tx.selectFrom('runs').select(sql<number>`coalesce(max(number), 0) + 1`.as('next')).where('workflow_id', '=', wf.id).executeTakeFirstOrThrow();
     const runId = randomUUID();
     const { ref, commit } = input.origin;
@@ -104,16 +117,7 @@ export function queueRun(db: Db, input: QueueRunInput) {
       })
       .returning(runColumns)
       .executeTakeFirstOrThrow();
-    for (const job of input.plan.jobs) {
-      const environment = job.environment === null ? runEnvironment : environments.get(job.environment);
-      if (job.environment !== null && !environment) {
-        throw new AppError('validation_failed', `Job "${job.key}" runs in environment "${job.environment}", which this project does not have.`, [
-          { field: `jobs.${job.id}.environment`, message: 'no such environment in this project' },
-        ]);
-      }
-      const kept = input.rerun?.keep.get(job.key);
-      await insertJob(tx, ctx, job, environment, kept);
-    }
+    for (const [i, job] of input.plan.jobs.entries()) await insertJob(tx, ctx, job, jobEnvironments[i], input.rerun?.keep.get(job.key));
     // A re-run keeps the artifacts of the jobs whose outcome it keeps (the files are shared).
     if (input.rerun) await copyArtifacts(tx, input.rerun.runId, runId, [...input.rerun.keep.values()]);
     await cancelSupersededRuns(tx, ctx, input.plan);
@@ -127,14 +131,32 @@ export function queueRun(db: Db, input: QueueRunInput) {
       payload: { workflowId: wf.id, number: next, reason: input.reason, ...(commit ? { commit } : {}) },
     });
     // Jobs whose `if` said no at once, or kept ones, may already decide the run's status.
-    await syncRunStatus(tx, runId);
+    run.status = await settleRun(tx, await lockRun(tx, runId));
     return run;
   });
 }
 
+/** Parameters pass only where they cannot redirect a deployment: see domain/run-parameters.ts. */
+async function checkRunParameters(tx: Tx, projectId: string, input: QueueRunInput, jobEnvironments: (JobEnvironment | undefined)[]): Promise<void> {
+  if (Object.keys(input.parameters).length === 0) return;
+  const protectedNames = new Map<string, string>();
+  const used = [...new Map(jobEnvironments.flatMap((e) => (e ? [[e.id, e] as const] : []))).values()];
+  for (const e of used) for (const name of Object.keys(e.variables)) protectedNames.set(name, `environment ${e.name}`);
+  const secrets = await tx
+    .selectFrom('secrets')
+    .select(['name', 'environment_id'])
+    .where('project_id', '=', projectId)
+    .where((eb) => eb.or([eb('environment_id', 'is', null), ...(used.length > 0 ? [eb('environment_id', 'in', used.map((e) => e.id))] : [])]))
+    .execute();
+  for (const s of secrets) protectedNames.set(s.name, 'a secret');
+  const inputs = Object.keys(input.plan.on.manual?.inputs ?? {});
+  const problems = checkParameters(input.parameters, { inputs: inputs.length > 0 ? inputs : null, protectedNames });
+  if (problems.length > 0) throw new AppError('parameter_not_allowed', `The run's parameters: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}.`, problems);
+}
+
 async function projectEnvironments(tx: Tx, projectId: string): Promise<Map<string, JobEnvironment>> {
   const rows = await tx.selectFrom('environments').select(['id', 'name', 'variables', 'requires_approval']).where('project_id', '=', projectId).execute();
-  return new Map(rows.map((e) => [e.name, { id: e.id, variables: e.variables, requiresApproval: e.requires_approval }]));
+  return new Map(rows.map((e) => [e.name, { id: e.id, name: e.name, variables: e.variables, requiresApproval: e.requires_approval }]));
 }
 
 /** The status a job starts in: kept from an earlier run, waiting, queued, or skipped by its `if`. */
@@ -150,6 +172,7 @@ async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment:
   const spec = jobSpec(ctx, job, environment);
   const status = initialStatus(ctx, job, environment, kept);
   const concurrency = job.concurrency;
+  const retry = effectiveRetry(job.retry, environment !== undefined);
   await tx
     .insertInto('jobs')
     .values({
@@ -161,8 +184,8 @@ async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment:
       labels: jobLabels(ctx, job),
       spec: JSON.stringify(spec),
       timeout_seconds: spec.timeoutSeconds,
-      max_attempts: 1 + job.retry.count,
-      retry_on: job.retry.on,
+      max_attempts: 1 + retry.count,
+      retry_on: [...retry.on],
       retry_of: kept ?? null,
       job_key: job.id,
       instance_key: job.key,
@@ -176,6 +199,7 @@ async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment:
       approval: environment?.requiresApproval && !kept ? 'pending' : null,
       concurrency_group: concurrency ? `${ctx.projectId}:${concurrency.group}` : null,
       ...(status === 'skipped' || kept ? { finished_at: sql`now()` } : {}),
+      ...(status === 'queued' ? { queued_at: sql`now()` } : {}),
       // Distinct times in file order, within the one transaction: the order lists and claims keep.
       created_at: sql`clock_timestamp()`,
     })
@@ -189,19 +213,45 @@ async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment:
       .values(steps.map((step, position) => ({ id: step.id, job_id: spec.jobId, position, name: step.name, status: stepStatus })))
       .execute();
   }
+  if (kept) await keepOutput(tx, kept, spec.jobId);
 }
 
-/** `cancel-in-progress`: jobs of other runs in the same concurrency group are canceled. */
+/** A kept job shows what the job it stands for did: its steps' outcomes, its times and its log. */
+async function keepOutput(tx: Tx, from: string, to: string): Promise<void> {
+  await sql`UPDATE jobs t SET exit_code = f.exit_code, started_at = f.started_at, finished_at = f.finished_at, log_size = f.log_size, log_received = f.log_received
+    FROM jobs f WHERE f.id = ${from} AND t.id = ${to}`.execute(tx);
+  await sql`UPDATE steps t SET status = f.status, exit_code = f.exit_code, started_at = f.started_at, finished_at = f.finished_at
+    FROM steps f WHERE f.job_id = ${from} AND t.job_id = ${to} AND f.position = t.position`.execute(tx);
+  await sql`INSERT INTO log_chunks (job_id, "offset", size, compressed, data) SELECT ${to}, "offset", size, compressed, data FROM log_chunks WHERE job_id = ${from}`.execute(tx);
+}
+
+/**
+ * `cancel-in-progress`: jobs of other runs in the same concurrency group are asked to stop, each
+ * run under its own lock (taken in id order, so two new runs of a group never deadlock).
+ */
 async function cancelSupersededRuns(tx: Tx, ctx: RunContext, plan: CompiledWorkflow): Promise<void> {
   const groups = [...new Set(plan.jobs.flatMap((j) => (j.concurrency?.cancelInProgress ? [`${ctx.projectId}:${j.concurrency.group}`] : [])))];
   if (groups.length === 0) return;
-  const superseded = await tx
+  const runs = await tx
     .selectFrom('jobs')
-    .select(['id', 'status', 'runner_id', 'run_id'])
+    .select('run_id')
+    .distinct()
     .where('concurrency_group', 'in', groups)
     .where('run_id', '!=', ctx.runId)
     .where('status', 'in', ['waiting', 'queued', 'running'])
+    .orderBy('run_id')
     .execute();
-  const runs = await cancelJobs(tx, superseded, `superseded by run ${ctx.runNumber} of its concurrency group`);
-  for (const runId of runs) await syncRunStatus(tx, runId);
+  for (const { run_id } of runs) {
+    const run = await lockRun(tx, run_id);
+    const stopped = await tx
+      .updateTable('jobs')
+      .set({ cancel_requested: true, cancel_reason: sql`coalesce(cancel_reason, ${`superseded by run ${ctx.runNumber} of its concurrency group`})` })
+      .where('run_id', '=', run_id)
+      .where('concurrency_group', 'in', groups)
+      .where('status', 'in', ['waiting', 'queued', 'running'])
+      .returning(['id'])
+      .execute();
+    for (const { id } of stopped) await sql`SELECT pg_notify('furrow_cancel', ${id})`.execute(tx);
+    await settleRun(tx, run);
+  }
 }

@@ -1,0 +1,25 @@
+import type { Db } from '../../db/database.js';
+import { closeSteps, transitionJob } from '../store/job-transitions.js';
+import { lockRun, runOfJob } from './lock-run.js';
+import { settleRun } from './settle-run.js';
+
+/**
+ * The runner starts the job it claimed: queued -> running, and so its run. A job asked to stop
+ * since the claim ends canceled instead, and false tells the runner not to start it.
+ */
+export function acceptJob(db: Db, jobId: string, runnerId: string): Promise<boolean> {
+  return db.transaction().execute(async (tx) => {
+    const runId = await runOfJob(tx, jobId);
+    if (!runId) return false;
+    const run = await lockRun(tx, runId);
+    const job = await tx.selectFrom('jobs').select(['cancel_requested', 'cancel_reason', 'status', 'runner_id']).where('id', '=', jobId).executeTakeFirst();
+    // A resend after a reconnect: the first accept went through.
+    if (job?.status === 'running' && job.runner_id === runnerId) return !job.cancel_requested;
+    const to = job?.cancel_requested ? 'canceled' : 'running';
+    const moved = await transitionJob(tx, jobId, to, { runnerId, ...(to === 'canceled' ? { error: job?.cancel_reason ?? 'canceled before it started' } : {}) });
+    if (!moved) return false;
+    if (to === 'canceled') await closeSteps(tx, jobId, 'canceled');
+    await settleRun(tx, run);
+    return to === 'running';
+  });
+}

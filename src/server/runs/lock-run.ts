@@ -1,0 +1,54 @@
+import { sql } from 'kysely';
+import type { Tx } from '../../db/database.js';
+import type { RunStatus } from '../../db/schema.js';
+import { notFound } from '../app-error.js';
+import type { RunPlan } from './run-plan.js';
+
+/** A run as its use-cases see it, read with its row lock held. */
+export interface LockedRun {
+  id: string;
+  status: RunStatus;
+  projectId: string;
+  organizationId: string;
+  workflowId: string;
+  number: number;
+  plan: RunPlan | null;
+  cancelRequestedAt: Date | null;
+  cancelForced: boolean;
+  /** The email of who canceled it, for the jobs' reasons. */
+  canceledBy: string | null;
+}
+
+/**
+ * Takes a run's row lock. Every use-case that changes a run's jobs takes it first, before it
+ * touches any job of the run: one lock order (run, then its jobs) for all of them, so no two
+ * transactions deadlock, and each sees the jobs as the one before it left them.
+ */
+export async function lockRun(tx: Tx, runId: string): Promise<LockedRun> {
+  const run = await tx
+    .selectFrom('runs')
+    .innerJoin('projects', 'projects.id', 'runs.project_id')
+    .select([
+      'runs.id',
+      'runs.status',
+      'runs.project_id as projectId',
+      'projects.organization_id as organizationId',
+      'runs.workflow_id as workflowId',
+      'runs.number',
+      'runs.plan',
+      'runs.cancel_requested_at as cancelRequestedAt',
+      'runs.cancel_forced as cancelForced',
+      sql<string | null>`(SELECT email FROM users WHERE users.id = runs.canceled_by)`.as('canceledBy'),
+    ])
+    .where('runs.id', '=', runId)
+    .forUpdate('runs')
+    .executeTakeFirst();
+  if (!run) throw notFound('Run');
+  return { ...run, plan: run.plan as RunPlan | null, cancelRequestedAt: run.cancelRequestedAt as Date | null };
+}
+
+/** The run a job belongs to (a job never moves), for taking the run's lock before the job's. */
+export async function runOfJob(tx: Tx, jobId: string): Promise<string | undefined> {
+  const row = await tx.selectFrom('jobs').select('run_id').where('id', '=', jobId).executeTakeFirst();
+  return row?.run_id;
+}

@@ -1,0 +1,125 @@
+import { sql } from 'kysely';
+import type { Tx } from '../../db/database.js';
+import type { RunStatus } from '../../db/schema.js';
+import { decideJobs, type CancelLevel, type JobDecision, type JobView } from '../../domain/job-decisions.js';
+import { canTransition, isTerminal } from '../../domain/run-state.js';
+import { runStatusOf } from '../../domain/run-status.js';
+import { evaluateCondition } from '../../pipeline/condition.js';
+import { recordActivity } from '../store/activity-store.js';
+import { conditionContext } from '../store/job-rows.js';
+import { closeSteps, transitionJob } from '../store/job-transitions.js';
+import type { LockedRun } from './lock-run.js';
+
+/** Why jobs end when their run is canceled: by whom, or by what. */
+export function runCancelReason(run: Pick<LockedRun, 'canceledBy'>): string {
+  return run.canceledBy ? `canceled by ${run.canceledBy}` : 'canceled';
+}
+
+function cancelLevel(run: LockedRun): CancelLevel {
+  if (!run.cancelRequestedAt) return 'none';
+  return run.cancelForced ? 'forced' : 'requested';
+}
+
+/**
+ * Brings a run up to date inside the transaction that changed it, with the run's lock held
+ * (`lockRun`): the decisions of `decideJobs` for its jobs' latest attempts are applied — queue,
+ * skip, cancel what has not started, tell runners to stop what they hold — then the run's status
+ * follows from its jobs through the state machine, with `run.<status>` recorded and live viewers
+ * told. This is the only place a run's jobs are released, skipped or canceled.
+ */
+export async function settleRun(tx: Tx, run: LockedRun, actorUserId: string | null = null): Promise<RunStatus> {
+  const rows = await tx
+    .selectFrom('jobs')
+    .select(['id', 'status', 'job_key', 'instance_key', 'needs', 'condition', 'continue_on_error', 'approval', 'fail_fast', 'cancel_requested', 'cancel_reason', 'runner_id'])
+    .where('run_id', '=', run.id)
+    .where('retried', '=', false)
+    .execute();
+  const views: JobView[] = rows.map((j) => ({
+    id: j.id,
+    jobKey: j.job_key,
+    status: j.status,
+    needs: j.needs,
+    continueOnError: j.continue_on_error,
+    failFast: j.fail_fast,
+    approvalPending: j.approval === 'pending',
+    claimed: j.runner_id !== null,
+    cancelRequested: j.cancel_requested,
+    cancelReason: j.cancel_reason,
+  }));
+  if (views.some((j) => !isTerminal(j.status))) {
+    const plan = run.plan;
+    const instanceKey = new Map(rows.map((r) => [r.id, r.instance_key]));
+    const condition = new Map(rows.map((r) => [r.id, r.condition]));
+    const decisions = decideJobs(views, { cancel: cancelLevel(run), cancelReason: runCancelReason(run) }, (job, outcome) => {
+      const compiled = plan?.workflow.jobs.find((c) => c.key === instanceKey.get(job.id));
+      // A run from before plans were kept has nothing to evaluate: its jobs run on success only.
+      return compiled && plan ? evaluateCondition(condition.get(job.id) ?? null, conditionContext(plan.furrow, compiled, outcome)) : outcome === 'success';
+    });
+    for (const decision of decisions) await apply(tx, decision);
+  }
+  return syncRunStatus(tx, run, actorUserId);
+}
+
+async function apply(tx: Tx, d: JobDecision): Promise<void> {
+  switch (d.action) {
+    case 'queue':
+      await tx
+        .updateTable('jobs')
+        .set({ status: 'queued', queued_at: sql`now()` })
+        .where('id', '=', d.jobId)
+        .where('status', '=', 'waiting')
+        .returning(sql<string>`pg_notify('furrow_jobs', ${d.jobId})`.as('notified'))
+        .execute();
+      return;
+    case 'skip':
+      if (await transitionJob(tx, d.jobId, 'skipped', { error: null })) await closeSteps(tx, d.jobId, 'skipped');
+      return;
+    case 'cancel': {
+      // Flag it first: a runner that claims it in between is told to stop when it accepts.
+      await tx.updateTable('jobs').set({ cancel_requested: true, cancel_reason: sql`coalesce(cancel_reason, ${d.reason})` }).where('id', '=', d.jobId).execute();
+      const ended = await tx
+        .updateTable('jobs')
+        .set({ status: 'canceled', error: sql`cancel_reason`, finished_at: sql`now()`, lease_expires_at: null })
+        .where('id', '=', d.jobId)
+        .where((eb) => eb.or([eb('status', '=', 'waiting'), eb.and([eb('status', '=', 'queued'), eb('runner_id', 'is', null)])]))
+        .returning(sql<string>`pg_notify('furrow_job', ${d.jobId})`.as('notified'))
+        .executeTakeFirst();
+      if (ended) await closeSteps(tx, d.jobId, 'canceled');
+      else await sql`SELECT pg_notify('furrow_cancel', ${d.jobId})`.execute(tx);
+      return;
+    }
+    case 'stop':
+      await tx.updateTable('jobs').set({ cancel_requested: true, cancel_reason: sql`coalesce(cancel_reason, ${d.reason})` }).where('id', '=', d.jobId).execute();
+      await sql`SELECT pg_notify('furrow_cancel', ${d.jobId})`.execute(tx);
+      return;
+  }
+}
+
+/** The run's status from its jobs' latest attempts, applied through the state machine. */
+async function syncRunStatus(tx: Tx, run: LockedRun, actorUserId: string | null): Promise<RunStatus> {
+  // Attempts that were retried do not count: their retry speaks for them.
+  const jobs = await tx.selectFrom('jobs').select(['status', 'continue_on_error']).where('run_id', '=', run.id).where('retried', '=', false).execute();
+  const next = runStatusOf(jobs.map((j) => (j.status === 'failed' && j.continue_on_error ? 'succeeded' : j.status)));
+  if (next === run.status || !canTransition(run.status, next)) return run.status;
+  await tx
+    .updateTable('runs')
+    .set((eb) => ({
+      status: next,
+      started_at: next === 'running' ? sql`coalesce(started_at, now())` : eb.ref('started_at'),
+      finished_at: isTerminal(next) ? sql`now()` : null,
+    }))
+    .where('id', '=', run.id)
+    .returning(sql<string>`pg_notify('furrow_run', ${run.id})`.as('notified'))
+    .execute();
+  await recordActivity(tx, {
+    type: `run.${next}`,
+    organizationId: run.organizationId,
+    projectId: run.projectId,
+    actorUserId,
+    subjectType: 'run',
+    subjectId: run.id,
+    payload: { workflowId: run.workflowId, number: run.number },
+  });
+  run.status = next;
+  return next;
+}
