@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type RegisterMessage, type RunnerRequest, type ServerReply } from '../src/protocol/messages.js';
 import { RUNNER_LOST_ERROR, expireJobs } from '../src/server/runs/expire-jobs.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
@@ -53,6 +53,12 @@ async function expireLeases(runId: string) {
 }
 
 describe('runner protocol and leases', () => {
+  // Each test claims the jobs it queued: what an earlier test left queued is stopped first.
+  beforeEach(async () => {
+    const { rows } = await t.instance.resources.database.pool.query<{ id: string }>("SELECT id FROM runs WHERE status IN ('queued', 'running')");
+    for (const { id } of rows) await t.api('POST', `/api/v1/runs/${id}/cancel`, { force: true });
+  });
+
   it('refuses a runner speaking another protocol version', async () => {
     const channel = connect();
     const reply = await channel.request(hello([], PROTOCOL_VERSION - 1));
@@ -168,5 +174,108 @@ describe('runner protocol and leases', () => {
     expect(Date.now() - began).toBeLessThan(2000); // far below the 10 s wait: woken, not polled
     expect((reply as Extract<ServerReply, { type: 'job' }>).spec.runId).toBe(run.body.id);
     await channel.close();
+  });
+  it('ends a job asked to stop while claimed when its claim is given back, instead of leaving it queued for nobody', async () => {
+    const first = await runner();
+    const { runId, jobId } = await queueAndClaim(first);
+    expect((await t.api('POST', `/api/v1/runs/${runId}/cancel`)).status).toBe(202);
+    await first.close(); // the claim goes back: nobody may claim a job asked to stop
+    const run = await t.waitForRun(runId, 5000);
+    expect(run.status).toBe('canceled');
+    const job = (await t.api('GET', `/api/v1/runs/${runId}/jobs`)).body.items[0];
+    expect(job).toMatchObject({ id: jobId, status: 'canceled', error: expect.stringMatching(/^canceled by admin-/) });
+  });
+
+  it('holds a retry of a lost job back until the old lease and a grace period have passed', async () => {
+    const first = await runner();
+    const { runId, jobId } = await queueAndClaim(first, 1);
+    await first.request({ type: 'accept', jobId });
+    await expireLeases(runId);
+    await expireJobs(t.instance.resources.database.db, { ...EXPIRY, retryGraceSeconds: 60 });
+    const jobs = (await t.api('GET', `/api/v1/runs/${runId}/jobs`)).body.items;
+    expect(jobs.map((j: any) => [j.attempt, j.status])).toEqual([[1, 'runner_lost'], [2, 'queued']]);
+    expect(Date.parse(jobs[1].notBefore) - Date.now()).toBeGreaterThan(50_000);
+    expect(jobs[1].waitingReason).toMatch(/^held back until .*so that its lost earlier attempt cannot still be running$/);
+    // No runner may take it yet, however idle.
+    const second = await runner();
+    expect((await second.request({ type: 'next', waitMs: 300 })).type).toBe('none');
+    // Once the time has come, the watch wakes the runners.
+    await t.instance.resources.database.pool.query("UPDATE jobs SET not_before = now() - interval '1 second' WHERE id = $1", [jobs[1].id]);
+    const waiting = second.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
+    await expireJobs(t.instance.resources.database.db, { ...EXPIRY, sinceSeconds: 5 });
+    expect((await waiting).spec).toMatchObject({ jobId: jobs[1].id, attempt: 2 });
+    await Promise.all([first.close(), second.close()]);
+  });
+
+  it('does not retry a lost job in an environment unless its workflow asks for it', async () => {
+    const { projectId } = await t.workflow('true');
+    const env = await t.api('POST', `/api/v1/projects/${projectId}/environments`, { name: 'production', variables: {} });
+    for (const [retry, attempts] of [[undefined, 1], [{ count: 1, on: ['runner_lost'] }, 2]] as const) {
+      const wf = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: `deploy-${attempts}`, script: 'echo deploy', defaultEnvironmentId: env.body.id, ...(retry ? { retry } : {}) });
+      expect(wf.body.retry).toEqual(retry ?? null);
+      const channel = await runner();
+      const run = await t.api('POST', `/api/v1/workflows/${wf.body.id}/runs`, {});
+      const claimed = await channel.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
+      expect(claimed.spec.runId).toBe(run.body.id);
+      await channel.request({ type: 'accept', jobId: claimed.spec.jobId });
+      await expireLeases(run.body.id);
+      await expireJobs(t.instance.resources.database.db, EXPIRY);
+      const jobs = (await t.api('GET', `/api/v1/runs/${run.body.id}/jobs`)).body.items;
+      expect(jobs.length).toBe(attempts);
+      expect(jobs[0].status).toBe('runner_lost');
+      if (attempts === 1) expect((await t.api('GET', `/api/v1/runs/${run.body.id}`)).body.status).toBe('failed');
+      await t.api('POST', `/api/v1/runs/${run.body.id}/cancel`, { force: true });
+      await channel.close();
+    }
+  });
+
+  it('ends a job no runner took within the queue timeout, saying why it waited', async () => {
+    const { workflowId } = await t.workflow('echo never', { labels: ['no-such-label'] });
+    const run = await t.api('POST', `/api/v1/workflows/${workflowId}/runs`, {});
+    expect(await expireJobs(t.instance.resources.database.db, EXPIRY)).toBe(0);
+    await t.instance.resources.database.pool.query("UPDATE jobs SET queued_at = now() - interval '25 hours' WHERE run_id = $1", [run.body.id]);
+    expect(await expireJobs(t.instance.resources.database.db, EXPIRY)).toBe(1);
+    expect((await t.api('GET', `/api/v1/runs/${run.body.id}`)).body.status).toBe('timed_out');
+    const job = (await t.api('GET', `/api/v1/runs/${run.body.id}/jobs`)).body.items[0];
+    expect(job).toMatchObject({ status: 'timed_out', error: 'no runner took the job within 24 h (no runner has labels no-such-label)' });
+  });
+
+  it('ends every run when matrix instances with fail-fast end at the same moment on many runners (no deadlock, nothing stuck)', async () => {
+    const { projectId } = await t.workflow('true');
+    const definition = [
+      'on: manual',
+      'jobs:',
+      '  m:',
+      '    strategy: {matrix: {i: [1, 2, 3, 4]}}',
+      '    steps: [{run: "true"}]',
+      '  after:',
+      '    needs: m',
+      '    if: always()',
+      '    steps: [{run: "true"}]',
+    ].join('\n');
+    const wf = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'fan', definition });
+    expect(wf.status).toBe(201);
+    const runners = await Promise.all(Array.from({ length: 4 }, () => runner()));
+    for (let round = 0; round < 15; round++) {
+      const run = await t.api('POST', `/api/v1/workflows/${wf.body.id}/runs`, {});
+      const claims = await Promise.all(runners.map((r) => r.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 })));
+      await Promise.all(claims.map((c, i) => runners[i]!.request({ type: 'accept', jobId: c.spec.jobId })));
+      // One instance fails while the others end: fail-fast stops the others in the same moment.
+      const replies = await Promise.all(
+        claims.map((c, i) => runners[i]!.request({ type: 'done', jobId: c.spec.jobId, ...(i === round % 4 ? { status: 'failed' as const, exitCode: 1 } : { status: i % 2 ? ('succeeded' as const) : ('canceled' as const), exitCode: 0 }) })),
+      );
+      expect(replies.every((r) => r.type === 'ack')).toBe(true);
+      const after = await runners[0]!.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
+      expect(after.type).toBe('job');
+      await runners[0]!.request({ type: 'accept', jobId: after.spec.jobId });
+      await runners[0]!.request({ type: 'done', jobId: after.spec.jobId, status: 'succeeded', exitCode: 0 });
+      const ended = await t.waitForRun(run.body.id, 5000);
+      expect(ended.status).toBe('failed');
+      const jobs = (await t.api('GET', `/api/v1/runs/${run.body.id}/jobs`)).body.items;
+      expect(jobs.filter((j: any) => j.status === 'failed').length).toBe(1);
+      expect(jobs.find((j: any) => j.key === 'after').status).toBe('succeeded');
+    }
+    expect(t.logs.filter((l) => /deadlock|could not serialize/.test(l))).toEqual([]);
+    await Promise.all(runners.map((r) => r.close()));
   });
 });

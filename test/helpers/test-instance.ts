@@ -23,6 +23,8 @@ export interface TestInstance {
   dataDir: string;
   /** Token of an instance admin. */
   adminToken: string;
+  /** The instance's log lines at warn level and above (JSON), for tests that assert nothing went wrong. */
+  logs: string[];
   api<T = any>(method: string, route: string, body?: unknown, token?: string | null, headers?: Record<string, string>): Promise<ApiResponse<T>>;
   /** Creates a user (and an API token for it). */
   user(email: string, admin?: boolean): Promise<{ id: string; token: string }>;
@@ -51,7 +53,9 @@ export async function startTestInstance(env: Record<string, string> = {}, existi
   await chmod(dataDir, 0o711);
   // Tests serve repositories from bare repos on disk (file://); one test turns this off again.
   const config = loadConfig({ FURROW_PORT: '0', FURROW_DATA_DIR: dataDir, FURROW_SHUTDOWN_GRACE_SECONDS: '2', DATABASE_URL: database.url, FURROW_LOCAL_REPOSITORIES: 'true', ...env });
-  const instance = await startInstance(config, database.url, pino({ level: process.env.FURROW_TEST_LOG ? 'debug' : 'silent' }));
+  const logs: string[] = [];
+  const logger = process.env.FURROW_TEST_LOG ? pino({ level: 'debug' }) : pino({ level: 'warn' }, { write: (line: string) => void logs.push(line) });
+  const instance = await startInstance(config, database.url, logger);
   const { db } = instance.resources.database;
 
   const api: TestInstance['api'] = async (method, route, body, token, headers = {}) => {
@@ -82,6 +86,7 @@ export async function startTestInstance(env: Record<string, string> = {}, existi
     databaseUrl: database.url,
     dataDir,
     adminToken: '',
+    logs,
     api,
     user,
     async member(scope, role) {
