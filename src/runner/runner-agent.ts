@@ -8,6 +8,12 @@ import { LogSink } from './log-sink.js';
 import { MaskedOutput } from './masked-output.js';
 import { agentSocket, startSshAgent, type JobSshAgent } from './ssh-agent.js';
 
+/**
+ * Leases after the last renewal at which a runner gives up a job it cannot renew: more than one (a
+ * server restart within the lease keeps jobs), less than the two a retry of a lost job waits.
+ */
+const FENCE_LEASES = 1.5;
+
 export interface RunnerOptions {
   name: string;
   labels: string[];
@@ -122,13 +128,24 @@ export class RunnerAgent {
     this.running.set(spec.jobId, { controller, sink });
     const timeout = setTimeout(() => controller.abort('timed_out'), spec.timeoutSeconds * 1000);
     let extending = false;
+    let renewedAt = Date.now();
     const lease = setInterval(() => {
+      // Cut off from the server for longer than it waits before running a lost job again
+      // elsewhere (the lease and one more): the job is killed here first, so it never runs twice.
+      if (Date.now() - renewedAt > this.leaseSeconds * FENCE_LEASES * 1000 && !controller.signal.aborted) {
+        this.opts.log('could not renew the lease of a job for too long: killing it, the server may run it elsewhere', { jobId: spec.jobId });
+        controller.abort('canceled');
+      }
       if (extending) return; // still waiting for a reconnect: one extend is enough
       extending = true;
       this.channel
         .request({ type: 'extend', jobId: spec.jobId })
         .then(
-          (r) => r.type === 'ack' && r.cancel && controller.abort('canceled'),
+          (r) => {
+            if (r.type !== 'ack') return;
+            renewedAt = Date.now();
+            if (r.cancel) controller.abort('canceled');
+          },
           () => undefined,
         )
         .finally(() => (extending = false));
