@@ -269,7 +269,7 @@ describe('access: every route with every role', () => {
     expect((await t.api('GET', '/api/v1/me', undefined, 'furrow_not-a-token')).status).toBe(401);
     expect((await t.api('GET', '/api/v1/me', undefined, null, { cookie: 'furrow_session=fs_nope' })).status).toBe(401);
     const login = await t.api('POST', '/api/v1/sessions', signIn(f), null);
-    const cookie = { cookie: login.headers.get('set-cookie')!.split(';')[0]! };
+    const cookie = { cookie: login.headers.get('set-cookie')!.split(';')[0]!, origin: t.url };
     expect((await t.api('GET', `/api/v1/projects/${f.project}`, undefined, null, cookie)).status).toBe(200); // target is a guest
     expect((await t.api('PATCH', `/api/v1/projects/${f.project}`, named(), null, cookie)).body.code).toBe('forbidden');
     expect((await t.api('DELETE', '/api/v1/sessions/current', undefined, null, cookie)).status).toBe(204);

@@ -87,7 +87,7 @@ export async function buildApp(res: Resources): Promise<FastifyInstance> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/api/docs' });
-  await app.register(accessPlugin, { db: res.database.db });
+  await app.register(accessPlugin, { db: res.database.db, publicOrigin: res.config.publicOrigin });
   await app.register(metricsPlugin, { db: res.database.db });
   await app.register(healthRoutes, { res });
   await app.register(
