@@ -1,6 +1,6 @@
-import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
+import { wsUpgrade } from './helpers/ws-upgrade.js';
 
 const PASSWORD = 'correct horse battery'; // what t.user() sets
 const FOREIGN = 'https://evil.example.com';
@@ -19,19 +19,7 @@ async function signedIn(instance: TestInstance): Promise<string> {
   return login.headers.get('set-cookie')!.split(';')[0]!;
 }
 
-/** A WebSocket upgrade: 101 when it opens, else the refusal's status and JSON body. */
-function upgrade(url: string, headers: Record<string, string>): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url.replace('http', 'ws')}/api/v1/live`, { headers });
-    ws.on('error', reject);
-    ws.once('open', () => (ws.close(), resolve({ status: 101, body: undefined })));
-    ws.once('unexpected-response', (_req, res) => {
-      let text = '';
-      res.on('data', (chunk) => (text += chunk));
-      res.on('end', () => (ws.terminate(), resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined })));
-    });
-  });
-}
+const upgrade = (url: string, headers: Record<string, string>) => wsUpgrade(`${url}/api/v1/live`, headers);
 
 describe('requests signed in by the session cookie come from Furrow’s own origin', () => {
   it('refuses a state-changing cookie request from another origin or from none, and takes one from its own', async () => {
