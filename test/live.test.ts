@@ -213,6 +213,27 @@ describe('live subscriptions end with the access they were opened under', () => 
     kept.close();
   });
 
+  it('ends them on every server instance', async () => {
+    const other = await startTestInstance({ FURROW_LOCAL_RUNNER: 'false' }, { databaseUrl: t.databaseUrl, dataDir: t.dataDir });
+    try {
+      const { runId, projectId, guest } = await finishedRunAndGuest();
+      const second = await t.api('POST', '/api/v1/tokens', { name: 'elsewhere' }, guest.token);
+      const member = await other.live(guest.token);
+      const revoked = await other.live(second.body.token);
+      for (const ws of [member, revoked]) expect((await ask(ws, { type: 'subscribe', channel: 'run', runId })).type).toBe('run');
+      const closed = closeCode(revoked);
+      const ended = collect(member, (m) => m.type === 'error');
+      // Both changes are made through this instance; the sockets are on the other one.
+      expect((await t.api('DELETE', `/api/v1/tokens/${second.body.id}`, undefined, guest.token)).status).toBe(204);
+      expect(await closed).toBe(4401);
+      expect((await t.api('DELETE', `/api/v1/projects/${projectId}/members/${guest.id}`)).status).toBe(204);
+      expect((await ended).at(-1)).toMatchObject({ code: 'access_revoked', runId });
+      member.close();
+    } finally {
+      await other.stop(false);
+    }
+  });
+
   it('closes a socket with code 4401 when its session signs out', async () => {
     const { runId, guest } = await finishedRunAndGuest();
     const email = (await t.api('GET', '/api/v1/me', undefined, guest.token)).body.email;
