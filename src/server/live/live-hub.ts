@@ -41,6 +41,8 @@ interface Viewer extends LiveIdentity {
   subs: Set<Subscription>;
   /** One log read at a time per socket, so its queue grows by one chunk at most. */
   pumping: boolean;
+  /** Counts access rechecks, so that a subscribe whose check overlapped one checks again. */
+  rechecks: number;
 }
 
 export interface LiveStats {
@@ -94,7 +96,7 @@ export class LiveHub {
   }
 
   connect(client: LiveClient, identity: LiveIdentity): void {
-    const viewer: Viewer = { ...identity, client, subs: new Set(), pumping: false };
+    const viewer: Viewer = { ...identity, client, subs: new Set(), pumping: false, rechecks: 0 };
     this.viewers.set(client, viewer);
     this.userViewers(viewer.principal.userId).add(viewer);
   }
@@ -114,7 +116,13 @@ export class LiveHub {
     const viewer = this.viewers.get(client);
     if (!viewer) return;
     const ref = { [`${kind}Id`]: id };
-    if (!(await this.mayRead(viewer.principal, kind, id))) {
+    let allowed: boolean;
+    let seen: number;
+    do {
+      seen = viewer.rechecks;
+      allowed = await this.mayRead(viewer.principal, kind, id);
+    } while (allowed && seen !== viewer.rechecks);
+    if (!allowed) {
       return this.send(viewer, { type: 'error', code: 'not_found', message: `${kind === 'run' ? 'Run' : 'Job'} not found.`, ...ref });
     }
     if (!this.viewers.has(client)) return; // closed meanwhile
@@ -194,6 +202,7 @@ export class LiveHub {
    * subscription whose run the user may no longer read.
    */
   private async recheck(viewer: Viewer): Promise<void> {
+    viewer.rechecks += 1;
     const principal = await viewer.reauthenticate().catch(() => viewer.principal);
     if (!principal) return this.close(viewer, LIVE_CLOSE.credentialRevoked, 'credential revoked or session ended', 'revoked');
     viewer.principal = principal;
