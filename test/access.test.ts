@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PROTOCOL_VERSION } from '../src/protocol/messages.js';
 import { createBareRepo } from './helpers/git-repos.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
+import { wsUpgrade } from './helpers/ws-upgrade.js';
 
 // The access rules as the design states them, written out here rather than imported from src,
 // so that a route wired to the wrong capability makes this test fail.
@@ -221,18 +221,7 @@ async function tokenFor(c: Caller, f: Fixture): Promise<string> {
 }
 
 /** WebSocket upgrade: 101 when it opens, else the refusal's status and JSON body. */
-function upgrade(path: string, token: string | null): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${t.url.replace('http', 'ws')}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-    ws.on('error', reject);
-    ws.once('open', () => (ws.close(), resolve({ status: 101, body: undefined })));
-    ws.once('unexpected-response', (_req, res) => {
-      let text = '';
-      res.on('data', (chunk) => (text += chunk));
-      res.on('end', () => (ws.terminate(), resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined })));
-    });
-  });
-}
+const upgrade = (path: string, token: string | null) => wsUpgrade(`${t.url}${path}`, token ? { authorization: `Bearer ${token}` } : {});
 
 async function call(route: Route, f: Fixture, token: string | null, method = route.key.split(' ')[0]!) {
   const url = route.key.split(' ')[1]!.replace(':id', route.scope ? f[route.scope] : NO_SUCH_ID).replace(':userId', f.user).replace(':name', 'walk');
@@ -269,7 +258,7 @@ describe('access: every route with every role', () => {
     expect((await t.api('GET', '/api/v1/me', undefined, 'furrow_not-a-token')).status).toBe(401);
     expect((await t.api('GET', '/api/v1/me', undefined, null, { cookie: 'furrow_session=fs_nope' })).status).toBe(401);
     const login = await t.api('POST', '/api/v1/sessions', signIn(f), null);
-    const cookie = { cookie: login.headers.get('set-cookie')!.split(';')[0]! };
+    const cookie = { cookie: login.headers.get('set-cookie')!.split(';')[0]!, origin: t.url };
     expect((await t.api('GET', `/api/v1/projects/${f.project}`, undefined, null, cookie)).status).toBe(200); // target is a guest
     expect((await t.api('PATCH', `/api/v1/projects/${f.project}`, named(), null, cookie)).body.code).toBe('forbidden');
     expect((await t.api('DELETE', '/api/v1/sessions/current', undefined, null, cookie)).status).toBe(204);

@@ -205,6 +205,31 @@ export const SETTINGS = {
     default: false,
     description: 'Mark the session cookie Secure (set it when Furrow is served over HTTPS).',
   },
+  FURROW_PUBLIC_URL: {
+    kind: 'string',
+    description: 'URL people reach Furrow at (e.g. `https://ci.example.com`); requests signed in by the session cookie must come from its origin. Unset: the origin the request was addressed to.',
+  },
+  FURROW_LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET: {
+    kind: 'integer',
+    default: 100,
+    min: 1,
+    max: 100000,
+    description: 'Most subscriptions one live WebSocket may hold at once.',
+  },
+  FURROW_LIVE_MAX_SUBSCRIPTIONS_PER_USER: {
+    kind: 'integer',
+    default: 500,
+    min: 1,
+    max: 1000000,
+    description: "Most live subscriptions one user may hold at once on one server instance, across all of the user's sockets.",
+  },
+  FURROW_LIVE_SEND_BUFFER_KB: {
+    kind: 'integer',
+    default: 4096,
+    min: 64,
+    max: 1048576,
+    description: 'Most data, in KiB, queued for one live WebSocket whose client does not read; past it the socket is closed (code 4429).',
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;

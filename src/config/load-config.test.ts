@@ -48,6 +48,12 @@ describe('loadConfig', () => {
       loginRateLimit: SETTINGS.FURROW_LOGIN_RATE_LIMIT.default,
       sessionTtlHours: SETTINGS.FURROW_SESSION_TTL_HOURS.default,
       cookieSecure: SETTINGS.FURROW_COOKIE_SECURE.default,
+      publicOrigin: undefined,
+      live: {
+        maxSubscriptionsPerSocket: SETTINGS.FURROW_LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET.default,
+        maxSubscriptionsPerUser: SETTINGS.FURROW_LIVE_MAX_SUBSCRIPTIONS_PER_USER.default,
+        sendBufferBytes: SETTINGS.FURROW_LIVE_SEND_BUFFER_KB.default * 1024,
+      },
       secretKey: undefined,
       artifactMaxBytes: SETTINGS.FURROW_ARTIFACT_MAX_MB.default * 1024 * 1024,
       artifactRunMaxBytes: SETTINGS.FURROW_ARTIFACT_RUN_MAX_MB.default * 1024 * 1024,
@@ -92,6 +98,12 @@ describe('loadConfig', () => {
 
   it('passes DATABASE_URL through', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/furrow' }).databaseUrl).toBe('postgres://u:p@db:5432/furrow');
+  });
+
+  it('keeps only the origin of FURROW_PUBLIC_URL and refuses what is not an http(s) URL', () => {
+    expect(loadConfig({ FURROW_PUBLIC_URL: 'https://CI.example.com:8443/furrow/' }).publicOrigin).toBe('https://ci.example.com:8443');
+    expect(() => loadConfig({ FURROW_PUBLIC_URL: 'ci.example.com' })).toThrow('FURROW_PUBLIC_URL must be an http:// or https:// URL, got "ci.example.com"');
+    expect(() => loadConfig({ FURROW_PUBLIC_URL: 'ftp://ci.example.com' })).toThrow('FURROW_PUBLIC_URL must be');
   });
 
   it('parses integers, booleans and enums', () => {

@@ -23,6 +23,9 @@ export interface Config {
   loginRateLimit: number;
   sessionTtlHours: number;
   cookieSecure: boolean;
+  /** The origin of FURROW_PUBLIC_URL, or undefined to take each request's own. */
+  publicOrigin: string | undefined;
+  live: LiveSettings;
   /** FURROW_SECRET_KEY as given (decoded by the server's secret box), or undefined for the key file. */
   secretKey: string | undefined;
   artifactMaxBytes: number;
@@ -33,6 +36,14 @@ export interface Config {
   /** The runner of this process: the local one inside `furrow start`, or `furrow runner`. */
   runner: RunnerSettings;
   executor: ExecutorSettings;
+}
+
+/** Bounds on what live WebSocket viewers may make the server hold. */
+export interface LiveSettings {
+  maxSubscriptionsPerSocket: number;
+  /** Per user on this instance (subscriptions on other instances are not counted). */
+  maxSubscriptionsPerUser: number;
+  sendBufferBytes: number;
 }
 
 export type ExecutorKind = 'shell' | 'bwrap' | 'podman' | 'ssh';
@@ -107,6 +118,16 @@ function parseValue(name: string, spec: SettingSpec, raw: string, problems: stri
   }
 }
 
+function parsePublicOrigin(raw: string | undefined, problems: string[]): string | undefined {
+  if (raw === undefined) return undefined;
+  const url = URL.canParse(raw) ? new URL(raw) : undefined;
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    problems.push(`FURROW_PUBLIC_URL must be an http:// or https:// URL, got "${raw}"`);
+    return undefined;
+  }
+  return url.origin;
+}
+
 function readFile(file: string, problems: string[]): Raw {
   let parsed: unknown;
   try {
@@ -154,6 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     values[name] = raw === undefined ? spec.default : parseValue(name, spec, raw, problems);
   }
   const labels = parseLabels(values.FURROW_RUNNER_LABELS as string | undefined, problems);
+  const publicOrigin = parsePublicOrigin(values.FURROW_PUBLIC_URL as string | undefined, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   const optional = (name: SettingName) => values[name] as string | undefined;
   const dataDir = path.resolve(values.FURROW_DATA_DIR as string);
@@ -176,6 +198,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     loginRateLimit: values.FURROW_LOGIN_RATE_LIMIT as number,
     sessionTtlHours: values.FURROW_SESSION_TTL_HOURS as number,
     cookieSecure: values.FURROW_COOKIE_SECURE as boolean,
+    publicOrigin,
+    live: {
+      maxSubscriptionsPerSocket: values.FURROW_LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET as number,
+      maxSubscriptionsPerUser: values.FURROW_LIVE_MAX_SUBSCRIPTIONS_PER_USER as number,
+      sendBufferBytes: (values.FURROW_LIVE_SEND_BUFFER_KB as number) * 1024,
+    },
     secretKey: optional('FURROW_SECRET_KEY'),
     artifactMaxBytes: (values.FURROW_ARTIFACT_MAX_MB as number) * 1024 * 1024,
     artifactRunMaxBytes: (values.FURROW_ARTIFACT_RUN_MAX_MB as number) * 1024 * 1024,

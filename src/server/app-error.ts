@@ -6,6 +6,7 @@ export const ERROR_CODES = {
   unauthenticated: [401, 'Sign in or send an API token.'],
   invalid_credentials: [401, 'Email or password is wrong.'],
   forbidden: [403, 'Your role does not allow this.'],
+  origin_mismatch: [403, 'Requests signed in by the session cookie must come from Furrow’s own origin.'],
   not_found: [404, 'Not found.'],
   route_not_found: [404, 'No such route.'],
   validation_failed: [400, 'The request is not valid.'],

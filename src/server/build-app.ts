@@ -25,6 +25,7 @@ import { AppError } from './app-error.js';
 import { accessPlugin } from './auth/access-plugin.js';
 import { runnerEndpoint } from './dispatch/runner-endpoint.js';
 import { installErrorHandler } from './error-handler.js';
+import { LiveHub } from './live/live-hub.js';
 import { liveRoutes } from './live/live-routes.js';
 import { metricsPlugin } from './metrics-plugin.js';
 import type { Resources } from './resources.js';
@@ -87,8 +88,9 @@ export async function buildApp(res: Resources): Promise<FastifyInstance> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/api/docs' });
-  await app.register(accessPlugin, { db: res.database.db });
-  await app.register(metricsPlugin, { db: res.database.db });
+  await app.register(accessPlugin, { db: res.database.db, publicOrigin: res.config.publicOrigin });
+  const live = new LiveHub(res.database.db, res.logs, res.listener, res.config.live);
+  await app.register(metricsPlugin, { db: res.database.db, live });
   await app.register(healthRoutes, { res });
   await app.register(
     async (api) => {
@@ -104,7 +106,7 @@ export async function buildApp(res: Resources): Promise<FastifyInstance> {
       await api.register(artifactRoutes, { res });
       await api.register(runRoutes, { res });
       await api.register(activityRoutes, { res });
-      await api.register(liveRoutes, { res });
+      await api.register(liveRoutes, { res, hub: live });
       await api.register(runnerEndpoint, { res });
       await api.register(runnerRoutes, { res });
     },

@@ -3,10 +3,11 @@ import fp from 'fastify-plugin';
 import { sql } from 'kysely';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Db } from '../db/database.js';
+import type { LiveHub } from './live/live-hub.js';
 import { runnerOnline } from './store/runner-sql.js';
 
-/** Prometheus metrics at /metrics: runs by status, queue depth, runners by state, HTTP latency, process stats. */
-export const metricsPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) => {
+/** Prometheus metrics at /metrics: runs by status, queue depth, runners by state, live viewers, HTTP latency, process stats. */
+export const metricsPlugin = fp(async (app: FastifyInstance, opts: { db: Db; live: LiveHub }) => {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'furrow_' });
   const latency = new Histogram({
@@ -50,6 +51,33 @@ export const metricsPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) =
         FROM runners GROUP BY 1`.execute(opts.db);
       this.reset();
       for (const state of ['online', 'paused', 'offline']) this.set({ state }, rows.find((r) => r.state === state)?.n ?? 0);
+    },
+  });
+
+  new Gauge({
+    name: 'furrow_live_sockets',
+    help: 'Open live WebSockets on this instance',
+    registers: [registry],
+    collect() {
+      this.set(opts.live.stats().sockets);
+    },
+  });
+  new Gauge({
+    name: 'furrow_live_subscriptions',
+    help: 'Live subscriptions held on this instance',
+    registers: [registry],
+    collect() {
+      this.set(opts.live.stats().subscriptions);
+    },
+  });
+  new Counter({
+    name: 'furrow_live_sockets_closed_total',
+    help: 'Live WebSockets the server closed, by reason (send_buffer: the client did not read; revoked: its credential ended)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(opts.live.stats().closed)) this.inc({ reason }, n);
     },
   });
 

@@ -9,6 +9,7 @@ import type { ProjectContext } from '../store/activity-store.js';
 import { rolesIn, scopeOf, type Scope, type ScopeKind } from '../store/access-store.js';
 import { jobForToken, type JobIdentity } from '../store/job-token.js';
 import { runnerForCredential, type RunnerIdentity } from '../store/runner-store.js';
+import { assertSameOrigin } from './origin-check.js';
 
 export const SESSION_COOKIE = 'furrow_session';
 
@@ -38,12 +39,17 @@ declare module 'fastify' {
   }
 }
 
-/** The caller, from a Bearer API token or the session cookie; undefined when neither is valid. */
-export async function authenticate(db: Db, req: FastifyRequest): Promise<Principal | undefined> {
+/**
+ * The caller, from a Bearer API token or the session cookie; undefined when neither is valid.
+ * A cookie request must come from `publicOrigin` (or the request's own) when that matters.
+ */
+export async function authenticate(db: Db, req: FastifyRequest, publicOrigin?: string): Promise<Principal | undefined> {
   const header = req.headers.authorization;
   if (header?.startsWith('Bearer ')) return principalForToken(db, header.slice(7).trim());
   const cookie = req.cookies[SESSION_COOKIE];
-  return cookie ? principalForSession(db, cookie) : undefined;
+  if (!cookie) return undefined;
+  assertSameOrigin(req, publicOrigin);
+  return principalForSession(db, cookie);
 }
 
 /**
@@ -83,7 +89,7 @@ export function principalOf(req: FastifyRequest): Principal {
  * 401 without credentials, 404 when the object does not exist or the caller may not see it,
  * 403 when the caller may see it but the role lacks the capability.
  */
-export const accessPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) => {
+export const accessPlugin = fp(async (app: FastifyInstance, opts: { db: Db; publicOrigin: string | undefined }) => {
   app.decorateRequest('access', undefined);
   app.decorateRequest('runner', undefined);
   app.decorateRequest('job', undefined);
@@ -117,7 +123,7 @@ export const accessPlugin = fp(async (app: FastifyInstance, opts: { db: Db }) =>
       req.job = job;
       return;
     }
-    const principal = await authenticate(opts.db, req);
+    const principal = await authenticate(opts.db, req, opts.publicOrigin);
     if (!principal) throw new AppError('unauthenticated');
     if (rule.capability === 'authenticated') {
       req.access = { principal, scope: undefined, role: null };

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hash, verify } from '@node-rs/argon2';
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
+import { notifyAccessChanged } from './access-notify.js';
 import { recordActivity } from './activity-store.js';
 
 /** argon2id (the library's default algorithm) with its recommended cost settings. */
@@ -81,8 +82,10 @@ export function listApiTokens(db: Db, userId: string) {
 export async function deleteApiToken(db: Db, userId: string, tokenId: string): Promise<boolean> {
   return db.transaction().execute(async (tx) => {
     const row = await tx.deleteFrom('api_tokens').where('id', '=', tokenId).where('user_id', '=', userId).returning('name').executeTakeFirst();
-    if (row) await accountActivity(tx, 'token.revoked', userId, 'token', tokenId, { name: row.name });
-    return !!row;
+    if (!row) return false;
+    await accountActivity(tx, 'token.revoked', userId, 'token', tokenId, { name: row.name });
+    await notifyAccessChanged(tx, userId);
+    return true;
   });
 }
 
@@ -106,5 +109,8 @@ export function principalForSession(db: Db, token: string): Promise<Principal | 
 }
 
 export async function deleteSession(db: Db, token: string): Promise<void> {
-  await db.deleteFrom('sessions').where('token_hash', '=', hashSecret(token)).execute();
+  await db.transaction().execute(async (tx) => {
+    const row = await tx.deleteFrom('sessions').where('token_hash', '=', hashSecret(token)).returning('user_id').executeTakeFirst();
+    if (row) await notifyAccessChanged(tx, row.user_id);
+  });
 }

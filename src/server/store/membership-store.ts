@@ -3,6 +3,7 @@ import type { Db } from '../../db/database.js';
 import type { Role } from '../../db/schema.js';
 import type { Tx } from '../../db/database.js';
 import { AppError } from '../app-error.js';
+import { notifyAccessChanged } from './access-notify.js';
 import { recordActivity } from './activity-store.js';
 
 /** Members of an organization or of a project; the two tables have the same shape. */
@@ -40,7 +41,8 @@ export async function memberRole(db: Db, scope: MemberScope, userId: string): Pr
   return rows[0]?.role;
 }
 
-function recordMemberActivity(tx: Tx, scope: MemberScope, what: string, userId: string, actorUserId: string, payload: Record<string, unknown>) {
+async function recordMemberActivity(tx: Tx, scope: MemberScope, what: string, userId: string, actorUserId: string, payload: Record<string, unknown>) {
+  await notifyAccessChanged(tx, userId); // a lowered or removed role ends live subscriptions it no longer allows
   return recordActivity(tx, {
     type: `${scope.kind}.${what}`,
     organizationId: scope.organizationId,
