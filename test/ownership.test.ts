@@ -59,7 +59,7 @@ describe('owners', () => {
     expect(outcomes.filter((s) => s === '409')).toHaveLength(20);
   });
 
-  it('lets a manager neither demote nor remove someone who became an owner meanwhile', async () => {
+  it('still refuses a manager who demotes or removes an owner, checked under the lock', async () => {
     const { base, a, b } = await twoOwners();
     const manager = await t.user(`manager-${++counter}-${Date.now()}@example.com`);
     expect((await t.api('PUT', base, { email: await emailOf(manager.token), role: 'manager' }, a.token)).status).toBe(200);
