@@ -21,6 +21,13 @@ async function twoOwners() {
   return { org: org.body as { id: string; name: string }, base, a: { ...a, email: await emailOf(a.token) }, b: { ...b, email: await emailOf(b.token) } };
 }
 
+async function until(done: () => Promise<boolean>, ms = 5000): Promise<void> {
+  for (const deadline = Date.now() + ms; !(await done()); ) {
+    if (Date.now() > deadline) throw new Error(`still not so after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** A request sent byte for byte as written: no client normalises its path. */
 function rawRequest(method: string, path: string, token: string): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
@@ -46,9 +53,10 @@ describe('owners', () => {
       const results = await Promise.all([act(a, b), act(b, a)]);
       for (const res of results) {
         if (res.status >= 300) {
+          // The later one finds either that its target is the last owner, or that it is no owner any more.
           expect(res.status).toBe(409);
-          expect(res.body.code).toBe('last_owner');
-          expect(res.body.message).toMatch(/at least one owner/);
+          expect(res.body.code).toMatch(/^(last_owner|role_changed)$/);
+          expect(res.body.message).toMatch(/at least one owner|changed while this request waited/);
         }
         outcomes.push(String(res.status));
       }
@@ -57,6 +65,30 @@ describe('owners', () => {
     }
     // Every race has exactly one winner.
     expect(outcomes.filter((s) => s === '409')).toHaveLength(20);
+  });
+
+  it('refuses a change by an owner who was demoted while the request waited', async () => {
+    const { org, base, a, b } = await twoOwners();
+    const c = await t.user(`owner-c-${++counter}-${Date.now()}@example.com`);
+    const cEmail = await emailOf(c.token);
+    expect((await t.api('PUT', base, { email: cEmail, role: 'owner' }, a.token)).status).toBe(200);
+    // A holds the organization while it demotes B; B's demotion of C, let in as an owner, waits.
+    const held = await t.instance.resources.database.pool.connect();
+    try {
+      await held.query('BEGIN');
+      await held.query('SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE', [org.id]);
+      const pending = t.api('PUT', base, { email: cEmail, role: 'member' }, b.token);
+      await until(async () => (await held.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rowCount! > 0);
+      await held.query("UPDATE organization_members SET role = 'member' WHERE organization_id = $1 AND user_id = $2", [org.id, b.id]);
+      await held.query('COMMIT');
+      const res = await pending;
+      expect(res.status).toBe(409);
+      expect(res.body).toMatchObject({ code: 'role_changed', message: expect.stringContaining('it is now member') });
+    } finally {
+      held.release();
+    }
+    const members = (await t.api('GET', base)).body.items as { email: string; role: string }[];
+    expect(members.find((m) => m.email === cEmail)?.role).toBe('owner');
   });
 
   it('still refuses a manager who demotes or removes an owner, checked under the lock', async () => {

@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   body_too_large: [413, 'The request body is too large.'],
   conflict: [409, 'That conflicts with an existing object.'],
   last_owner: [409, 'An organization needs at least one owner.'],
+  role_changed: [409, 'Your role changed while this request waited; look at the members again before you retry.'],
   confirmation_required: [400, 'Name the object to delete in the `confirm` query parameter.'],
   confirmation_mismatch: [400, 'The `confirm` query parameter is not the name of the object to delete.'],
   run_finished: [409, 'The run has already finished.'],

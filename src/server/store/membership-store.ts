@@ -45,14 +45,23 @@ async function keepAnOwner(tx: Tx, scope: MemberScope): Promise<void> {
   if (!owner) throw new AppError('last_owner', 'An organization needs at least one owner: make someone else an owner first.');
 }
 
-/** Who changes the members: their user id and their role in the scope. */
+/** Who changes the members: their user id, their role when the request was let in, and their role now. */
 export interface MemberActor {
   userId: string;
   role: Role | null;
+  roleNow(tx: Tx): Promise<Role | null>;
 }
 
-/** Only owners hand out ownership or change an owner's role; checked against the locked rows. */
+/**
+ * Only owners hand out ownership or change an owner's role; checked against the locked rows. A
+ * caller whose own role changed while the request waited (another owner demoted them) acts no
+ * more on the role they had.
+ */
 async function assertMayChange(tx: Tx, scope: MemberScope, actor: MemberActor, userId: string, newRole: Role | null): Promise<void> {
+  const now = await actor.roleNow(tx);
+  if (now !== actor.role) {
+    throw new AppError('role_changed', `Your role in the ${scope.kind} changed while this request waited (it is now ${now ?? 'none'}); look at the members again before you retry.`);
+  }
   if (actor.role === 'owner') return;
   if (newRole === 'owner') throw new AppError('forbidden', 'Only owners can make owners.');
   if ((await memberRole(tx, scope, userId)) === 'owner') throw new AppError('forbidden', newRole ? 'Only owners can change an owner’s role.' : 'Only owners can remove an owner.');
