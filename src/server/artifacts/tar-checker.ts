@@ -17,6 +17,8 @@ const SPECIAL: Record<string, string> = { '3': 'character device', '4': 'block d
 /** Types whose entries carry no data in the archive. */
 const NO_DATA = new Set(['1', '2', '3', '4', '5', '6']);
 
+/** Entry data fills whole blocks. */
+const padded = (size: number) => Math.ceil(size / BLOCK) * BLOCK;
 const notTar = (detail: string) => new AppError('artifact_not_tar', `The artifact is not a tar.gz archive: ${detail}.`);
 
 /** A NUL-terminated string field. */
@@ -138,16 +140,17 @@ export class TarChecker {
     if (this.zeros > 0) throw notTar('a lone zero block inside the archive');
     if (!checksumMatches(block)) throw notTar(this.entries === 0 ? 'its first header is not a tar header' : `the header after entry ${this.entries} is damaged`);
     const type = String.fromCharCode(block[156]!);
-    const size = this.next.size ?? numeric(block, 124, 12, 'size');
-    const padded = Math.ceil(size / BLOCK) * BLOCK;
+    const fieldSize = numeric(block, 124, 12, 'size');
     if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
-      if (size > META_MAX) throw notTar(`a header extension of ${size} bytes`);
+      if (fieldSize > META_MAX) throw notTar(`a header extension of ${fieldSize} bytes`);
       // A global pax header ('g') says nothing about paths this check needs; it is skipped.
-      this.meta = type === 'g' ? undefined : { type, data: Buffer.alloc(size), filled: 0 };
-      this.skip = padded;
-      if (padded === 0 && this.meta) this.endMeta();
+      this.meta = type === 'g' ? undefined : { type, data: Buffer.alloc(fieldSize), filled: 0 };
+      this.skip = padded(fieldSize);
+      if (this.skip === 0 && this.meta) this.endMeta();
       return;
     }
+    // A pax `size` record stands for the entry's size field (for sizes the field cannot hold).
+    const size = this.next.size ?? fieldSize;
     const ustar = block.subarray(257, 262).toString('latin1') === 'ustar';
     const prefix = ustar ? text(block, 345, 155) : '';
     const name = this.next.path ?? (prefix ? `${prefix}/${text(block, 0, 100)}` : text(block, 0, 100));
@@ -159,7 +162,7 @@ export class TarChecker {
     assertInside(name, 'the path');
     if (type === '1') assertInside(linkpath, 'a hard link to');
     this.entries++;
-    this.skip = padded;
+    this.skip = padded(size);
   }
 
   private endMeta(): void {

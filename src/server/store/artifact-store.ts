@@ -74,7 +74,7 @@ export async function uploadArtifact(db: Db, storage: ArtifactStorage, job: JobI
         actorUserId: null,
         subjectType: 'artifact',
         subjectId: artifact.id,
-        payload: { runId: job.runId, jobId: job.jobId, name, size: artifact.size, unpackedSize: artifact.unpackedSize, sha256: artifact.sha256 },
+        payload: { runId: job.runId, jobId: job.jobId, name, size: received.size, unpackedSize: received.unpackedSize, sha256: received.sha256 },
       });
       await received.commit();
       return artifact;
