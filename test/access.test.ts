@@ -23,6 +23,7 @@ interface Route {
   body?: (f: Fixture) => unknown;
   fresh?: boolean; // destroys its object: gets a fixture of its own
   auth?: (f: Fixture) => string; // a credential the route takes instead of the caller's
+  query?: (f: Fixture) => string; // appended to the path
 }
 const r = (key: string, scope: Kind | null, needs: Needs, ok: number, body?: Route['body'], fresh?: boolean, auth?: Route['auth']): Route => ({ key, scope, needs, ok, body, fresh, auth });
 const PASSWORD = 'correct horse battery'; // what t.user() sets
@@ -113,8 +114,8 @@ const ROUTES: Route[] = [
   r('DELETE /api/v1/secrets/:id', 'secret', 'manager', 204, undefined, true),
   r('DELETE /api/v1/repositories/:id', 'repository', 'owner', 204, undefined, true),
   r('DELETE /api/v1/workflows/:id', 'workflow', 'owner', 204, undefined, true),
-  r('DELETE /api/v1/projects/:id', 'project', 'owner', 204, undefined, true),
-  r('DELETE /api/v1/organizations/:id', 'organization', 'owner', 204, undefined, true),
+  { ...r('DELETE /api/v1/projects/:id', 'project', 'owner', 204, undefined, true), query: (f) => `?confirm=${encodeURIComponent(f.projectName)}` },
+  { ...r('DELETE /api/v1/organizations/:id', 'organization', 'owner', 204, undefined, true), query: (f) => `?confirm=${encodeURIComponent(f.organizationName)}` },
 ];
 
 type Grant = 'stranger' | 'admin' | 'organization' | 'project';
@@ -169,7 +170,7 @@ afterAll(async () => {
   await rm(repoDir, { recursive: true, force: true });
 });
 
-type Fixture = Record<Kind, string> & { user: string; email: string; registrationToken: string };
+type Fixture = Record<Kind, string> & { user: string; email: string; registrationToken: string; organizationName: string; projectName: string };
 
 /** An organization with a project, environment, workflow, finished run and job, and one more member. */
 async function fixture(withRun: boolean): Promise<Fixture> {
@@ -210,6 +211,8 @@ async function fixture(withRun: boolean): Promise<Fixture> {
     repository: repository.body.id,
     secret: projectSecret.body.id,
     registrationToken: registration.body.token,
+    organizationName: (await t.api('GET', `/api/v1/organizations/${organizationId}`)).body.name,
+    projectName: (await t.api('GET', `/api/v1/projects/${projectId}`)).body.name,
     user: user.id,
     email,
   };
@@ -224,7 +227,7 @@ async function tokenFor(c: Caller, f: Fixture): Promise<string> {
 const upgrade = (path: string, token: string | null) => wsUpgrade(`${t.url}${path}`, token ? { authorization: `Bearer ${token}` } : {});
 
 async function call(route: Route, f: Fixture, token: string | null, method = route.key.split(' ')[0]!) {
-  const url = route.key.split(' ')[1]!.replace(':id', route.scope ? f[route.scope] : NO_SUCH_ID).replace(':userId', f.user).replace(':name', 'walk');
+  const url = route.key.split(' ')[1]!.replace(':id', route.scope ? f[route.scope] : NO_SUCH_ID).replace(':userId', f.user).replace(':name', 'walk') + (route.query?.(f) ?? '');
   if ((url === '/api/v1/live' || url === '/api/v1/runner') && method === 'GET') return upgrade(url, token);
   // HEAD answers carry a JSON content type but no body, which t.api would fail to parse.
   if (method === 'HEAD') return { status: (await fetch(`${t.url}${url}`, { method, headers: token ? { authorization: `Bearer ${token}` } : {} })).status, body: undefined };
@@ -314,7 +317,7 @@ describe('access: every route with every role', () => {
   });
 
   it('answers 404 not_found, even to admins, for objects that do not exist', async () => {
-    const missing = { organization: '', project: '', environment: '', workflow: '', run: '', job: '', runner: '', runner_token: '', repository: '', secret: '', user: '', email: '', registrationToken: '' };
+    const missing = { organization: '', project: '', environment: '', workflow: '', run: '', job: '', runner: '', runner_token: '', repository: '', secret: '', user: '', email: '', registrationToken: '', organizationName: '', projectName: '' };
     const wrong: string[] = [];
     for (const id of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid']) {
       const f = Object.fromEntries(Object.keys(missing).map((k) => [k, id])) as Fixture;

@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
 import { request } from 'node:http';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -73,6 +75,24 @@ async function until(done: () => Promise<boolean>, ms = 5000): Promise<void> {
 }
 
 const storedFiles = (runId: string) => readdir(path.join(t.dataDir, 'artifacts', runId)).catch(() => [] as string[]);
+
+/** `tar czf` of `members` in `dir` (or `tar cf` when `gzip` is false), with extra flags before them. */
+async function tarGz(dir: string, members: string[], flags: string[] = [], gzip = true): Promise<Buffer> {
+  const out = path.join(await mkdtemp(path.join(tmpdir(), 'furrow-tar-')), 'a.tar');
+  dirs.push(path.dirname(out));
+  await run('tar', [gzip ? '-czf' : '-cf', out, ...flags, '-C', dir, '--', ...members]);
+  return readFile(out);
+}
+
+/** Uploads `body` as the job's artifact `name`, as a runner would but without its checks. */
+async function put(job: { jobId: string; token: string }, name: string, body: Buffer) {
+  const res = await fetch(`${t.url}/api/v1/jobs/${job.jobId}/artifacts/${name}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${job.token}`, 'content-type': 'application/gzip' },
+    body: new Uint8Array(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
 
 describe('artifacts', () => {
   it('uploads files and directories, lists them, and serves them to users and to later jobs', async () => {
@@ -149,7 +169,7 @@ describe('artifacts', () => {
     const ws = await workspace({ 'big.bin': randomBytes(3 * MiB) });
     const err = await uploadArtifacts(options(job, ws, { upload: [{ name: 'big', paths: ['big.bin'] }] })).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
-    expect((err as Error).message).toMatch(/^artifact "big": upload failed: HTTP 413: The artifact is larger than the artifact limit of 1 MiB \(FURROW_ARTIFACT_MAX_MB raises it\)/);
+    expect((err as Error).message).toMatch(/^artifact "big": upload failed: HTTP 413: The artifact (is larger than|unpacks to more than) the artifact limit of 1 MiB \(FURROW_ARTIFACT_MAX_MB raises it\)/);
     expect(await artifactRows(job.runId)).toEqual([]);
     expect(await storedFiles(job.runId)).toEqual([]);
 
@@ -183,7 +203,9 @@ describe('artifacts', () => {
       headers: { authorization: `Bearer ${job.token}`, 'content-type': 'application/gzip' },
     });
     req.on('error', () => undefined);
-    req.write(randomBytes(256 * 1024));
+    // The start of a real archive, which the server checks as it arrives and finds good so far.
+    const dir = await workspace({ 'data.bin': randomBytes(900 * 1024) });
+    req.write((await tarGz(dir, ['data.bin'])).subarray(0, 256 * 1024));
     await until(async () => (await storedFiles(job.runId)).length === 1);
     req.destroy();
     await until(async () => (await storedFiles(job.runId)).length === 0);
@@ -244,5 +266,156 @@ describe('artifacts', () => {
     await downloadArtifacts(options(rerun, ws, { download: [{ name: 'a', path: 'in' }] }));
     expect(await readFile(path.join(ws, 'in/a.txt'), 'utf8')).toBe('shared');
     expect((await lstat(path.join(t.dataDir, 'artifacts', original.storage_key))).isFile()).toBe(true);
+  });
+});
+
+describe('artifact uploads are checked as tar.gz while they stream', () => {
+  /** Expects the upload refused with `status` and `code`, and nothing of it kept. */
+  async function refused(job: { runId: string; jobId: string; token: string }, body: Buffer, status: number, code: string, message?: RegExp) {
+    const files = await storedFiles(job.runId);
+    const res = await put(job, 'bad', body);
+    expect(res, code).toMatchObject({ status, body: { code } });
+    if (message) expect(res.body.message).toMatch(message);
+    expect((await artifactRows(job.runId)).filter((r) => r.name === 'bad')).toEqual([]);
+    expect(await storedFiles(job.runId)).toEqual(files);
+  }
+
+  it('stops a gzip bomb after reading little of it, holding little in memory', async () => {
+    const job = await runningJob();
+    const dir = await workspace();
+    await run('truncate', ['-s', '200M', path.join(dir, 'zeros')]);
+    const bomb = await tarGz(dir, ['zeros']);
+    expect(bomb.length).toBeLessThan(400 * 1024); // 200 MiB of zeros pack into a few hundred KB
+
+    // Sent a little at a time; the answer comes once the server has seen enough.
+    const heapBefore = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+    let peak = heapBefore;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers)), 5);
+    let sent = 0;
+    const answer = await new Promise<{ status: number; body: any }>((resolve, reject) => {
+      const req = request(`${t.url}/api/v1/jobs/${job.jobId}/artifacts/bomb`, {
+        method: 'PUT',
+        agent: false,
+        headers: { authorization: `Bearer ${job.token}`, 'content-type': 'application/gzip', 'content-length': bomb.length },
+      });
+      let answered = false;
+      req.on('response', (res) => {
+        answered = true;
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+      });
+      req.on('error', (err) => (answered ? undefined : reject(err)));
+      const next = () => {
+        if (answered || sent >= bomb.length) return;
+        const chunk = bomb.subarray(sent, sent + 1024);
+        sent += chunk.length;
+        req.write(chunk);
+        setTimeout(next, 5); // the whole bomb takes a second or more
+      };
+      next();
+    });
+    clearInterval(sampler);
+    expect(answer).toMatchObject({ status: 413, body: { code: 'artifact_too_large' } });
+    expect(answer.body.message).toBe('The artifact unpacks to more than the artifact limit of 1 MiB (FURROW_ARTIFACT_MAX_MB raises it).');
+    expect(sent).toBeLessThan(bomb.length / 2);
+    expect(peak - heapBefore).toBeLessThan(48 * MiB);
+    await until(async () => (await storedFiles(job.runId)).length === 0);
+    expect(await artifactRows(job.runId)).toEqual([]);
+  });
+
+  it('counts the unpacked sizes against the run limit', async () => {
+    const job = await runningJob();
+    const dir = await workspace();
+    await run('truncate', ['-s', '900K', path.join(dir, 'zeros')]);
+    const small = await tarGz(dir, ['zeros']);
+    expect(small.length).toBeLessThan(10 * 1024);
+    expect(await put(job, 'one', small)).toMatchObject({ status: 201, body: { size: small.length, unpackedSize: expect.any(Number) } });
+    const list = (await t.api('GET', `/api/v1/runs/${job.runId}/artifacts`)).body.items;
+    expect(list[0].unpackedSize).toBeGreaterThan(900 * 1024);
+    expect((await put(job, 'two', small)).status).toBe(201);
+    const third = await put(job, 'three', small);
+    expect(third).toMatchObject({ status: 413, body: { code: 'artifact_too_large' } });
+    expect(third.body.message).toMatch(/left of the run's artifact limit of 2 MiB/);
+    expect((await artifactRows(job.runId)).map((r) => r.name).sort()).toEqual(['one', 'two']);
+  });
+
+  it('refuses empty, non-gzip, truncated and damaged bodies, and tar streams that are wrong, keeping nothing', async () => {
+    const job = await runningJob();
+    const dir = await workspace({ 'a.txt': 'hello\n', 'noise.bin': randomBytes(200 * 1024) });
+    const good = await tarGz(dir, ['a.txt', 'noise.bin']);
+    const plainTar = await tarGz(dir, ['a.txt'], [], false);
+
+    await refused(job, Buffer.alloc(0), 400, 'artifact_empty');
+    await refused(job, plainTar, 400, 'artifact_not_gzip', /tar czf/);
+    await refused(job, Buffer.from('PK\x03\x04 a zip file'), 400, 'artifact_not_gzip');
+    await refused(job, good.subarray(0, good.length >> 1), 400, 'artifact_truncated');
+    await refused(job, good.subarray(0, 1), 400, 'artifact_truncated');
+    const damaged = Buffer.from(good);
+    damaged[damaged.length - 6] ^= 0xff; // the CRC of the data
+    await refused(job, damaged, 400, 'artifact_corrupt');
+    await refused(job, gzipSync(randomBytes(4096)), 400, 'artifact_not_tar', /not a tar\.gz archive/);
+    // A real tar cut short, then compressed whole: the gzip is fine, the tar is not.
+    await refused(job, gzipSync(plainTar.subarray(0, 1024)), 400, 'artifact_tar_unterminated');
+    await refused(job, gzipSync(Buffer.alloc(0)), 400, 'artifact_tar_unterminated');
+    expect((await put(job, 'good', good)).status).toBe(201);
+  });
+
+  it('refuses entries outside the directory and device files, by ustar, GNU and pax headers alike', async () => {
+    const job = await runningJob();
+    const dir = await workspace({ 'in/a.txt': 'a' });
+    await run('mkfifo', [path.join(dir, 'fifo')]);
+    const long = `${'d'.repeat(120)}/${'f'.repeat(90)}.txt`; // beyond the 100 bytes of a plain name field
+    await mkdir(path.join(dir, path.dirname(long)), { recursive: true });
+    await writeFile(path.join(dir, long), 'long');
+    for (const format of ['gnu', 'pax', 'ustar']) {
+      const fmt = [`--format=${format}`];
+      await refused(job, await tarGz(path.join(dir, 'in'), ['../in/a.txt'], [...fmt, '-P']), 400, 'artifact_unsafe_path', /"\.\.\/in\/a\.txt"/);
+      await refused(job, await tarGz(dir, [path.join(dir, 'in/a.txt')], [...fmt, '-P']), 400, 'artifact_unsafe_path', /absolute/);
+      await refused(job, await tarGz('/dev', ['null'], fmt), 400, 'artifact_special_file', /"null", a character device/);
+      await refused(job, await tarGz(dir, ['fifo'], fmt), 400, 'artifact_special_file', /FIFO/);
+      // Long names go through GNU long-name and pax records; inside the directory, they are fine.
+      const ok = await put(job, `long-${format}`, await tarGz(dir, [long, 'in'], fmt));
+      expect(ok.status, format).toBe(201);
+    }
+    // A long name that leaves the directory, which only the long-name or pax record shows.
+    for (const format of ['gnu', 'pax']) {
+      await refused(job, await tarGz(path.join(dir, 'in'), [`../${long}`], [`--format=${format}`, '-P']), 400, 'artifact_unsafe_path');
+    }
+  });
+
+  it('answers every truncated or mutated archive with 201 or a 4xx and keeps nothing of a refused one', async () => {
+    const job = await runningJob();
+    const dir = await workspace({ 'x/a.txt': 'a'.repeat(3000), 'x/b.bin': randomBytes(5000) });
+    const good = await tarGz(dir, ['x'], ['--format=pax']);
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.record({ cut: fc.integer({ min: 0, max: good.length - 1 }) }),
+          fc.record({ at: fc.integer({ min: 0, max: good.length - 1 }), xor: fc.integer({ min: 1, max: 255 }) }),
+        ),
+        async (change) => {
+          const sent = Buffer.from('cut' in change ? good.subarray(0, change.cut) : good);
+          if ('at' in change) sent[change.at]! ^= change.xor;
+          const name = `m${++n}`;
+          const res = await put(job, name, sent);
+          const rows = (await artifactRows(job.runId)).filter((r) => r.name === name);
+          if (res.status === 201) {
+            expect('cut' in change).toBe(false); // every strict prefix is refused
+            expect(rows).toHaveLength(1);
+            await t.instance.resources.database.pool.query('DELETE FROM artifacts WHERE run_id = $1', [job.runId]);
+          } else {
+            expect(res.status).toBeGreaterThanOrEqual(400);
+            expect(res.status).toBeLessThan(500);
+            expect(res.body.code).toMatch(/^artifact_/);
+            expect(rows).toEqual([]);
+          }
+          const temps = (await storedFiles(job.runId)).filter((f) => f.endsWith('.partial'));
+          expect(temps).toEqual([]);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 });

@@ -179,14 +179,14 @@ export const SETTINGS = {
     default: 512,
     min: 1,
     max: 1048576,
-    description: 'Largest artifact a job may upload, in MiB (after compression).',
+    description: 'Largest artifact a job may upload, in MiB, unpacked (and as sent, compressed).',
   },
   FURROW_ARTIFACT_RUN_MAX_MB: {
     kind: 'integer',
     default: 2048,
     min: 1,
     max: 1048576,
-    description: 'Most artifact storage one run may use, in MiB.',
+    description: 'Most artifact storage one run may use, in MiB, counting the artifacts unpacked.',
   },
   FURROW_LOCAL_REPOSITORIES: {
     kind: 'boolean',

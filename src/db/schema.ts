@@ -251,6 +251,7 @@ export interface ArtifactsTable {
   job_id: string | null;
   name: string;
   size: number;
+  unpacked_size: number;
   sha256: string;
   storage_key: string;
   created_at: Generated<Date>;

@@ -21,6 +21,7 @@ const ArtifactSchema = Type.Object({
   jobId: Type.Union([Type.String(), Type.Null()]),
   name: Type.String(),
   size: Type.Integer({ description: 'Bytes of the tar.gz archive' }),
+  unpackedSize: Type.Integer({ description: 'Bytes of the tar inside it, which the limits count' }),
   sha256: Type.String(),
   // A Date on the way out, serialized as an ISO timestamp.
   createdAt: Type.Unsafe<Date>({ type: 'string', format: 'date-time' }),

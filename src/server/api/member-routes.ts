@@ -2,15 +2,20 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { AppError, notFound } from '../app-error.js';
-import { callerOf } from '../auth/access-plugin.js';
+import { callerOf, resolveAccess } from '../auth/access-plugin.js';
 import { UUID } from '../store/access-store.js';
 import { findUserByEmail } from '../store/account-store.js';
-import { listMembers, memberRole, putMember, removeMember, type MemberScope } from '../store/membership-store.js';
+import { listMembers, putMember, removeMember, type MemberActor, type MemberScope } from '../store/membership-store.js';
 import type { Resources } from '../resources.js';
 import { IdParams, RoleSchema } from './schemas.js';
 
 const PutBody = Type.Object({ email: Type.String({ minLength: 3, maxLength: 320 }), role: RoleSchema }, { additionalProperties: false });
 const UserParams = Type.Object({ id: Type.String(), userId: Type.String() });
+
+function actorOf(req: FastifyRequest, kind: 'organization' | 'project', id: string): MemberActor {
+  const { principal, role } = callerOf(req);
+  return { userId: principal.userId, role, roleNow: async (tx) => (await resolveAccess(tx, principal, kind, id))?.role ?? null };
+}
 
 /** Organization and project memberships: same routes under both. */
 export const memberRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (app, { res }) => {
@@ -34,22 +39,15 @@ export const memberRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async
       async (req) => {
         const user = await findUserByEmail(db, req.body.email);
         if (!user) throw new AppError('validation_failed', `No user has the email ${req.body.email}.`, [{ field: 'email', message: 'no such user' }]);
-        const caller = callerOf(req);
-        // Only owners hand out ownership or change an owner's role.
-        if (caller.role !== 'owner' && (req.body.role === 'owner' || (await memberRole(db, memberScope(req), user.id)) === 'owner')) {
-          throw new AppError('forbidden', 'Only owners can make owners or change an owner’s role.');
-        }
-        await putMember(db, memberScope(req), user.id, req.body.role, caller.principal.userId);
+        // Only owners hand out ownership or change an owner’s role: checked by the store, under lock.
+        await putMember(db, memberScope(req), user.id, req.body.role, actorOf(req, kind, req.params.id));
         return { userId: user.id, email: user.email, role: req.body.role };
       },
     );
 
     app.delete(`${base}/:userId`, { config: { access: { capability: 'members.write', scope } }, schema: { tags, params: UserParams } }, async (req, reply) => {
       if (!UUID.test(req.params.userId)) throw notFound('Member');
-      if (callerOf(req).role !== 'owner' && (await memberRole(db, memberScope(req), req.params.userId)) === 'owner') {
-        throw new AppError('forbidden', 'Only owners can remove an owner.');
-      }
-      const removed = await removeMember(db, memberScope(req), req.params.userId, callerOf(req).principal.userId);
+      const removed = await removeMember(db, memberScope(req), req.params.userId, actorOf(req, kind, req.params.id));
       if (!removed) throw notFound('Member');
       return reply.status(204).send();
     });

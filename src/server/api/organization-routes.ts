@@ -4,7 +4,7 @@ import { callerOf, principalOf } from '../auth/access-plugin.js';
 import { createOrganization, deleteOrganization, getOrganization, listOrganizations, renameOrganization } from '../store/organization-store.js';
 import { notFound } from '../app-error.js';
 import type { Resources } from '../resources.js';
-import { IdParams, Name } from './schemas.js';
+import { ConfirmQuery, IdParams, Name } from './schemas.js';
 
 const byId = { kind: 'organization', param: 'id' } as const;
 const Body = Type.Object({ name: Name }, { additionalProperties: false });
@@ -33,8 +33,12 @@ export const organizationRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> =
     renameOrganization(db, req.params.id, req.body.name, principalOf(req).userId),
   );
 
-  app.delete('/organizations/:id', { config: { access: { capability: 'organization.delete', scope: byId } }, schema: { tags, params: IdParams } }, async (req, reply) => {
-    await deleteOrganization(db, req.params.id, principalOf(req).userId);
-    return reply.status(204).send();
-  });
+  app.delete(
+    '/organizations/:id',
+    { config: { access: { capability: 'organization.delete', scope: byId } }, schema: { tags, summary: 'Delete the organization; `?confirm=` must be its name', params: IdParams, querystring: ConfirmQuery } },
+    async (req, reply) => {
+      await deleteOrganization(db, req.params.id, req.query.confirm, principalOf(req).userId);
+      return reply.status(204).send();
+    },
+  );
 };

@@ -5,7 +5,7 @@ import { callerOf, principalOf } from '../auth/access-plugin.js';
 import { rolesIn } from '../store/access-store.js';
 import { createProject, deleteProject, getProject, listProjects, renameProject } from '../store/project-store.js';
 import type { Resources } from '../resources.js';
-import { IdParams, Name } from './schemas.js';
+import { ConfirmQuery, IdParams, Name } from './schemas.js';
 
 const Body = Type.Object({ name: Name }, { additionalProperties: false });
 const byProject = { kind: 'project', param: 'id' } as const;
@@ -41,8 +41,12 @@ export const projectRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     renameProject(db, req.params.id, req.body.name, principalOf(req).userId),
   );
 
-  app.delete('/projects/:id', { config: { access: { capability: 'project.delete', scope: byProject } }, schema: { tags, params: IdParams } }, async (req, reply) => {
-    await deleteProject(db, req.params.id, principalOf(req).userId);
-    return reply.status(204).send();
-  });
+  app.delete(
+    '/projects/:id',
+    { config: { access: { capability: 'project.delete', scope: byProject } }, schema: { tags, summary: 'Delete the project; `?confirm=` must be its name', params: IdParams, querystring: ConfirmQuery } },
+    async (req, reply) => {
+      await deleteProject(db, req.params.id, req.query.confirm, principalOf(req).userId);
+      return reply.status(204).send();
+    },
+  );
 };

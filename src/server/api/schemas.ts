@@ -10,3 +10,5 @@ export const VariableMap = Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z
   additionalProperties: false,
   description: 'Variable names map to values; names as a shell accepts them',
 });
+/** The name of the organization or project a DELETE removes, as `?confirm=NAME`. */
+export const ConfirmQuery = Type.Object({ confirm: Type.Optional(Type.String({ maxLength: 200, description: 'The name of the object to delete, which the deletion requires' })) });

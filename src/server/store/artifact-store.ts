@@ -12,12 +12,15 @@ export interface Artifact {
   /** The job that uploaded it (for a re-run's copy, the original run's job); null once that job is gone. */
   jobId: string | null;
   name: string;
+  /** Bytes of the tar.gz. */
   size: number;
+  /** Bytes of the tar inside it, which the limits count. */
+  unpackedSize: number;
   sha256: string;
   createdAt: Date;
 }
 
-const columns = ['id', 'run_id as runId', 'job_id as jobId', 'name', 'size', 'sha256', 'created_at as createdAt'] as const;
+const columns = ['id', 'run_id as runId', 'job_id as jobId', 'name', 'size', 'unpacked_size as unpackedSize', 'sha256', 'created_at as createdAt'] as const;
 
 const alreadyThere = (name: string) => new AppError('artifact_exists', `The run already has an artifact named "${name}"; names are unique within a run.`);
 
@@ -30,7 +33,7 @@ export function findArtifact(db: Db, runId: string, name: string): Promise<(Arti
 }
 
 async function bytesUsedBy(db: Db, runId: string): Promise<number> {
-  const row = await db.selectFrom('artifacts').select(sql<number>`coalesce(sum(size), 0)::bigint`.as('used')).where('run_id', '=', runId).executeTakeFirstOrThrow();
+  const row = await db.selectFrom('artifacts').select(sql<number>`coalesce(sum(unpacked_size), 0)::bigint`.as('used')).where('run_id', '=', runId).executeTakeFirstOrThrow();
   return row.used;
 }
 
@@ -47,10 +50,19 @@ export async function uploadArtifact(db: Db, storage: ArtifactStorage, job: JobI
     return await db.transaction().execute(async (tx) => {
       // Uploads of one run take turns here, so that together they stay within the run's limit.
       await tx.selectFrom('runs').select('id').where('id', '=', job.runId).forNoKeyUpdate().executeTakeFirstOrThrow();
-      storage.assertFits(await bytesUsedBy(tx, job.runId), received.size);
+      storage.assertFits(await bytesUsedBy(tx, job.runId), received.unpackedSize);
       const artifact = await tx
         .insertInto('artifacts')
-        .values({ id: received.id, run_id: job.runId, job_id: job.jobId, name, size: received.size, sha256: received.sha256, storage_key: received.storageKey })
+        .values({
+          id: received.id,
+          run_id: job.runId,
+          job_id: job.jobId,
+          name,
+          size: received.size,
+          unpacked_size: received.unpackedSize,
+          sha256: received.sha256,
+          storage_key: received.storageKey,
+        })
         .onConflict((oc) => oc.columns(['run_id', 'name']).doNothing())
         .returning(columns)
         .executeTakeFirst();
@@ -62,7 +74,7 @@ export async function uploadArtifact(db: Db, storage: ArtifactStorage, job: JobI
         actorUserId: null,
         subjectType: 'artifact',
         subjectId: artifact.id,
-        payload: { runId: job.runId, jobId: job.jobId, name, size: artifact.size, sha256: artifact.sha256 },
+        payload: { runId: job.runId, jobId: job.jobId, name, size: received.size, unpackedSize: received.unpackedSize, sha256: received.sha256 },
       });
       await received.commit();
       return artifact;
@@ -82,12 +94,12 @@ export async function copyArtifacts(tx: Tx, fromRunId: string, toRunId: string, 
   if (jobIds.length === 0) return 0;
   const copied = tx
     .selectFrom('artifacts')
-    .select([sql<string>`${toRunId}::uuid`.as('run_id'), 'job_id', 'name', 'size', 'sha256', 'storage_key', 'created_at'])
+    .select([sql<string>`${toRunId}::uuid`.as('run_id'), 'job_id', 'name', 'size', 'unpacked_size', 'sha256', 'storage_key', 'created_at'])
     .where('run_id', '=', fromRunId)
     .where('job_id', 'in', jobIds);
   const result = await tx
     .insertInto('artifacts')
-    .columns(['run_id', 'job_id', 'name', 'size', 'sha256', 'storage_key', 'created_at'])
+    .columns(['run_id', 'job_id', 'name', 'size', 'unpacked_size', 'sha256', 'storage_key', 'created_at'])
     .expression(copied)
     .onConflict((oc) => oc.columns(['run_id', 'name']).doNothing())
     .executeTakeFirst();

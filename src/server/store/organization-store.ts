@@ -1,4 +1,5 @@
 import type { Db } from '../../db/database.js';
+import { confirmDeletion } from './confirm-deletion.js';
 import { recordActivity } from './activity-store.js';
 
 const columns = ['organizations.id', 'organizations.name', 'organizations.created_at as createdAt'] as const;
@@ -52,9 +53,13 @@ export function renameOrganization(db: Db, id: string, name: string, actorUserId
   });
 }
 
-export function deleteOrganization(db: Db, id: string, actorUserId: string) {
+/** Deletes the organization when `confirm` is its name (see `confirmDeletion`). */
+export function deleteOrganization(db: Db, id: string, confirm: string | undefined, actorUserId: string) {
   return db.transaction().execute(async (tx) => {
-    const org = await tx.deleteFrom('organizations').where('id', '=', id).returning('name').executeTakeFirstOrThrow();
+    // Locked, so that a rename in between cannot slip past the confirmation.
+    const org = await tx.selectFrom('organizations').select('name').where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
+    confirmDeletion('organization', org.name, confirm);
+    await tx.deleteFrom('organizations').where('id', '=', id).execute();
     // The organization's own activities go with it; this one outlives it for the instance's record.
     await recordActivity(tx, { type: 'organization.deleted', organizationId: null, projectId: null, actorUserId, subjectType: 'organization', subjectId: id, payload: { name: org.name } });
   });

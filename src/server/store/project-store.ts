@@ -1,4 +1,5 @@
 import type { Db } from '../../db/database.js';
+import { confirmDeletion } from './confirm-deletion.js';
 import { recordActivity } from './activity-store.js';
 
 const columns = ['projects.id', 'projects.organization_id as organizationId', 'projects.name', 'projects.created_at as createdAt'] as const;
@@ -32,9 +33,13 @@ export function renameProject(db: Db, id: string, name: string, actorUserId: str
   });
 }
 
-export function deleteProject(db: Db, id: string, actorUserId: string) {
+/** Deletes the project when `confirm` is its name (see `confirmDeletion`). */
+export function deleteProject(db: Db, id: string, confirm: string | undefined, actorUserId: string) {
   return db.transaction().execute(async (tx) => {
-    const p = await tx.deleteFrom('projects').where('id', '=', id).returning(['organization_id', 'name']).executeTakeFirstOrThrow();
+    // Locked, so that a rename in between cannot slip past the confirmation.
+    const p = await tx.selectFrom('projects').select(['organization_id', 'name']).where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
+    confirmDeletion('project', p.name, confirm);
+    await tx.deleteFrom('projects').where('id', '=', id).execute();
     await recordActivity(tx, { type: 'project.deleted', organizationId: p.organization_id, projectId: null, actorUserId, subjectType: 'project', subjectId: id, payload: { name: p.name } });
   });
 }
