@@ -4,9 +4,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/db/database.js';
+import { listMigrations, migrate } from '../src/db/migrate.js';
 import { PROTOCOL_VERSION } from '../src/protocol/messages.js';
 import { furrow } from './helpers/furrow-process.js';
 import { startRunner, type RunnerProcess } from './helpers/runner-process.js';
+import { createTestDatabase } from './helpers/test-database.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 // Registration tokens are spent by use, expire, are revoked, and never travel on a command line.
@@ -222,5 +225,37 @@ describe('furrow runner token', () => {
       expect(await furrow(['runner', 'token', 'create', ...args], env)).toMatchObject({ code: 2, stderr: expect.stringContaining(message) });
     }
     expect(await furrow(['runner', 'token', 'revoke', 'nope'], env)).toMatchObject({ code: 2, stderr: expect.stringContaining('no registration token has the id nope') });
+  });
+});
+
+describe('upgrading', () => {
+  it('counts tokens used before uses were counted as spent, and leaves unused ones a single use', async () => {
+    const database = await createTestDatabase();
+    const handle = openDatabase(database.url, 2);
+    try {
+      const { pool } = handle;
+      // The schema as it was before registration tokens counted their uses.
+      await pool.query('CREATE TABLE furrow_migrations (id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+      for (const m of (await listMigrations()).filter((x) => x.id < 4)) {
+        await pool.query(m.sql);
+        await pool.query('INSERT INTO furrow_migrations (id, name) VALUES ($1, $2)', [m.id, m.name]);
+      }
+      const token = async (hash: string, used: boolean) =>
+        (await pool.query(`INSERT INTO runner_tokens (token_hash, last_used_at) VALUES ($1, ${used ? 'now()' : 'NULL'}) RETURNING id`, [Buffer.from(hash)])).rows[0].id as string;
+      const [unused, twice, removed] = [await token('unused', false), await token('twice', true), await token('removed', true)];
+      for (const name of ['first', 'second']) {
+        await pool.query("INSERT INTO runners (name, credential_hash, registered_with) VALUES ($1, $2, $3)", [name, Buffer.from(name), twice]);
+      }
+      await migrate(pool);
+      const { rows } = await pool.query('SELECT id, uses, max_uses, last_used_by_name FROM runner_tokens');
+      const by = new Map(rows.map((r) => [r.id, r]));
+      expect(by.get(unused)).toMatchObject({ uses: 0, max_uses: 1, last_used_by_name: null });
+      expect(by.get(twice)).toMatchObject({ uses: 2, max_uses: 2 });
+      expect(['first', 'second']).toContain(by.get(twice).last_used_by_name);
+      expect(by.get(removed)).toMatchObject({ uses: 1, max_uses: 1, last_used_by_name: null });
+    } finally {
+      await handle.close();
+      await database.drop();
+    }
   });
 });
