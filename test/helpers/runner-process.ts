@@ -62,7 +62,8 @@ export async function startRunner(
   };
   const waitFor = opts.waitFor ?? /is connected to/;
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`furrow runner did not connect:\n${output}`)), 30_000);
+    // A runner that never connected is nobody's to stop: end it here rather than leave it running.
+    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`furrow runner did not connect:\n${output}`))), 30_000);
     const check = () => {
       if (waitFor.test(output)) {
         clearTimeout(timer);
