@@ -10,7 +10,8 @@ const TokenBody = Type.Object(
   {
     description: Type.Optional(Type.String({ maxLength: 200, description: 'What the token is for' })),
     maxUses: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'How many runners may register with it (default 1)' })),
-    expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'When it stops working (default: never)' })),
+    // The pattern keeps out year 0000, a valid date-time that PostgreSQL cannot store.
+    expiresAt: Type.Optional(Type.String({ format: 'date-time', pattern: '^[1-9]', description: 'When it stops working (default: never)' })),
     expiresInSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 366 * 86_400, description: 'Or: how long from now it works' })),
   },
   { additionalProperties: false },

@@ -159,8 +159,9 @@ export function registerRunner(db: Db, token: string, hello: RunnerHello) {
     const reg = await tx.selectFrom('runner_tokens').select(tokenColumns).where('token_hash', '=', hashSecret(token)).forUpdate().executeTakeFirst();
     if (!reg) throw new AppError('registration_token_invalid');
     const state = registrationTokenState(reg);
-    if (state === 'used_up') throw new AppError('registration_token_used_up', `The registration token has been used ${reg.uses} of ${reg.maxUses} times; create a new one.`);
-    if (state !== 'usable') throw new AppError(REFUSALS[state]);
+    if (state !== 'usable') {
+      throw new AppError(REFUSALS[state], state === 'used_up' ? `The registration token has been used ${reg.uses} of ${reg.maxUses} times; create a new one.` : undefined);
+    }
     const runner = await tx
       .insertInto('runners')
       .values({
