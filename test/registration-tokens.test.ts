@@ -144,6 +144,7 @@ async function commandLineOf(pid: number): Promise<string> {
   return `${proc}\n${ps}`;
 }
 
+// Each `furrow` command starts a Node.js process; tests that run several of them get more time.
 describe('furrow runner takes its registration token', () => {
   const ways: [string, (token: string) => Promise<{ args: string[]; opts: Parameters<typeof startRunner>[1] }>][] = [
     [
@@ -169,7 +170,7 @@ describe('furrow runner takes its registration token', () => {
       expect(shown).not.toContain(token.token);
       expect(shown).not.toContain(token.token.slice(11)); // nor its secret part
       expect(await listed(token.id)).toMatchObject({ uses: 1, lastUsedBy: { name } });
-    });
+    }, 60_000);
   }
 
   it('refuses --token on the command line, saying how to pass it instead', async () => {
@@ -187,7 +188,7 @@ describe('furrow runner takes its registration token', () => {
     expect(missing).toMatchObject({ code: 2, stderr: expect.stringContaining('cannot read the registration token') });
     const empty = await furrow(['runner', '--url', t.url, '--work-dir', workDir, '--token-stdin'], {}, '\n');
     expect(empty).toMatchObject({ code: 2, stderr: expect.stringContaining('no registration token in standard input') });
-  });
+  }, 120_000);
 
   it('says why the server refused a spent token', async () => {
     const token = await newToken();
@@ -195,7 +196,7 @@ describe('furrow runner takes its registration token', () => {
     const res = await furrow(['runner', '--url', t.url, '--work-dir', path.join(scratch, `spent-${++counter}`)], { FURROW_RUNNER_TOKEN: token.token });
     expect(res.code).not.toBe(0);
     expect(res.stderr).toMatch(/HTTP 403.*used 1 of 1 times/);
-  });
+  }, 120_000);
 });
 
 describe('furrow runner token', () => {
@@ -227,7 +228,7 @@ describe('furrow runner token', () => {
       expect(await furrow(['runner', 'token', 'create', ...args], env)).toMatchObject({ code: 2, stderr: expect.stringContaining(message) });
     }
     expect(await furrow(['runner', 'token', 'revoke', 'nope'], env)).toMatchObject({ code: 2, stderr: expect.stringContaining('no registration token has the id nope') });
-  });
+  }, 120_000);
 });
 
 describe('upgrading', () => {
