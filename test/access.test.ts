@@ -196,7 +196,8 @@ async function fixture(withRun: boolean): Promise<Fixture> {
     if (i > 200) throw new Error('no deploy key after 10 s');
     await new Promise((r) => setTimeout(r, 50));
   }
-  const registration = await t.api('POST', `/api/v1/organizations/${organizationId}/runner-tokens`, { description: 'walk' });
+  // Enough uses for the fixture's runner and every register of the walk.
+  const registration = await t.api('POST', `/api/v1/organizations/${organizationId}/runner-tokens`, { description: 'walk', maxUses: 100 });
   const runner = await t.api('POST', '/api/v1/runners/register', { version: PROTOCOL_VERSION, name: 'walk', labels: [], capacity: 1, executor: 'shell', agentVersion: 'test' }, registration.body.token);
   expect(runner.status).toBe(201);
   return {

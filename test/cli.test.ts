@@ -96,17 +96,17 @@ describe('furrow commands', () => {
     expect(help.stdout).toMatch(/Usage: furrow COMMAND/);
     const startHelp = await furrow(['start', '--help'], {});
     expect(startHelp.stdout).toMatch(/Usage: furrow start/);
-    for (const command of ['start', 'migrate', 'user create', 'token create', 'runner', 'runner list', 'runner token create', 'doctor']) {
+    for (const command of ['start', 'migrate', 'user create', 'token create', 'runner', 'runner list', 'runner token create', 'runner token list', 'runner token revoke', 'doctor']) {
       expect(help.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
     }
     const runnerHelp = await furrow(['runner', '--help'], {});
-    expect(runnerHelp.stdout).toMatch(/furrow runner \[--url URL\] \[--token TOKEN\]/);
+    expect(runnerHelp.stdout).toMatch(/furrow runner \[--url URL\] \[--token-file PATH \| --token-stdin\]/);
     const badUrl = await furrow(['runner', '--url', 'ftp://ci'], {});
     expect(badUrl).toMatchObject({ code: 2, stderr: expect.stringContaining('--url must start with http:// or https://') });
     const workDir = path.join(tmpdir(), `furrow-cli-${process.pid}`);
     const noToken = await furrow(['runner', '--url', 'http://127.0.0.1:9', '--work-dir', workDir], {});
     await rm(workDir, { recursive: true, force: true });
-    expect(noToken).toMatchObject({ code: 2, stderr: expect.stringContaining('pass --token (a registration token)') });
+    expect(noToken).toMatchObject({ code: 2, stderr: expect.stringContaining('pass a registration token with --token-file PATH, --token-stdin or FURROW_RUNNER_TOKEN') });
     const unknown = await furrow(['frobnicate'], {});
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/unknown command "frobnicate"/);

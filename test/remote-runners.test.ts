@@ -18,7 +18,7 @@ const started: RunnerProcess[] = [];
 
 beforeAll(async () => {
   t = await startTestInstance({ FURROW_LOCAL_RUNNER: 'false', FURROW_JOB_LEASE_SECONDS: '3' });
-  registrationToken = (await t.api('POST', '/api/v1/runner-tokens', { description: 'tests' })).body.token;
+  registrationToken = (await t.api('POST', '/api/v1/runner-tokens', { description: 'tests', maxUses: 100 })).body.token;
 });
 afterEach(async () => {
   await Promise.all(started.splice(0).map(async (r) => (await r.stop('SIGKILL'), await r.cleanup())));
@@ -26,8 +26,8 @@ afterEach(async () => {
 afterAll(() => t?.stop());
 
 async function runner(name: string, labels: string[], extra: string[] = [], opts: Parameters<typeof startRunner>[1] = {}): Promise<RunnerProcess> {
-  const args = ['--url', t.url, '--token', registrationToken, '--name', name, ...(labels.length ? ['--labels', labels.join(',')] : []), ...extra];
-  const r = await startRunner(args, opts);
+  const args = ['--url', t.url, '--name', name, ...(labels.length ? ['--labels', labels.join(',')] : []), ...extra];
+  const r = await startRunner(args, { token: registrationToken, ...opts });
   started.push(r);
   return r;
 }
@@ -112,7 +112,7 @@ describe('remote runners', () => {
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     try {
       const port = (proxy.address() as AddressInfo).port;
-      const behind = await startRunner(['--url', `http://127.0.0.1:${port}`, '--token', registrationToken, '--name', 'behind-proxy', '--labels', 'proxied']);
+      const behind = await startRunner(['--url', `http://127.0.0.1:${port}`, '--name', 'behind-proxy', '--labels', 'proxied'], { token: registrationToken });
       started.push(behind);
       expect(behind.output()).toMatch(/WebSocket upgrade answered HTTP 403.*using HTTP long-polling|using HTTP long-polling.*403/s);
       const { runId } = await queue('echo through the proxy', ['proxied']);
@@ -191,7 +191,7 @@ describe('remote runners', () => {
 
     const mine = await t.workflow('echo mine', { labels: ['scoped'] });
     const orgToken = (await t.api('POST', `/api/v1/organizations/${mine.organizationId}/runner-tokens`, {})).body.token;
-    const scoped = await startRunner(['--url', t.url, '--token', orgToken, '--name', 'scoped', '--labels', 'scoped']);
+    const scoped = await startRunner(['--url', t.url, '--name', 'scoped', '--labels', 'scoped'], { token: orgToken });
     started.push(scoped);
     const theirs = await queue('echo theirs', ['scoped']);
     const own = await t.api('POST', `/api/v1/workflows/${mine.workflowId}/runs`, {});

@@ -24,7 +24,7 @@ describe.each(['websocket', 'http'])('runner reconnect over %s', (transport) => 
     first = await startTestInstance(env);
     let t = first;
     const token = (await t.api('POST', '/api/v1/runner-tokens', {})).body.token;
-    runner = await startRunner(['--url', t.url, '--token', token, '--name', `steady-${transport}`, '--transport', transport]);
+    runner = await startRunner(['--url', t.url, '--name', `steady-${transport}`, '--transport', transport], { token });
     const { workflowId } = await t.workflow(`for i in $(seq 1 60); do printf 'line %d %s\\n' $i ${'x'.repeat(200)}; sleep 0.05; done`, { retry: { count: 0, on: [] } });
     const runId = (await t.api('POST', `/api/v1/workflows/${workflowId}/runs`, {})).body.id;
     for (;;) {

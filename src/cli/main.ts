@@ -15,9 +15,11 @@ Commands:
   migrate               apply pending database migrations
   user create           create a user (--email E --password-stdin [--admin])
   token create          create an API token for a user (--email E --name N)
-  runner                run a runner that connects to a server (--url U --token T …)
+  runner                run a runner that connects to a server (--url U --token-file F …)
   runner list           list every runner with its state, labels and jobs
-  runner token create   create a registration token for runners
+  runner token create   create a registration token for runners (--uses N --expires 1h)
+  runner token list     list registration tokens with their uses and last use
+  runner token revoke   revoke a registration token (ID)
   keys rekey [--yes]    give every repository a new deploy key
   keys rekey-missing    new deploy keys where they are missing or cannot be opened
   doctor [--fix]        check this host: Node.js, database, data dir, executors, job user, cgroups

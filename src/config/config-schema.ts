@@ -61,6 +61,10 @@ export const SETTINGS = {
     kind: 'string',
     description: 'Registration token for `furrow runner`; used once, then the runner keeps its own credential in its work dir.',
   },
+  FURROW_RUNNER_TOKEN_FILE: {
+    kind: 'string',
+    description: 'File holding the registration token for `furrow runner` (`--token-file`); wins over FURROW_RUNNER_TOKEN.',
+  },
   FURROW_RUNNER_NAME: { kind: 'string', description: "Name `furrow runner` registers under (default: the host's name)." },
   FURROW_RUNNER_LABELS: {
     kind: 'string',

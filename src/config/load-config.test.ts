@@ -62,6 +62,7 @@ describe('loadConfig', () => {
       runner: {
         url: undefined,
         token: undefined,
+        tokenFile: undefined,
         name: hostname(),
         labels: [],
         capacity: SETTINGS.FURROW_RUNNER_CAPACITY.default,

@@ -51,6 +51,8 @@ export type ExecutorKind = 'shell' | 'bwrap' | 'podman' | 'ssh';
 export interface RunnerSettings {
   url: string | undefined;
   token: string | undefined;
+  /** A file holding the registration token, read only when the runner registers. */
+  tokenFile: string | undefined;
   name: string;
   labels: string[];
   capacity: number;
@@ -212,6 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     runner: {
       url: optional('FURROW_RUNNER_URL'),
       token: optional('FURROW_RUNNER_TOKEN'),
+      tokenFile: optional('FURROW_RUNNER_TOKEN_FILE'),
       name: optional('FURROW_RUNNER_NAME') ?? hostname(),
       labels,
       capacity: values.FURROW_RUNNER_CAPACITY as number,

@@ -165,6 +165,13 @@ export interface RunnerTokensTable {
   created_by: string | null;
   created_at: Generated<Date>;
   last_used_at: Timestamp | null;
+  prefix: Generated<string>;
+  max_uses: Generated<number>;
+  uses: Generated<number>;
+  expires_at: Timestamp | null;
+  revoked_at: Timestamp | null;
+  last_used_by: string | null;
+  last_used_by_name: string | null;
 }
 
 export interface RunnersTable {

@@ -30,15 +30,21 @@ export function freePort(): Promise<number> {
 
 /**
  * Starts `furrow runner` as a child process and resolves once it says it is connected.
- * `args` are its flags; `workDir` defaults to a fresh temporary directory.
+ * `args` are its flags; `workDir` defaults to a fresh temporary directory. A registration token
+ * goes in as the runner takes it: `token` in the environment (FURROW_RUNNER_TOKEN), never in `args`;
+ * `stdin`, when given, is written to its standard input (for `--token-stdin`).
  */
-export async function startRunner(args: string[], opts: { env?: Record<string, string>; workDir?: string; waitFor?: RegExp } = {}): Promise<RunnerProcess> {
+export async function startRunner(
+  args: string[],
+  opts: { env?: Record<string, string>; workDir?: string; waitFor?: RegExp; token?: string; stdin?: string } = {},
+): Promise<RunnerProcess> {
   const workDir = opts.workDir ?? (await mkdtemp(path.join(tmpdir(), 'furrow-runner-')));
   await chmod(workDir, 0o711);
   const child = spawn(process.execPath, [BIN, 'runner', '--work-dir', workDir, ...args], {
-    env: furrowEnv({ FURROW_LOG_LEVEL: 'info', FURROW_SHUTDOWN_GRACE_SECONDS: '10', ...opts.env }),
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: furrowEnv({ FURROW_LOG_LEVEL: 'info', FURROW_SHUTDOWN_GRACE_SECONDS: '10', ...(opts.token ? { FURROW_RUNNER_TOKEN: opts.token } : {}), ...opts.env }),
+    stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
@@ -56,7 +62,8 @@ export async function startRunner(args: string[], opts: { env?: Record<string, s
   };
   const waitFor = opts.waitFor ?? /is connected to/;
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`furrow runner did not connect:\n${output}`)), 30_000);
+    // A runner that never connected is nobody's to stop: end it here rather than leave it running.
+    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`furrow runner did not connect:\n${output}`))), 30_000);
     const check = () => {
       if (waitFor.test(output)) {
         clearTimeout(timer);

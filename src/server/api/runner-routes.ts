@@ -1,12 +1,23 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import { notFound } from '../app-error.js';
 import { principalOf } from '../auth/access-plugin.js';
 import type { Resources } from '../resources.js';
 import { createRunnerToken, getRunner, listRunners, listRunnerTokens, removeRunner, revokeRunnerToken, setRunnerPaused } from '../store/runner-store.js';
 import { IdParams } from './schemas.js';
 
-const TokenBody = Type.Object({ description: Type.Optional(Type.String({ maxLength: 200, description: 'What the token is for' })) }, { additionalProperties: false });
+const TokenBody = Type.Object(
+  {
+    description: Type.Optional(Type.String({ maxLength: 200, description: 'What the token is for' })),
+    maxUses: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'How many runners may register with it (default 1)' })),
+    // The pattern keeps out year 0000, a valid date-time that PostgreSQL cannot store.
+    expiresAt: Type.Optional(Type.String({ format: 'date-time', pattern: '^[1-9]', description: 'When it stops working (default: never)' })),
+    expiresInSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 366 * 86_400, description: 'Or: how long from now it works' })),
+  },
+  { additionalProperties: false },
+);
+type TokenBody = Static<typeof TokenBody>;
+const newToken = (organizationId: string | null, body: TokenBody, actorUserId: string) => ({ ...body, organizationId, description: body.description ?? '', actorUserId });
 const byRunner = { kind: 'runner', param: 'id' } as const;
 const byOrganization = { kind: 'organization', param: 'id' } as const;
 
@@ -22,7 +33,7 @@ export const runnerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async
   app.post(
     '/runner-tokens',
     { config: { access: { capability: 'admin' } }, schema: { tags, summary: 'Create an instance-wide registration token (shown once)', body: TokenBody } },
-    async (req, reply) => reply.status(201).send(await createRunnerToken(db, { organizationId: null, description: req.body.description ?? '', actorUserId: principalOf(req).userId })),
+    async (req, reply) => reply.status(201).send(await createRunnerToken(db, newToken(null, req.body, principalOf(req).userId))),
   );
   app.get('/runner-tokens', { config: { access: { capability: 'admin' } }, schema: { tags, summary: 'Instance-wide registration tokens (never their values)' } }, async () => ({
     items: await listRunnerTokens(db, null),
@@ -31,7 +42,7 @@ export const runnerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async
     '/organizations/:id/runner-tokens',
     { config: { access: { capability: 'runner.manage', scope: byOrganization } }, schema: { tags, summary: 'Create a registration token for the organization’s runners (shown once)', params: IdParams, body: TokenBody } },
     async (req, reply) =>
-      reply.status(201).send(await createRunnerToken(db, { organizationId: req.params.id, description: req.body.description ?? '', actorUserId: principalOf(req).userId })),
+      reply.status(201).send(await createRunnerToken(db, newToken(req.params.id, req.body, principalOf(req).userId))),
   );
   app.get(
     '/organizations/:id/runner-tokens',
@@ -40,7 +51,7 @@ export const runnerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async
   );
   app.delete(
     '/runner-tokens/:id',
-    { config: { access: { capability: 'runner.manage', scope: { kind: 'runner_token', param: 'id' } } }, schema: { tags, summary: 'Revoke a registration token', params: IdParams } },
+    { config: { access: { capability: 'runner.manage', scope: { kind: 'runner_token', param: 'id' } } }, schema: { tags, summary: 'Revoke a registration token: it registers no more runners; those it registered keep working', params: IdParams } },
     async (req, reply) => {
       await revokeRunnerToken(db, req.params.id, principalOf(req).userId);
       return reply.status(204).send();

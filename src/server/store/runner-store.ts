@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
+import { registrationTokenState } from '../../domain/registration-token-state.js';
 import { waitingReason, type RunnerCounts } from '../../domain/waiting-reason.js';
-import { AppError } from '../app-error.js';
+import { AppError, notFound } from '../app-error.js';
 import { hashSecret, newSecret } from './account-store.js';
 import { recordActivity } from './activity-store.js';
 import { finishJob } from '../runs/finish-job.js';
@@ -43,56 +44,128 @@ function activity(tx: Tx, type: string, organizationId: string | null, actorUser
   return recordActivity(tx, { type, organizationId, projectId: null, actorUserId, subjectType, subjectId, payload });
 }
 
-/** A registration token: instance-wide (`organizationId` null) or for one organization. */
-export function createRunnerToken(db: Db, input: { organizationId: string | null; description: string; actorUserId: string | null }) {
+export interface NewRunnerToken {
+  organizationId: string | null;
+  description: string;
+  actorUserId: string | null;
+  /** How many runners may register with it (1 unless given). */
+  maxUses?: number | undefined;
+  /** When it stops working: a time, or seconds from now (by the database's clock). */
+  expiresAt?: string | undefined;
+  expiresInSeconds?: number | undefined;
+}
+
+/** Characters of a token kept in clear, to recognise it in lists (`furrow_reg_` and six more). */
+const PREFIX_LENGTH = 17;
+
+const tokenColumns = [
+  'id',
+  'organization_id as organizationId',
+  'description',
+  'prefix',
+  'max_uses as maxUses',
+  'uses',
+  'expires_at as expiresAt',
+  'revoked_at as revokedAt',
+  'last_used_at as lastUsedAt',
+  'last_used_by as lastUsedById',
+  'last_used_by_name as lastUsedByName',
+  'created_at as createdAt',
+  sql<boolean>`revoked_at IS NOT NULL`.as('revoked'),
+  sql<boolean>`coalesce(expires_at <= now(), false)`.as('expired'),
+] as const;
+
+type TokenRow = { lastUsedById: string | null; lastUsedByName: string | null; revoked: boolean; expired: boolean; uses: number; maxUses: number };
+
+/** A token as the API shows it: never its value, its state in words, who used it last. */
+function publicToken<T extends TokenRow>({ lastUsedById, lastUsedByName, revoked, expired, ...row }: T) {
+  return {
+    ...row,
+    state: registrationTokenState({ revoked, expired, uses: row.uses, maxUses: row.maxUses }),
+    lastUsedBy: lastUsedByName === null ? null : { id: lastUsedById, name: lastUsedByName },
+  };
+}
+
+/**
+ * A registration token: instance-wide (`organizationId` null) or for one organization. Single-use
+ * unless `maxUses` says more; its value is returned here only.
+ */
+export function createRunnerToken(db: Db, input: NewRunnerToken) {
+  if (input.expiresAt !== undefined && input.expiresInSeconds !== undefined) throw new AppError('bad_request', 'Give expiresAt or expiresInSeconds, not both.');
   const { secret, hash } = newSecret('furrow_reg');
+  const expiresAt = input.expiresInSeconds !== undefined ? sql<Date>`now() + make_interval(secs => ${input.expiresInSeconds})` : (input.expiresAt ?? null);
   return db.transaction().execute(async (tx) => {
     const row = await tx
       .insertInto('runner_tokens')
-      .values({ organization_id: input.organizationId, description: input.description, token_hash: hash, created_by: input.actorUserId })
-      .returning(['id', 'organization_id as organizationId', 'description', 'created_at as createdAt'])
+      .values({
+        organization_id: input.organizationId,
+        description: input.description,
+        token_hash: hash,
+        prefix: secret.slice(0, PREFIX_LENGTH),
+        max_uses: input.maxUses ?? 1,
+        expires_at: expiresAt,
+        created_by: input.actorUserId,
+      })
+      .returning(tokenColumns)
       .executeTakeFirstOrThrow();
-    await activity(tx, 'runner_token.created', input.organizationId, input.actorUserId, 'runner_token', row.id, { description: input.description });
-    return { ...row, token: secret };
+    if (row.expired) throw new AppError('bad_request', `expiresAt ${input.expiresAt} has already passed; give a time in the future.`);
+    await activity(tx, 'runner_token.created', input.organizationId, input.actorUserId, 'runner_token', row.id, {
+      description: input.description,
+      maxUses: row.maxUses,
+      expiresAt: row.expiresAt,
+    });
+    return { ...publicToken(row), token: secret };
   });
 }
 
-export function listRunnerTokens(db: Db, organizationId: string | null) {
-  return db
+/** Instance-wide tokens (`organizationId` null) or one organization's, newest first, never their values. */
+export async function listRunnerTokens(db: Db, organizationId: string | null) {
+  const rows = await db
     .selectFrom('runner_tokens')
-    .select(['id', 'organization_id as organizationId', 'description', 'created_at as createdAt', 'last_used_at as lastUsedAt'])
+    .select(tokenColumns)
     .where('organization_id', organizationId === null ? 'is' : '=', organizationId)
     .orderBy('created_at', 'desc')
+    .orderBy('id')
     .execute();
+  return rows.map(publicToken);
 }
 
-/** Revokes a registration token; runners registered with it keep their own credentials. */
-export function revokeRunnerToken(db: Db, id: string, actorUserId: string) {
+/** Revokes a registration token (once; again is a no-op); runners registered with it keep their own credentials. */
+export function revokeRunnerToken(db: Db, id: string, actorUserId: string | null) {
   return db.transaction().execute(async (tx) => {
-    const row = await tx.deleteFrom('runner_tokens').where('id', '=', id).returning(['organization_id', 'description']).executeTakeFirst();
-    if (!row) throw new AppError('not_found', 'Runner token not found.');
+    const row = await tx.selectFrom('runner_tokens').select(['organization_id', 'description', 'revoked_at']).where('id', '=', id).forUpdate().executeTakeFirst();
+    if (!row) throw notFound('Runner token');
+    if (row.revoked_at) return;
+    await tx.updateTable('runner_tokens').set({ revoked_at: sql`now()` }).where('id', '=', id).execute();
     await activity(tx, 'runner_token.revoked', row.organization_id, actorUserId, 'runner_token', id, { description: row.description });
   });
 }
 
+const REFUSALS = {
+  revoked: 'registration_token_revoked',
+  expired: 'registration_token_expired',
+  used_up: 'registration_token_used_up',
+} as const;
+
 /**
- * Registers a runner with a registration token and returns its own credential (shown once).
- * Throws `unauthenticated` for an unknown token.
+ * Registers a runner with a registration token, spending one of its uses, and returns the
+ * runner's own credential (shown once). The token's row is locked first, so that of runners
+ * racing for its last use exactly one wins. Throws `registration_token_invalid` for a token never
+ * issued, and a code naming why for a revoked, expired or used-up one.
  */
 export function registerRunner(db: Db, token: string, hello: RunnerHello) {
   const { secret, hash } = newSecret('furrow_runner');
   return db.transaction().execute(async (tx) => {
-    const reg = await tx
-      .updateTable('runner_tokens')
-      .set({ last_used_at: sql`now()` })
-      .where('token_hash', '=', hashSecret(token))
-      .returning(['id', 'organization_id'])
-      .executeTakeFirst();
-    if (!reg) throw new AppError('unauthenticated', 'The registration token is not valid (revoked, or never issued).');
+    const reg = await tx.selectFrom('runner_tokens').select(tokenColumns).where('token_hash', '=', hashSecret(token)).forUpdate().executeTakeFirst();
+    if (!reg) throw new AppError('registration_token_invalid');
+    const state = registrationTokenState(reg);
+    if (state !== 'usable') {
+      throw new AppError(REFUSALS[state], state === 'used_up' ? `The registration token has been used ${reg.uses} of ${reg.maxUses} times; create a new one.` : undefined);
+    }
     const runner = await tx
       .insertInto('runners')
       .values({
-        organization_id: reg.organization_id,
+        organization_id: reg.organizationId,
         name: hello.name,
         credential_hash: hash,
         labels: hello.labels,
@@ -103,7 +176,12 @@ export function registerRunner(db: Db, token: string, hello: RunnerHello) {
       })
       .returning(['id', 'name', 'organization_id as organizationId'])
       .executeTakeFirstOrThrow();
-    await activity(tx, 'runner.registered', reg.organization_id, null, 'runner', runner.id, { name: hello.name, labels: hello.labels });
+    await tx
+      .updateTable('runner_tokens')
+      .set((eb) => ({ uses: eb('uses', '+', 1), last_used_at: sql`now()`, last_used_by: runner.id, last_used_by_name: runner.name }))
+      .where('id', '=', reg.id)
+      .execute();
+    await activity(tx, 'runner.registered', reg.organizationId, null, 'runner', runner.id, { name: hello.name, labels: hello.labels, registeredWith: reg.id });
     return { ...runner, credential: secret };
   });
 }
