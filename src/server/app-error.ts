@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   artifact_too_large: [413, 'The artifact is larger than the server accepts.'],
   protocol_version_mismatch: [400, 'The runner speaks another version of the runner protocol.'],
   runner_connection_expired: [410, 'This runner connection has ended; register again.'],
+  runner_removed: [401, 'This runner was removed; register it again with a new token.'],
   repository_key_pending: [409, 'The repository’s deploy key is still being generated; try again in a moment.'],
   repository_key_unreadable: [409, 'The repository’s deploy key cannot be opened with this instance’s secret key; run "furrow keys rekey-missing" and add the new public key to the forge.'],
   ref_not_found: [422, 'The repository has no such branch or tag.'],
