@@ -183,7 +183,7 @@ export class RemoteChannel implements RunnerChannel {
  * server do not return in lockstep.
  */
 export function backoff(attempt: number, leaseSeconds: number, random = Math.random()): number {
-  const cap = Math.max(BACKOFF_FIRST_MS, Math.min(BACKOFF_MAX_MS, (leaseSeconds * 1000) / 3));
+  const cap = Math.max(BACKOFF_FIRST_MS, Math.min(BACKOFF_MAX_MS, Math.floor((leaseSeconds * 1000) / 3)));
   const base = Math.min(cap, BACKOFF_FIRST_MS * 2 ** Math.min(attempt, 30));
   return Math.round(base / 2 + (random * base) / 2);
 }

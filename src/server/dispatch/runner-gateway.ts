@@ -195,7 +195,7 @@ export class RunnerGateway {
     if (c.local) c.runner = await retryTransient(() => upsertLocalRunner(db, hello));
     else await retryTransient(() => recordHello(db, c.runner!.id, hello));
     const runner = c.runner!;
-    await this.settleForgotten(c, runner.id, msg.jobs);
+    await this.settleForgotten(runner.id, msg.jobs);
     const jobs = await this.resume(c, runner.id, msg.jobs);
     return { type: 'registered', runnerId: runner.id, name: runner.name, leaseSeconds, jobs };
   }
@@ -205,12 +205,12 @@ export class RunnerGateway {
    * to a predecessor that is gone (a crashed `furrow start`, a runner restarted mid-job). They are
    * settled now rather than when their leases run out, which would also keep them counting
    * against the runner's capacity: claims go back to the queue, running jobs end `runner_lost`
-   * (and may be retried). Jobs another connection of this runner holds on this instance are left.
+   * (and may be retried). A runner is one process with one connection at a time: an older
+   * connection still open (its socket died silently) holds nothing the new one does not name.
    */
-  private async settleForgotten(c: Connection, runnerId: string, named: string[]): Promise<void> {
+  private async settleForgotten(runnerId: string, named: string[]): Promise<void> {
     const { db } = this.deps;
-    const elsewhere = [...this.connections].filter((o) => o !== c && o.runner?.id === runnerId).flatMap((o) => [...o.jobs, ...o.claimed]);
-    const keep = new Set([...named, ...elsewhere]);
+    const keep = new Set(named);
     const rows = await retryTransient(() => db.selectFrom('jobs').select(['id', 'status']).where('runner_id', '=', runnerId).where('status', 'in', ['queued', 'running']).execute());
     const forgotten = rows.filter((r) => !keep.has(r.id));
     await retryTransient(() => releaseClaims(db, runnerId, forgotten.filter((r) => r.status === 'queued').map((r) => r.id)));
