@@ -254,14 +254,15 @@ describe('remote runners', () => {
     await t.api('POST', `/api/v1/runs/${behind.runId}/cancel`);
   });
 
-  it('disconnects a removed runner for good; its running job ends runner_lost', async () => {
-    const removed = await runner('removed', ['removed']);
-    const { runId } = await queue('echo going; sleep 60', ['removed']);
+  it.each(['websocket', 'http'])('disconnects a removed runner for good over %s; its running job ends runner_lost', async (transport) => {
+    const name = `removed-${transport}`;
+    const removed = await runner(name, [name], ['--transport', transport]);
+    const { runId } = await queue('echo going; sleep 60', [name]);
     await until('the job to start', async () => (await logOf(runId)).includes('going'));
-    const [record] = await runnerNamed('removed');
+    const [record] = await runnerNamed(name);
     expect((await t.api('DELETE', `/api/v1/runners/${record.id}`)).status).toBe(204);
     expect(await removed.exited).toBe(1);
-    expect(removed.output()).toMatch(/register again with a new token/);
+    expect(removed.output()).toMatch(/this runner was removed\); it may have been removed: register again with a new token/);
     expect((await t.waitForRun(runId)).status).toBe('failed');
     expect((await jobsOf(runId))[0]).toMatchObject({ status: 'runner_lost', error: 'its runner was removed' });
     expect((await t.api('GET', `/api/v1/runners/${record.id}`)).status).toBe(404);
