@@ -9,6 +9,7 @@ import { furrow } from './helpers/furrow-process.js';
 import { processesWithEnv } from './helpers/processes.js';
 import { startRunner, type RunnerProcess } from './helpers/runner-process.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
+import { until } from './helpers/until.js';
 
 // Remote runners as separate `furrow runner` processes against a server without a local runner.
 // A short lease makes a vanished runner's job end within seconds.
@@ -41,16 +42,6 @@ async function queue(script: string, labels: string[], extra: Record<string, unk
 
 const jobsOf = async (runId: string) => (await t.api('GET', `/api/v1/runs/${runId}/jobs`)).body.items as any[];
 const runnerNamed = async (name: string) => ((await t.api('GET', '/api/v1/runners')).body.items as any[]).filter((r) => r.name === name);
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const logOf = async (runId: string) => (await t.api('GET', `/api/v1/runs/${runId}/log`)).text;
 

@@ -8,7 +8,9 @@ import { RUNNER_RESTARTED_ERROR } from '../src/server/dispatch/runner-gateway.js
 import { createApiToken, createUser } from '../src/server/store/account-store.js';
 import { furrow, furrowStart } from './helpers/furrow-process.js';
 import { processesWithEnv } from './helpers/processes.js';
+import { api } from './helpers/api-client.js';
 import { createTestDatabase } from './helpers/test-database.js';
+import { until } from './helpers/until.js';
 
 // `furrow start` as a real process: signals, and a crash (kill -9) in the middle of a job.
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -24,26 +26,6 @@ function started(server: Started): Started {
     await server.exited;
   });
   return server;
-}
-
-async function api(url: string, token: string, method: string, route: string, body?: unknown) {
-  const res = await fetch(`${url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Queues a run of a one-line workflow (no retries) and returns its id. */
