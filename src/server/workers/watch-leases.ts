@@ -2,6 +2,9 @@ import { sql } from 'kysely';
 import type { Db } from '../../db/database.js';
 import { reapExpiredLeases } from '../store/job-store.js';
 
+/** A round must be at least this late before the time missed is bridged. */
+const BRIDGE_AFTER_SECONDS = 2;
+
 export interface LeaseWatchResult {
   /** Seconds every lease was moved on by, because no watch ran for that long. */
   bridgedSeconds: number;
@@ -12,10 +15,10 @@ export interface LeaseWatchResult {
 /**
  * One round of the lease watch, run every `intervalMs` by every instance. Leases count only time
  * in which a server could take renewals: when the last round (on any instance) was more than
- * half an interval late — every instance was down, or the database was — every live lease is
- * first moved on by the time missed, so a runner that kept its job through a server restart or a
- * database outage keeps it. A runner that really vanished meanwhile is then noticed that much
- * later. Then expired leases are handled (`reapExpiredLeases`).
+ * half an interval (and 2 s) late — every instance was down, or the database was — every live
+ * lease is first moved on by the time missed, so a runner that kept its job through a server
+ * restart or a database outage keeps it. A runner that really vanished meanwhile is then noticed
+ * that much later. Then expired leases are handled (`reapExpiredLeases`).
  */
 export async function watchLeases(db: Db, intervalMs: number): Promise<LeaseWatchResult> {
   const bridgedSeconds = await db.transaction().execute(async (tx) => {
@@ -23,7 +26,8 @@ export async function watchLeases(db: Db, intervalMs: number): Promise<LeaseWatc
     const { rows } = await sql<{ missed: number }>`
       SELECT extract(epoch FROM now() - checked_at - ${interval})::float8 AS missed FROM lease_watch WHERE id FOR UPDATE`.execute(tx);
     const missed = rows[0]?.missed ?? 0;
-    const bridged = missed > intervalMs / 2000 ? missed : 0;
+    // A round a little late (a busy event loop) is not an outage: leases would barely move.
+    const bridged = missed > Math.max(intervalMs / 2000, BRIDGE_AFTER_SECONDS) ? missed : 0;
     if (bridged > 0) {
       await sql`UPDATE jobs SET lease_expires_at = lease_expires_at + make_interval(secs => ${bridged})
                 WHERE status IN ('queued', 'running') AND lease_expires_at IS NOT NULL`.execute(tx);
