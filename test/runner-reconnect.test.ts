@@ -52,20 +52,25 @@ describe.each(['websocket', 'http'])('runner reconnect over %s', (transport) => 
   });
 });
 
-const LINES = 160;
-const remoteLines = Array.from({ length: LINES }, (_, i) => `remote ${i + 1}\n`).join('');
+const remoteLines = (n: number) => Array.from({ length: n }, (_, i) => `remote ${i + 1}\n`).join('');
 
 // The server stops while a remote runner holds a job and a local job keeps the server in its grace
-// period; it comes back on the same address after twice the lease. Nothing may end the remote
-// job meanwhile: not the stopping server's lease watch, not the next server's first watch.
-describe('a server restart longer than the lease', () => {
-  it('keeps a remote runner’s job running to success with its whole log', { timeout: 120_000 }, async () => {
+// period; it comes back on the same address after twice the lease, or after 25 s with the
+// default 30 s lease. Nothing may end the remote job meanwhile: not the stopping server's lease
+// watch, not the next server's first watch.
+describe.each([
+  { lease: 6, grace: 8, awayMs: 12_000 },
+  { lease: 30, grace: 2, awayMs: 25_000 },
+])('a server restart with a $lease s lease, away $awayMs ms', ({ lease, grace, awayMs }) => {
+  it('keeps a remote runner’s job running to success with its whole log', { timeout: 150_000 }, async () => {
+    // The job logs for longer than the server is away.
+    const LINES = Math.ceil((awayMs + 8000) / 150);
     const port = String(await freePort());
-    const env = { FURROW_JOB_LEASE_SECONDS: '6', FURROW_SHUTDOWN_GRACE_SECONDS: '8', FURROW_PORT: port, FURROW_RUNNER_LABELS: 'local' };
+    const env = { FURROW_JOB_LEASE_SECONDS: String(lease), FURROW_SHUTDOWN_GRACE_SECONDS: String(grace), FURROW_PORT: port, FURROW_RUNNER_LABELS: 'local' };
     first = await startTestInstance(env);
     let t = first;
     const token = (await t.api('POST', '/api/v1/runner-tokens', {})).body.token;
-    runner = await startRunner(['--url', t.url, '--token', token, '--name', 'outlasting', '--labels', 'remote']);
+    runner = await startRunner(['--url', t.url, '--token', token, '--name', `outlasting-${lease}`, '--labels', 'remote']);
     const noRetry = { retry: { count: 0, on: [] } };
     const remote = await t.workflow(`for i in $(seq 1 ${LINES}); do echo "remote $i"; sleep 0.15; done`, { labels: ['remote'], ...noRetry });
     const local = await t.workflow('echo local; sleep 60', { labels: ['local'], ...noRetry });
@@ -77,11 +82,10 @@ describe('a server restart longer than the lease', () => {
       await new Promise((res) => setTimeout(res, 100));
     }
 
-    // The stop waits out the local job's grace period (8 s, beyond the 6 s lease), then the
-    // server stays away a little longer: 2 leases without renewals in all.
+    // The stop waits out the local job's grace period, then the server stays away some more.
     const stopped = Date.now();
     await first.instance.stop();
-    await new Promise((r) => setTimeout(r, Math.max(0, 12_000 - (Date.now() - stopped))));
+    await new Promise((r) => setTimeout(r, Math.max(0, awayMs - (Date.now() - stopped))));
     second = await startTestInstance(env, { databaseUrl: first.databaseUrl, dataDir: first.dataDir });
     t = second;
 
@@ -89,7 +93,7 @@ describe('a server restart longer than the lease', () => {
     const jobs = (await t.api('GET', `/api/v1/runs/${remoteRun}/jobs`)).body.items;
     expect(jobs.map((j: any) => [j.attempt, j.status, j.error])).toEqual([[1, 'succeeded', null]]);
     expect(run.status).toBe('succeeded');
-    expect((await t.api('GET', `/api/v1/runs/${remoteRun}/log`)).text).toBe(remoteLines);
+    expect((await t.api('GET', `/api/v1/runs/${remoteRun}/log`)).text).toBe(remoteLines(LINES));
     expect(runner.output()).toMatch(/reconnected to the server/);
     // The local job was canceled when the grace period ran out.
     expect((await t.api('GET', `/api/v1/runs/${localRun}`)).body.status).toBe('canceled');
