@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type RegisterMessage, type RunnerRequest, type ServerReply } from '../src/protocol/messages.js';
+import { RUNNER_RESTARTED_ERROR } from '../src/server/dispatch/runner-gateway.js';
 import { RUNNER_LOST_ERROR, expireJobs } from '../src/server/runs/expire-jobs.js';
+import { watchLeases } from '../src/server/workers/watch-leases.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 let t: TestInstance;
@@ -39,8 +41,8 @@ async function runner(labels: string[] = []): Promise<Connection> {
 }
 
 /** Queues a run and lets `channel` claim its job. */
-async function queueAndClaim(channel: Connection, retries = 0) {
-  const { workflowId } = await t.workflow('echo hi', { retry: { count: retries, on: ['runner_lost'] } });
+async function queueAndClaim(channel: Connection, retries = 0, labels: string[] = []) {
+  const { workflowId } = await t.workflow('echo hi', { labels, retry: { count: retries, on: ['runner_lost'] } });
   const run = await t.api('POST', `/api/v1/workflows/${workflowId}/runs`, {});
   const claimed = await channel.request<Extract<ServerReply, { type: 'job' }>>({ type: 'next', waitMs: 5000 });
   expect(claimed.type).toBe('job');
@@ -63,6 +65,78 @@ describe('runner protocol and leases', () => {
     const channel = connect();
     const reply = await channel.request(hello([], PROTOCOL_VERSION - 1));
     expect(reply).toMatchObject({ type: 'error', code: 'protocol_version_mismatch', message: expect.stringContaining('upgrade the runner') });
+    await channel.close();
+  });
+
+  it('tells a runner registering with job ids it does not hold nothing about them: the answer of a random id', async () => {
+    const holder = await runner(['probed']);
+    const { jobId } = await queueAndClaim(holder, 0, ['probed']);
+    await holder.request({ type: 'accept', jobId });
+    await holder.request({ type: 'log', jobId, offset: 0, data: Buffer.from('private output\n') });
+    await holder.request({ type: 'done', jobId, status: 'succeeded', exitCode: 0 });
+    const { jobId: runningId } = await queueAndClaim(holder, 0, ['probed']);
+    await holder.request({ type: 'accept', jobId: runningId });
+    await holder.request({ type: 'log', jobId: runningId, offset: 0, data: Buffer.from('more private output\n') });
+
+    const prober = connect();
+    const random = '6f1c1b9e-94b5-4a53-9a26-2f4f6c1f4a11';
+    const reply = await prober.request({ ...hello(), jobs: [jobId, runningId, random, 'not-a-uuid'] });
+    expect(reply).toMatchObject({ type: 'registered' });
+    const answers = (reply as Extract<ServerReply, { type: 'registered' }>).jobs;
+    expect(answers).toEqual([jobId, runningId, random, 'not-a-uuid'].map((id) => ({ jobId: id, logEnd: 0, cancel: true })));
+    // …and its log is not the prober's to write.
+    expect(await prober.request({ type: 'log', jobId: runningId, offset: 0, data: Buffer.from('x') })).toMatchObject({ cancel: true, appended: false });
+    await Promise.all([holder.close(), prober.close()]);
+  });
+
+  it('settles at once the jobs a runner no longer names when it registers again (its predecessor crashed)', async () => {
+    const name = `crashing-${++names}`;
+    const before = connect();
+    await before.request({ ...hello(['crashing']), name });
+    const { runId, jobId } = await queueAndClaim(before, 1, ['crashing']);
+    await before.request({ type: 'accept', jobId });
+    await before.request({ type: 'log', jobId, offset: 0, data: Buffer.from('before the crash\n') });
+    const { jobId: claimedId } = await (async () => {
+      // Capacity 1 is taken; a second claim needs a second slot.
+      await t.instance.resources.database.pool.query('UPDATE runners SET capacity = 2 WHERE id::text = (SELECT runner_id::text FROM jobs WHERE id = $1)', [jobId]);
+      return queueAndClaim(before, 0, ['crashing']);
+    })();
+
+    // The process is replaced: the new one registers under the same name, running nothing.
+    const after = connect();
+    const reply = await after.request({ ...hello(['crashing']), name });
+    expect(reply).toMatchObject({ type: 'registered', jobs: [] });
+    const jobs = (await t.api('GET', `/api/v1/runs/${runId}/jobs`)).body.items;
+    expect(jobs.map((j: any) => [j.attempt, j.status, j.error])).toEqual([
+      [1, 'runner_lost', RUNNER_RESTARTED_ERROR],
+      [2, 'queued', null],
+    ]);
+    expect((await t.api('GET', `/api/v1/jobs/${jobId}/log`)).text).toBe('before the crash\n');
+    // The claim went back to the queue, and the runner takes work again at once.
+    const claimed = await t.instance.resources.database.pool.query('SELECT status, runner_id FROM jobs WHERE id = $1', [claimedId]);
+    expect(claimed.rows[0]).toMatchObject({ status: 'queued', runner_id: null });
+    expect((await after.request({ type: 'next', waitMs: 1000 })).type).toBe('job');
+    await Promise.all([before.close(), after.close()]);
+  });
+
+  it('does not count time in which no lease watch could run (servers or database down) against a lease', async () => {
+    const { db, pool } = t.instance.resources.database;
+    const channel = await runner(['bridged']);
+    const { runId, jobId } = await queueAndClaim(channel, 0, ['bridged']);
+    await channel.request({ type: 'accept', jobId });
+    // The last watch ran a minute ago, and the lease ran out meanwhile: the runner could not renew it.
+    await pool.query("INSERT INTO lease_watch (id, checked_at) VALUES (true, now() - interval '60 seconds') ON CONFLICT (id) DO UPDATE SET checked_at = EXCLUDED.checked_at");
+    await expireLeases(runId);
+    const bridged = await watchLeases(db, 1000, EXPIRY);
+    expect(bridged.bridgedSeconds).toBeGreaterThan(55);
+    expect(bridged.bridgedSeconds).toBeLessThan(65);
+    expect((await pool.query('SELECT status FROM jobs WHERE id = $1', [jobId])).rows[0].status).toBe('running');
+    expect(await channel.request({ type: 'extend', jobId })).toMatchObject({ type: 'ack', cancel: false });
+
+    // Watches on time count the lease as usual.
+    await expireLeases(runId);
+    expect(await watchLeases(db, 1000, EXPIRY)).toEqual({ bridgedSeconds: 0, reaped: 1 });
+    expect((await pool.query('SELECT status FROM jobs WHERE id = $1', [jobId])).rows[0].status).toBe('runner_lost');
     await channel.close();
   });
 
@@ -278,4 +352,5 @@ describe('runner protocol and leases', () => {
     expect(t.logs.filter((l) => /deadlock|could not serialize/.test(l))).toEqual([]);
     await Promise.all(runners.map((r) => r.close()));
   });
+
 });

@@ -9,6 +9,7 @@ import { furrow } from './helpers/furrow-process.js';
 import { processesWithEnv } from './helpers/processes.js';
 import { startRunner, type RunnerProcess } from './helpers/runner-process.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
+import { until } from './helpers/until.js';
 
 // Remote runners as separate `furrow runner` processes against a server without a local runner.
 // A short lease makes a vanished runner's job end within seconds.
@@ -41,16 +42,6 @@ async function queue(script: string, labels: string[], extra: Record<string, unk
 
 const jobsOf = async (runId: string) => (await t.api('GET', `/api/v1/runs/${runId}/jobs`)).body.items as any[];
 const runnerNamed = async (name: string) => ((await t.api('GET', '/api/v1/runners')).body.items as any[]).filter((r) => r.name === name);
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const logOf = async (runId: string) => (await t.api('GET', `/api/v1/runs/${runId}/log`)).text;
 
@@ -254,14 +245,15 @@ describe('remote runners', () => {
     await t.api('POST', `/api/v1/runs/${behind.runId}/cancel`);
   });
 
-  it('disconnects a removed runner for good; its running job ends runner_lost', async () => {
-    const removed = await runner('removed', ['removed']);
-    const { runId } = await queue('echo going; sleep 60', ['removed']);
+  it.each(['websocket', 'http'])('disconnects a removed runner for good over %s; its running job ends runner_lost', async (transport) => {
+    const name = `removed-${transport}`;
+    const removed = await runner(name, [name], ['--transport', transport]);
+    const { runId } = await queue('echo going; sleep 60', [name]);
     await until('the job to start', async () => (await logOf(runId)).includes('going'));
-    const [record] = await runnerNamed('removed');
+    const [record] = await runnerNamed(name);
     expect((await t.api('DELETE', `/api/v1/runners/${record.id}`)).status).toBe(204);
     expect(await removed.exited).toBe(1);
-    expect(removed.output()).toMatch(/register again with a new token/);
+    expect(removed.output()).toMatch(/this runner was removed\); it may have been removed: register again with a new token/);
     expect((await t.waitForRun(runId)).status).toBe('failed');
     expect((await jobsOf(runId))[0]).toMatchObject({ status: 'runner_lost', error: 'its runner was removed' });
     expect((await t.api('GET', `/api/v1/runners/${record.id}`)).status).toBe(404);

@@ -1,3 +1,4 @@
+import { sendUntilAvailable } from '../protocol/unavailable.js';
 import { ConnectionLost, type RegisteredReply, type RegisterMessage, type RunnerChannel, type RunnerRequest, type ServerPush, type ServerReply } from '../protocol/messages.js';
 import { HttpLink } from './link/http-link.js';
 import { CredentialRefused, type Link } from './link/link.js';
@@ -5,8 +6,11 @@ import { openWebSocketLink } from './link/websocket-link.js';
 
 /** Log messages in flight over an ordered link (WebSocket); unordered links send one at a time. */
 const LOG_WINDOW = 6;
-const BACKOFF_FIRST_MS = 500;
-const BACKOFF_MAX_MS = 30_000;
+const BACKOFF_FIRST_MS = 250;
+/** Longest wait between reconnect attempts, whatever the lease. */
+const BACKOFF_MAX_MS = 10_000;
+/** The lease assumed until the server names its own (the default `FURROW_JOB_LEASE_SECONDS`). */
+const DEFAULT_LEASE_SECONDS = 30;
 
 export type Transport = 'auto' | 'websocket' | 'http';
 
@@ -32,6 +36,8 @@ export class RemoteChannel implements RunnerChannel {
   private markReady!: (link: Link) => void;
   private failReady!: (err: Error) => void;
   private hello: (() => RegisterMessage) | undefined;
+  /** The server's lease: reconnect attempts come often enough to be back well within it. */
+  private leaseSeconds = DEFAULT_LEASE_SECONDS;
   /** Set when the channel stopped for good (closed, or refused by the server). */
   private ended: Error | undefined;
   private readonly pushListeners: ((p: ServerPush) => void)[] = [];
@@ -53,7 +59,7 @@ export class RemoteChannel implements RunnerChannel {
         return await this.connect();
       } catch (err) {
         if (err instanceof CredentialRefused || err instanceof RegistrationRefused || this.ended) throw err;
-        const delay = backoff(attempt);
+        const delay = backoff(attempt, this.leaseSeconds);
         this.opts.log('cannot reach the server; retrying', { error: (err as Error).message, retryInMs: delay });
         await sleep(delay);
       }
@@ -67,7 +73,7 @@ export class RemoteChannel implements RunnerChannel {
       if (msg.type === 'log' && !this.link) throw new ConnectionLost();
       const link = await this.ready;
       try {
-        return (await link.request(msg)) as R;
+        return await sendUntilAvailable((m) => link.request(m) as Promise<R>, msg, () => this.ended !== undefined);
       } catch (err) {
         if (!(err instanceof ConnectionLost) || msg.type === 'log') throw err;
       }
@@ -126,6 +132,7 @@ export class RemoteChannel implements RunnerChannel {
     link.onPush((p) => this.pushListeners.forEach((l) => l(p)));
     link.onLost((fatal) => this.lost(link, fatal));
     this.link = link;
+    this.leaseSeconds = reply.leaseSeconds;
     for (const l of this.registeredListeners) l(reply);
     this.markReady(link);
     return reply;
@@ -156,7 +163,7 @@ export class RemoteChannel implements RunnerChannel {
 
   private async reconnect(): Promise<void> {
     for (let attempt = 0; !this.ended; attempt++) {
-      await sleep(backoff(attempt));
+      await sleep(backoff(attempt, this.leaseSeconds));
       try {
         await this.connect();
         this.opts.log('reconnected to the server');
@@ -169,10 +176,16 @@ export class RemoteChannel implements RunnerChannel {
   }
 }
 
-/** Exponential backoff with jitter: runners that lost the same server do not return in lockstep. */
-export function backoff(attempt: number): number {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
-  return Math.round(base / 2 + (Math.random() * base) / 2);
+/**
+ * The wait before reconnect attempt `attempt` (from 0): exponential from 250 ms, capped at a
+ * third of the lease (at most 10 s) so that a runner is back within a third of a lease of its
+ * server's return, and jittered to between half and all of it so that runners that lost the same
+ * server do not return in lockstep.
+ */
+export function backoff(attempt: number, leaseSeconds: number, random = Math.random()): number {
+  const cap = Math.max(BACKOFF_FIRST_MS, Math.min(BACKOFF_MAX_MS, Math.floor((leaseSeconds * 1000) / 3)));
+  const base = Math.min(cap, BACKOFF_FIRST_MS * 2 ** Math.min(attempt, 30));
+  return Math.round(base / 2 + (random * base) / 2);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

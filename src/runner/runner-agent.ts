@@ -207,17 +207,26 @@ export class RunnerAgent {
   }
 
   /**
-   * Stops taking jobs and lets running ones finish for up to `graceMs`, then cancels the rest
-   * and waits for them to report.
+   * Stops taking jobs and lets running ones finish for up to `graceMs` (or until `hurry` aborts),
+   * then cancels the rest and waits for them to report.
    */
-  async drain(graceMs: number): Promise<void> {
+  async drain(graceMs: number, hurry?: AbortSignal): Promise<void> {
     this.draining = true;
     // Not awaited: a server that is away must not hold up the drain.
     void this.channel.request({ type: 'drain' }).catch(() => undefined);
     const all = Promise.all(this.jobRuns);
     let timer: NodeJS.Timeout | undefined;
-    const expired = await Promise.race([all.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
+    let skip: (() => void) | undefined;
+    const expired = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), hurry?.aborted ? 0 : graceMs);
+        skip = () => r(true);
+        hurry?.addEventListener('abort', skip, { once: true });
+      }),
+    ]);
     clearTimeout(timer);
+    hurry?.removeEventListener('abort', skip!);
     if (expired) {
       for (const { controller } of this.running.values()) controller.abort('canceled');
       await all;

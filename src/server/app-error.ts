@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   registration_token_expired: [403, 'The registration token has expired; create a new one.'],
   registration_token_revoked: [403, 'The registration token was revoked; create a new one.'],
   runner_connection_expired: [410, 'This runner connection has ended; register again.'],
+  runner_removed: [401, 'This runner was removed; register it again with a new token.'],
   repository_key_pending: [409, 'The repository’s deploy key is still being generated; try again in a moment.'],
   repository_key_unreadable: [409, 'The repository’s deploy key cannot be opened with this instance’s secret key; run "furrow keys rekey-missing" and add the new public key to the forge.'],
   ref_not_found: [422, 'The repository has no such branch or tag.'],

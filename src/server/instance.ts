@@ -23,10 +23,12 @@ export interface Instance {
   app: FastifyInstance;
   runner: RunnerAgent | undefined;
   /**
-   * Stops accepting requests, lets running jobs finish for up to the configured grace period,
-   * cancels the rest, then closes every connection. Does not stop an embedded database.
+   * Stops the lease watch, stops accepting requests, lets running jobs finish for up to the
+   * configured grace period, cancels the rest, then closes every connection. Does not stop an
+   * embedded database. Called again with `skipGrace` (a second signal), the stop in progress
+   * cancels the running jobs at once instead of waiting out the grace period.
    */
-  stop(): Promise<void>;
+  stop(skipGrace?: boolean): Promise<void>;
 }
 
 /**
@@ -89,16 +91,22 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
     }
 
     let stopping: Promise<void> | undefined;
-    const stop = () =>
-      (stopping ??= (async () => {
-        // Stop accepting first; the in-process runner still reaches the gateway while it drains.
+    const hurry = new AbortController();
+    const stop = (skipGrace = false) => {
+      if (skipGrace) hurry.abort();
+      return (stopping ??= (async () => {
+        // Remote runners cannot renew their leases while this server stops (and until one is back):
+        // nothing here may end their jobs, and the next watch bridges the time missed.
+        await workers.stopLeaseWatch();
+        // Stop accepting; the in-process runner still reaches the gateway while it drains.
         closeApp().catch(() => undefined); // awaited, and its failure ignored, by closeOpened below
         if (runner) {
-          if (runner.activeJobs > 0) logger.info({ jobs: runner.activeJobs, graceSeconds: config.shutdownGraceSeconds }, 'waiting for running jobs');
-          await runner.drain(config.shutdownGraceSeconds * 1000);
+          if (runner.activeJobs > 0 && !hurry.signal.aborted) logger.info({ jobs: runner.activeJobs, graceSeconds: config.shutdownGraceSeconds }, 'waiting for running jobs');
+          await runner.drain(config.shutdownGraceSeconds * 1000, hurry.signal);
         }
         await closeOpened();
       })());
+    };
     return { url, resources, app, runner, stop };
   } catch (err) {
     await closeOpened();

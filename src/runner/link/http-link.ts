@@ -84,11 +84,15 @@ export class HttpLink implements Link {
     }
   }
 
-  /** Marks the link lost (once) and returns the error for the request that noticed it. */
+  /**
+   * Marks the link lost (once) and returns the error for the request that noticed it: a 401
+   * (the runner was removed, or its credential is unknown) is fatal, on this link's first
+   * request (`register`) as on any later one.
+   */
   private fail(status?: number, body = ''): Error {
-    const fatal = status === 401 ? new CredentialRefused(`HTTP 401 ${body.slice(0, 200)}`) : undefined;
+    const fatal = status === 401 ? new CredentialRefused(refusal(body)) : undefined;
     // Anything but a lost connection (410) or an unreachable server is the server saying no.
-    const error = status !== undefined && status !== 410 && status < 500 && !fatal ? new Error(`runner request refused: HTTP ${status} ${body.slice(0, 200)}`) : new ConnectionLost();
+    const error = fatal ?? (status !== undefined && status !== 410 && status < 500 ? new Error(`runner request refused: HTTP ${status} ${body.slice(0, 200)}`) : new ConnectionLost());
     if (!this.lost) {
       this.lost = true;
       this.controller.abort();
@@ -96,4 +100,16 @@ export class HttpLink implements Link {
     }
     return error;
   }
+}
+
+/** What a 401 says, as the WebSocket's close reason would: the server's message, or the status. */
+function refusal(body: string): string {
+  try {
+    const { code, message } = JSON.parse(body) as { code?: unknown; message?: unknown };
+    if (code === 'runner_removed') return 'this runner was removed';
+    if (typeof message === 'string') return `HTTP 401: ${message.slice(0, 200)}`;
+  } catch {
+    // not JSON
+  }
+  return `HTTP 401 ${body.slice(0, 200)}`;
 }

@@ -1,3 +1,4 @@
+import { sendUntilAvailable } from '../../protocol/unavailable.js';
 import type { RegisteredReply, RunnerChannel, RunnerRequest, ServerReply } from '../../protocol/messages.js';
 import type { RunnerGateway } from './runner-gateway.js';
 
@@ -10,17 +11,22 @@ const LOG_WINDOW = 6;
  */
 export function localChannel(gateway: RunnerGateway): RunnerChannel {
   const connection = gateway.connect(undefined);
+  let closed = false;
   return {
     async open(hello) {
       const reply = await connection.handle(hello());
       if (reply.type !== 'registered') throw new Error(`runner registration refused: ${reply.type === 'error' ? reply.message : reply.type}`);
       return reply as RegisteredReply;
     },
-    request: <R extends ServerReply>(msg: RunnerRequest) => connection.handle(msg) as Promise<R>,
+    // A database outage longer than the gateway's own retries delays requests; it fails no job.
+    request: <R extends ServerReply>(msg: RunnerRequest) => sendUntilAvailable((m) => connection.handle(m) as Promise<R>, msg, () => closed),
     onPush: (listener) => connection.onPush(listener),
     onRegistered: () => undefined,
     onFatal: () => undefined,
     logWindow: LOG_WINDOW,
-    close: () => void connection.close(),
+    close: () => {
+      closed = true;
+      void connection.close();
+    },
   };
 }

@@ -26,6 +26,8 @@ interface PollConnection {
   waiter: (() => void) | undefined;
   idle: NodeJS.Timeout;
   ended: boolean;
+  /** Ended because its runner was removed: its answers say so, as close code 4001 does. */
+  removed: boolean;
 }
 
 const RegisterBody = Type.Object(
@@ -103,11 +105,13 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
   const pollOf = (req: FastifyRequest): PollConnection => {
     const id = req.headers['x-furrow-connection'];
     const s = typeof id === 'string' ? polls.get(id) : undefined;
-    if (!s || s.ended || s.runner.id !== req.runner!.id) throw new AppError('runner_connection_expired');
+    if (!s || s.ended || s.runner.id !== req.runner!.id) throw endedError(s);
     s.idle.refresh();
     return s;
   };
-  const endPoll = (id: string, s: PollConnection) => {
+  const endedError = (s: PollConnection | undefined) => new AppError(s?.removed ? 'runner_removed' : 'runner_connection_expired');
+  const endPoll = (id: string, s: PollConnection, removed = false) => {
+    s.removed ||= removed;
     s.ended = true;
     clearTimeout(s.idle);
     polls.delete(id);
@@ -143,12 +147,13 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
           waiter: undefined,
           idle: setTimeout(() => endPoll(id, s), POLL_IDLE_MS),
           ended: false,
+          removed: false,
         };
         s.gateway.onPush((push) => {
           s.pushes.push(push);
           s.waiter?.();
         });
-        s.gateway.onKicked(() => endPoll(id, s));
+        s.gateway.onKicked(() => endPoll(id, s, true));
         const reply = await s.gateway.handle(request.msg);
         if (reply.type !== 'registered') {
           endPoll(id, s);
@@ -183,7 +188,7 @@ export const runnerEndpoint: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
         clearTimeout(timer);
         s.waiter = undefined;
       }
-      if (s.ended) throw new AppError('runner_connection_expired');
+      if (s.ended) throw endedError(s);
       const pushes = s.pushes;
       s.pushes = [];
       return { pushes };

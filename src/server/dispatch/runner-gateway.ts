@@ -1,4 +1,6 @@
 import type { Db } from '../../db/database.js';
+import { isTransientDatabaseError, retryTransient } from '../../db/transient-error.js';
+import { UNAVAILABLE } from '../../protocol/unavailable.js';
 import { versionMismatch, type JobSpec, type RegisterMessage, type ResumedJob, type RunnerRequest, type ServerPush, type ServerReply } from '../../protocol/messages.js';
 import type { PgListener } from '../live/pg-listener.js';
 import { LogMasker } from '../../domain/log-masking.js';
@@ -14,6 +16,9 @@ import { markRunners, recordHello, upsertLocalRunner, type RunnerIdentity } from
 
 /** How often this instance tells the database its runners are still connected. */
 const HEARTBEAT_MS = 15_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Why a job ends when its runner registers again without naming it (its process was replaced). */
+export const RUNNER_RESTARTED_ERROR = 'its runner started again without it (the runner process crashed or was restarted)';
 
 export interface GatewayDeps {
   db: Db;
@@ -130,7 +135,20 @@ export class RunnerGateway {
     return new Promise((resolve) => this.wakeAll.push(resolve));
   }
 
+  /**
+   * A request whose database work kept failing with a transient error (each step is retried
+   * for a while first) is answered `unavailable`: the runner sends it again later.
+   */
   private async handle(c: Connection, msg: RunnerRequest, gone?: AbortSignal): Promise<ServerReply> {
+    try {
+      return await this.dispatch(c, msg, gone);
+    } catch (err) {
+      if (!isTransientDatabaseError(err)) throw err;
+      return { type: 'error', code: UNAVAILABLE, message: 'the database is unavailable; send this again later' };
+    }
+  }
+
+  private async dispatch(c: Connection, msg: RunnerRequest, gone?: AbortSignal): Promise<ServerReply> {
     if (msg.type === 'register') return this.register(c, msg);
     const runnerId = c.runner?.id;
     if (!runnerId || c.closed) return { type: 'error', code: 'not_registered', message: 'register first' };
@@ -143,7 +161,7 @@ export class RunnerGateway {
         return { type: 'ack', cancel: false };
       case 'accept': {
         c.claimed.delete(msg.jobId);
-        const ok = await acceptJob(db, msg.jobId, runnerId);
+        const ok = await retryTransient(() => acceptJob(db, msg.jobId, runnerId));
         if (ok) c.jobs.add(msg.jobId);
         return { type: 'ack', cancel: !ok };
       }
@@ -157,16 +175,17 @@ export class RunnerGateway {
         return { type: 'ack', cancel: r.cancel, end: r.end, appended: r.appended };
       }
       case 'step':
-        if (c.jobs.has(msg.jobId)) await setStepStatus(db, msg.jobId, msg.stepId, msg.status, msg.exitCode);
+        if (c.jobs.has(msg.jobId)) await retryTransient(() => setStepStatus(db, msg.jobId, msg.stepId, msg.status, msg.exitCode));
         return { type: 'ack', cancel: !c.jobs.has(msg.jobId) };
       case 'extend': {
-        const r = await extendLease(db, msg.jobId, runnerId, leaseSeconds);
+        const r = await retryTransient(() => extendLease(db, msg.jobId, runnerId, leaseSeconds));
         return { type: 'ack', cancel: r.cancel };
       }
       case 'done':
+        await retryTransient(() => finishJob(db, msg.jobId, msg.status, { runnerId, exitCode: msg.exitCode ?? null, error: msg.error ?? null }));
+        // Only once recorded: a `done` answered `unavailable` is sent again over this connection.
         c.jobs.delete(msg.jobId);
         this.maskers.delete(msg.jobId);
-        await finishJob(db, msg.jobId, msg.status, { runnerId, exitCode: msg.exitCode ?? null, error: msg.error ?? null });
         return { type: 'ack', cancel: false };
     }
   }
@@ -176,27 +195,57 @@ export class RunnerGateway {
     if (mismatch) return { type: 'error', code: 'protocol_version_mismatch', message: mismatch };
     const { db, leaseSeconds } = this.deps;
     const hello = { name: msg.name, labels: msg.labels, executor: msg.executor, capacity: msg.capacity, version: msg.agentVersion };
-    if (c.local) c.runner = await upsertLocalRunner(db, hello);
-    else await recordHello(db, c.runner!.id, hello);
+    if (c.local) c.runner = await retryTransient(() => upsertLocalRunner(db, hello));
+    else await retryTransient(() => recordHello(db, c.runner!.id, hello));
     const runner = c.runner!;
+    await this.settleForgotten(runner.id, msg.jobs);
     const jobs = await this.resume(c, runner.id, msg.jobs);
     return { type: 'registered', runnerId: runner.id, name: runner.name, leaseSeconds, jobs };
   }
 
-  /** Re-attaches the jobs a reconnecting runner still runs, and says where each log stands. */
+  /**
+   * A runner registering says which jobs it still runs; the others the database gives it belong
+   * to a predecessor that is gone (a crashed `furrow start`, a runner restarted mid-job). They are
+   * settled now rather than when their leases run out, which would also keep them counting
+   * against the runner's capacity: claims go back to the queue, running jobs end `runner_lost`
+   * (and may be retried). A runner is one process with one connection at a time: an older
+   * connection still open (its socket died silently) holds nothing the new one does not name.
+   */
+  private async settleForgotten(runnerId: string, named: string[]): Promise<void> {
+    const { db } = this.deps;
+    const keep = new Set(named);
+    const rows = await retryTransient(() => db.selectFrom('jobs').select(['id', 'status']).where('runner_id', '=', runnerId).where('status', 'in', ['queued', 'running']).execute());
+    const forgotten = rows.filter((r) => !keep.has(r.id));
+    await retryTransient(() => releaseClaims(db, forgotten.filter((r) => r.status === 'queued').map((r) => r.id), runnerId));
+    // The runner says it no longer runs them (and cleared its job users' leftovers as it started):
+    // their retries need not wait out the old lease.
+    for (const { id } of forgotten.filter((r) => r.status === 'running')) {
+      await retryTransient(() => finishJob(db, id, 'runner_lost', { runnerId, error: RUNNER_RESTARTED_ERROR, runnerConfirmedGone: true }));
+    }
+  }
+
+  /**
+   * Re-attaches the jobs a reconnecting runner still runs, and says where each log stands. A job
+   * it does not hold gets the answer an unknown id gets: nothing about another runner's jobs leaks.
+   */
   private async resume(c: Connection, runnerId: string, jobIds: string[]): Promise<ResumedJob[]> {
-    if (jobIds.length === 0) return [];
-    const rows = await this.deps.db
-      .selectFrom('jobs')
-      .select(['id', 'log_received', 'status', 'runner_id', 'cancel_requested'])
-      .where('id', 'in', jobIds)
-      .execute();
-    const byId = new Map(rows.map((r) => [r.id, r]));
+    const ids = jobIds.filter((id) => UUID.test(id));
+    if (ids.length === 0) return jobIds.map((jobId) => ({ jobId, logEnd: 0, cancel: true }));
+    const rows = await retryTransient(() =>
+      this.deps.db
+        .selectFrom('jobs')
+        .select(['id', 'log_received', 'cancel_requested'])
+        .where('id', 'in', ids)
+        .where('runner_id', '=', runnerId)
+        .where('status', '=', 'running')
+        .execute(),
+    );
+    const held = new Map(rows.map((r) => [r.id, r]));
     const resumed = jobIds.map((jobId) => {
-      const row = byId.get(jobId);
-      const held = row?.status === 'running' && row.runner_id === runnerId;
-      if (held) c.jobs.add(jobId);
-      return { jobId, logEnd: Number(row?.log_received ?? 0), cancel: !held || row.cancel_requested };
+      const row = held.get(jobId);
+      if (!row) return { jobId, logEnd: 0, cancel: true };
+      c.jobs.add(jobId);
+      return { jobId, logEnd: Number(row.log_received), cancel: row.cancel_requested };
     });
     // Jobs handed out by another server instance (or before a restart): their secrets, for masking.
     for (const { jobId, cancel } of resumed) {
@@ -207,10 +256,16 @@ export class RunnerGateway {
   }
 
   /** The spec to hand out, or undefined when it cannot be made (the job is failed with the reason). */
-  private async complete(claimed: ClaimedJob, token: string): Promise<JobSpec | undefined> {
+  private async complete(c: Connection, claimed: ClaimedJob, token: string): Promise<JobSpec | undefined> {
     try {
-      return await completeSpec(this.deps.db, this.deps.secretBox, claimed, token);
+      return await retryTransient(() => completeSpec(this.deps.db, this.deps.secretBox, claimed, token));
     } catch (err) {
+      // The database is away, not the key wrong: the claim goes back when this connection closes
+      // (or at the runner's next register, or with its lease).
+      if (isTransientDatabaseError(err)) {
+        c.claimed.add(claimed.spec.jobId);
+        throw err;
+      }
       const reason = `its secrets or deploy key cannot be opened with this server's secret key (${(err as Error).message}); enter the secrets again or run \`furrow keys rekey-missing\``;
       await finishJob(this.deps.db, claimed.spec.jobId, 'failed', { error: reason });
       return undefined;
@@ -223,9 +278,9 @@ export class RunnerGateway {
       // Subscribe before looking, so a job queued between the look and the wait still wakes us.
       const woken = this.nextWake();
       const token = newJobToken();
-      const claimed = await claimJob(this.deps.db, runnerId, this.deps.leaseSeconds, token.hash);
+      const claimed = await retryTransient(() => claimJob(this.deps.db, runnerId, this.deps.leaseSeconds, token.hash));
       if (claimed) {
-        const spec = await this.complete(claimed, token.token);
+        const spec = await this.complete(c, claimed, token.token);
         if (!spec) continue;
         // Nobody would receive it: give it back at once rather than after the lease.
         if (c.closed || gone?.aborted) {

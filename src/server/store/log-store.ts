@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import pg from 'pg';
+import { retryTransient } from '../../db/transient-error.js';
 import { decodeChunk, encodeChunk, type EncodedChunk } from './log-encoding.js';
 
 /** Chunks read per query when streaming a log out: bounds memory whatever the log's size. */
@@ -38,7 +39,12 @@ export class LogStore {
   append(jobId: string, offset: number, data: Uint8Array, received = data.byteLength): Promise<AppendResult> {
     const encoded = encodeChunk(data);
     const previous = this.tails.get(jobId) ?? Promise.resolve();
-    const mine = previous.then(async () => this.insert(jobId, offset, await encoded, data.byteLength, received));
+    // Retried in place through a database restart, so later appends keep waiting behind it; a
+    // repeat of one that did commit is refused by the offset check and answers the right `end`.
+    const mine = previous.then(async () => {
+      const chunk = await encoded;
+      return retryTransient(() => this.insert(jobId, offset, chunk, data.byteLength, received));
+    });
     const tail = mine.then(
       () => undefined,
       () => undefined,

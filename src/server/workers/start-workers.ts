@@ -1,14 +1,17 @@
 import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList } from 'graphile-worker';
 import type { Logger } from 'pino';
 import type { Resources } from '../resources.js';
-import { expireJobs } from '../runs/expire-jobs.js';
 import { checkRepositoryAccessTask } from './check-repository-access.js';
 import { generateDeployKeyTask } from './generate-deploy-key.js';
 import type { TaskName } from './tasks.js';
+import { watchLeases } from './watch-leases.js';
 
 export type WorkerDeps = Pick<Resources, 'database' | 'logger' | 'secretBox' | 'config'>;
 
 export interface Workers {
+  /** Stops the lease watch (and waits for a round in progress): a stopping server ends no one's job. */
+  stopLeaseWatch(): Promise<void>;
+  /** Stops the lease watch and the background tasks (running ones finish first). */
   stop(): Promise<void>;
 }
 
@@ -48,27 +51,27 @@ export async function migrateTaskQueue(deps: Pick<WorkerDeps, 'database' | 'logg
   }
 }
 
-function leaseWatchMs(deps: WorkerDeps): number {
-  return Math.min(10_000, Math.max(1000, (deps.config.jobLeaseSeconds * 1000) / 3));
-}
-
-async function reap(deps: WorkerDeps): Promise<void> {
+async function watch(deps: WorkerDeps, intervalMs: number): Promise<void> {
   const { jobLeaseSeconds, queueTimeoutSeconds } = deps.config;
-  const n = await expireJobs(deps.database.db, { queueTimeoutSeconds, retryGraceSeconds: jobLeaseSeconds, sinceSeconds: leaseWatchMs(deps) / 1000 });
-  if (n > 0) deps.logger.warn({ jobs: n }, 'released or ended jobs whose runner lease or queue time ran out');
+  const expiry = { queueTimeoutSeconds, retryGraceSeconds: jobLeaseSeconds, sinceSeconds: intervalMs / 1000 };
+  const { bridgedSeconds, reaped } = await watchLeases(deps.database.db, intervalMs, expiry);
+  if (bridgedSeconds > 0) deps.logger.warn({ seconds: Math.round(bridgedSeconds) }, 'no lease watch ran for a while (servers or database down); leases were moved on by that time');
+  if (reaped > 0) deps.logger.warn({ jobs: reaped }, 'released or ended jobs whose runner lease or queue time ran out');
 }
 
 /**
  * The instance's background work: graphile-worker running the background tasks (two at a time;
  * a task queued by any instance wakes it through LISTEN/NOTIFY), and the lease watch: every third
  * of a lease (1–10 s) expired leases are handled, so a vanished runner's job ends `runner_lost`
- * (and is retried) within about 1⅓ leases. Every instance may watch; the transitions are guarded.
+ * (and is retried) within about 1⅓ leases; time in which no round could run is not counted
+ * (see watchLeases). Every instance may watch; the transitions are guarded.
  * `stop()` lets running tasks finish. The task queue's schema must be installed first
  * (`migrateTaskQueue`).
  */
 export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
-  // Leases that expired while no instance ran (e.g. the server was down) are handled at once.
-  await reap(deps);
+  const leaseWatchMs = Math.min(10_000, Math.max(1000, (deps.config.jobLeaseSeconds * 1000) / 3));
+  // Leases that expired while no instance ran are handled at once (after the downtime is bridged).
+  await watch(deps, leaseWatchMs);
   const runner: Runner = await run({
     pgPool: deps.database.pool,
     concurrency: 2,
@@ -76,15 +79,20 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
     logger: workerLogger(deps.logger),
     taskList: taskList(deps),
   });
-  let reaping: Promise<void> = Promise.resolve();
+  let watching: Promise<void> | undefined;
   const timer = setInterval(() => {
-    reaping = reap(deps).catch((err: Error) => deps.logger.error({ err }, 'lease watch failed'));
-  }, leaseWatchMs(deps));
+    // A round still waiting for the database is not doubled up.
+    watching ??= watch(deps, leaseWatchMs)
+      .catch((err: Error) => deps.logger.warn({ err }, 'lease watch failed; the next round bridges the time missed'))
+      .finally(() => (watching = undefined));
+  }, leaseWatchMs);
+  const stopLeaseWatch = async () => {
+    clearInterval(timer);
+    await watching;
+  };
+  let stopped: Promise<void> | undefined;
   return {
-    async stop() {
-      clearInterval(timer);
-      await reaping;
-      await runner.stop();
-    },
+    stopLeaseWatch,
+    stop: () => (stopped ??= stopLeaseWatch().then(() => runner.stop())),
   };
 }
