@@ -33,7 +33,7 @@ describe('a database restart', () => {
     // A lease shorter than the outage and its recovery: the lease watch must not count the outage.
     t = await startTestInstance({ FURROW_JOB_LEASE_SECONDS: '6', FURROW_RUNNER_LABELS: 'local' }, { databaseUrl: cluster.url, dataDir });
     const token = (await t.api('POST', '/api/v1/runner-tokens', {})).body.token;
-    runner = await startRunner(['--url', t.url, '--token', token, '--name', 'through-outage', '--labels', 'remote']);
+    runner = await startRunner(['--url', t.url, '--name', 'through-outage', '--labels', 'remote'], { token });
     const noRetry = { retry: { count: 0, on: [] } };
     const runs: Record<string, string> = {};
     for (const who of ['local', 'remote']) {

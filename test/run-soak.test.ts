@@ -134,20 +134,23 @@ describe('run lifecycle soak', () => {
       }
       await t.api('POST', `/api/v1/runs/${runId}/cancel`, plan.action === 'force' ? { force: true } : {});
     };
-    // Ten runs at a time, each acted on while it runs.
-    for (let i = 0; i < plans.length; i += 10) {
-      await Promise.all(
-        plans.slice(i, i + 10).map(async (plan, k) => {
-          const wf = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: `soak-${i + k}`, definition: yaml(plan) });
+    // Ten runs at a time, each acted on while it runs (a lost job's retry waits out its hold-back
+    // in its own slot while the others go on).
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        for (let i = next++; i < plans.length; i = next++) {
+          const plan = plans[i]!;
+          const wf = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: `soak-${i}`, definition: yaml(plan) });
           expect(wf.status, `${wf.text}\n${yaml(plan)}`).toBe(201);
           const run = await t.api('POST', `/api/v1/workflows/${wf.body.id}/runs`, {});
           expect(run.status, run.text).toBe(202);
           started.push({ plan, runId: run.body.id });
           await act(plan, run.body.id);
           await t.waitForRun(run.body.id, 60_000);
-        }),
-      );
-    }
+        }
+      }),
+    );
 
     for (const { plan, runId } of started) {
       const context = `run ${runId} of\n${yaml(plan)}\naction ${plan.action}`;

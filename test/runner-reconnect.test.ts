@@ -70,7 +70,7 @@ describe.each([
     first = await startTestInstance(env);
     let t = first;
     const token = (await t.api('POST', '/api/v1/runner-tokens', {})).body.token;
-    runner = await startRunner(['--url', t.url, '--token', token, '--name', `outlasting-${lease}`, '--labels', 'remote']);
+    runner = await startRunner(['--url', t.url, '--name', `outlasting-${lease}`, '--labels', 'remote'], { token });
     const noRetry = { retry: { count: 0, on: [] } };
     const remote = await t.workflow(`for i in $(seq 1 ${LINES}); do echo "remote $i"; sleep 0.15; done`, { labels: ['remote'], ...noRetry });
     const local = await t.workflow('echo local; sleep 60', { labels: ['local'], ...noRetry });

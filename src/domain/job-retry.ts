@@ -1,5 +1,19 @@
 import { RETRYABLE, type Retryable, type RunStatus } from './run-state.js';
 
+/**
+ * A runner that could not renew a job's lease for this many leases kills the job: it may be cut
+ * off from a server that has ended the job and will run it again. Server restarts and database
+ * outages shorter than that keep jobs running (the server does not count such time against leases).
+ */
+export const RUNNER_FENCE_LEASES = 3;
+
+/**
+ * A retry of a job whose runner vanished waits this many leases past the old lease: by then a
+ * cut-off runner has killed the job (after RUNNER_FENCE_LEASES, checked every third of a lease,
+ * plus a second for the kill), so the two attempts never overlap.
+ */
+export const LOST_RETRY_GRACE_LEASES = 3;
+
 /** A job's retry policy: further attempts after an outcome in `on`. */
 export interface RetryPolicy {
   count: number;

@@ -1,5 +1,6 @@
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { RUNNER_FENCE_LEASES } from '../domain/job-retry.js';
 import { PROTOCOL_VERSION, type JobSpec, type RegisteredReply, type RunnerChannel, type ServerReply } from '../protocol/messages.js';
 import type { Executor, JobContext } from './executors/executor.js';
 import { runJobWork, type JobOutcome } from './job-work.js';
@@ -8,11 +9,7 @@ import { LogSink } from './log-sink.js';
 import { MaskedOutput } from './masked-output.js';
 import { agentSocket, startSshAgent, type JobSshAgent } from './ssh-agent.js';
 
-/**
- * Leases after the last renewal at which a runner gives up a job it cannot renew: more than one (a
- * server restart within the lease keeps jobs), less than the two a retry of a lost job waits.
- */
-const FENCE_LEASES = 1.5;
+
 
 export interface RunnerOptions {
   name: string;
@@ -131,8 +128,8 @@ export class RunnerAgent {
     let renewedAt = Date.now();
     const lease = setInterval(() => {
       // Cut off from the server for longer than it waits before running a lost job again
-      // elsewhere (the lease and one more): the job is killed here first, so it never runs twice.
-      if (Date.now() - renewedAt > this.leaseSeconds * FENCE_LEASES * 1000 && !controller.signal.aborted) {
+      // elsewhere: the job is killed here first, so it never runs twice.
+      if (Date.now() - renewedAt > this.leaseSeconds * RUNNER_FENCE_LEASES * 1000 && !controller.signal.aborted) {
         this.opts.log('could not renew the lease of a job for too long: killing it, the server may run it elsewhere', { jobId: spec.jobId });
         controller.abort('canceled');
       }

@@ -1,3 +1,4 @@
+import { LOST_RETRY_GRACE_LEASES } from '../../domain/job-retry.js';
 import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList } from 'graphile-worker';
 import type { Logger } from 'pino';
 import type { Resources } from '../resources.js';
@@ -53,7 +54,7 @@ export async function migrateTaskQueue(deps: Pick<WorkerDeps, 'database' | 'logg
 
 async function watch(deps: WorkerDeps, intervalMs: number): Promise<void> {
   const { jobLeaseSeconds, queueTimeoutSeconds } = deps.config;
-  const expiry = { queueTimeoutSeconds, retryGraceSeconds: jobLeaseSeconds, sinceSeconds: intervalMs / 1000 };
+  const expiry = { queueTimeoutSeconds, retryGraceSeconds: jobLeaseSeconds * LOST_RETRY_GRACE_LEASES, sinceSeconds: intervalMs / 1000 };
   const { bridgedSeconds, reaped } = await watchLeases(deps.database.db, intervalMs, expiry);
   if (bridgedSeconds > 0) deps.logger.warn({ seconds: Math.round(bridgedSeconds) }, 'no lease watch ran for a while (servers or database down); leases were moved on by that time');
   if (reaped > 0) deps.logger.warn({ jobs: reaped }, 'released or ended jobs whose runner lease or queue time ran out');
