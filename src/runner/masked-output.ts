@@ -10,6 +10,8 @@ import type { OutputSink, OutputStream } from './executors/executor.js';
  */
 export class MaskedOutput implements OutputSink {
   private readonly maskers: Record<OutputStream, LogMasker>;
+  /** Whether the log so far ends with a newline (or is empty): where a marker may start. */
+  private atLineStart = true;
 
   constructor(
     private readonly sink: OutputSink,
@@ -19,7 +21,7 @@ export class MaskedOutput implements OutputSink {
   }
 
   write(data: Buffer, stream: OutputStream = 'stdout'): boolean {
-    return this.sink.write(this.maskers[stream].push(data));
+    return this.send(this.maskers[stream].push(data));
   }
 
   once(event: 'drain', listener: () => void): unknown {
@@ -28,6 +30,20 @@ export class MaskedOutput implements OutputSink {
 
   /** Lets out what was held back: a step's output ends here. */
   endOfStep(): void {
-    this.sink.write(Buffer.concat([this.maskers.stdout.flush(), this.maskers.stderr.flush()]));
+    this.send(Buffer.concat([this.maskers.stdout.flush(), this.maskers.stderr.flush()]));
+  }
+
+  /**
+   * Writes one of the runner's own lines (a step marker) on a line of its own, after what was held
+   * back; it does not pass the maskers, so no part of it is held back with the next output.
+   */
+  mark(line: string): void {
+    this.endOfStep();
+    this.send(Buffer.from(this.atLineStart ? line : `\n${line}`));
+  }
+
+  private send(data: Buffer): boolean {
+    if (data.length > 0) this.atLineStart = data[data.length - 1] === 0x0a;
+    return this.sink.write(data);
   }
 }
