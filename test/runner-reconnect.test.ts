@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { runOutput } from './helpers/log-output.js';
 import { freePort, startRunner, type RunnerProcess } from './helpers/runner-process.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
@@ -40,7 +41,7 @@ describe.each(['websocket', 'http'])('runner reconnect over %s', (transport) => 
 
     const run = await t.waitForRun(runId, 30_000);
     expect(run.status).toBe('succeeded');
-    const log = (await t.api('GET', `/api/v1/runs/${runId}/log`)).text;
+    const log = runOutput((await t.api('GET', `/api/v1/runs/${runId}/log`)).text);
     expect(log.length).toBe(expected(60).length);
     expect(log).toBe(expected(60));
     expect(runner.output()).toMatch(/reconnected to the server/);

@@ -24,11 +24,10 @@ export interface StepEnd {
   /** The signal that ended it, if any. */
   signal?: string | null | undefined;
   durationMs: number;
-  /** Why it ended when not by its own exit: the timeout that ended it, or who canceled it. */
+  /** The timeout that ended it, when it timed out. */
   timedOutAfterSeconds?: number | null | undefined;
   /** Whether it was the job's timeout (not the step's own) that ended the step. */
   jobTimedOut?: boolean;
-  canceledBy?: string | undefined;
 }
 
 /** Keeps a name on its one line: control characters (a newline, an escape) become spaces. */
@@ -43,11 +42,11 @@ export function formatSeconds(seconds: number): string {
 
 /**
  * Why a step ended, as a person reads it: `exit 1`, `killed by SIGKILL`, `timed out after 10 min`,
- * `canceled by alice`, or `error, see above` when the runner could not run it (its message is logged).
+ * `canceled`, or `error, see above` when the runner could not run it (its message is logged).
  */
 export function endReason(end: StepEnd): string {
   if (end.status === 'timed_out') return `${end.jobTimedOut ? 'the job ' : ''}timed out after ${formatSeconds(end.timedOutAfterSeconds ?? 0)}`;
-  if (end.status === 'canceled') return end.canceledBy ? `canceled by ${oneLine(end.canceledBy)}` : 'canceled';
+  if (end.status === 'canceled') return 'canceled';
   if (end.exitCode !== null) return `exit ${end.exitCode}`;
   return end.signal ? `killed by ${end.signal}` : 'error, see above';
 }

@@ -26,8 +26,11 @@ export function secretForms(value: string): string[] {
   return [...new Set(forms)].filter((f) => f.length >= MIN_SECRET_LENGTH);
 }
 
-/** Characters `printf %q` puts a backslash before; `~` only after `=` or `:` or at a word's start, `#` only there (see below). */
-const BACKSLASHED = /[ \t\n!"$&'()*,;<>?[\\\]^`{|}]|(?<=[=:])~/g;
+/**
+ * Characters `printf %q` puts a backslash before; `~` only after `=` or `:` or at a word's start, `#`
+ * only there (see below). A value with a tab or a newline it prints ANSI-C quoted instead.
+ */
+const BACKSLASHED = /[ !"$&'()*,;<>?[\\\]^`{|}]|(?<=[=:])~/g;
 /** Escapes in bash's `$'…'` quoting that are not octal. */
 const ANSI_C: Record<string, string> = { '\x07': '\\a', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\v': '\\v', '\x1b': '\\E', '\\': '\\\\', "'": "\\'" };
 const JSON_SHORT: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
