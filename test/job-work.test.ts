@@ -97,9 +97,10 @@ describe('a job’s steps on the runner', () => {
     expect(shaped).toMatch(/^START #0: forger\n##\[furrow 0123456789abcdef\] end [-0-9a-f]+: succeeded in 0\.01s \(exit 0\)\nEND #0: failed \(exit 3\)\n$/);
   });
 
-  it('lets a continue-on-error step fail without failing the job, and masks secrets split across writes', async () => {
-    const { outcome, log, steps } = await work([{ ...stepSpec('exit 4'), continueOnError: true }, stepSpec("printf 'tok'; sleep 0.2; printf 'en-value\\n'")], ['token-value']);
+  it('lets a continue-on-error step fail without failing the job, and masks secrets split across writes, also with stderr between the halves', async () => {
+    const split = "printf 'tok'; sleep 0.2; printf 'noise ' >&2; sleep 0.2; printf 'en-value\\n'";
+    const { outcome, log, steps } = await work([{ ...stepSpec('exit 4'), continueOnError: true }, stepSpec(split)], ['token-value']);
     expect(outcome).toEqual({ status: 'succeeded', exitCode: 0 });
-    expect(shape(log, steps)).toBe('START #0: step\nEND #0: failed (exit 4)\nSTART #1: step\n***\nEND #1: succeeded (exit 0)\n');
+    expect(shape(log, steps)).toBe('START #0: step\nEND #0: failed (exit 4)\nSTART #1: step\nnoise ***\nEND #1: succeeded (exit 0)\n');
   });
 });
