@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runOutput } from './helpers/log-output.js';
 import { createTestDatabase } from './helpers/test-database.js';
 import { api } from './helpers/api-client.js';
 import { furrow, furrowStart } from './helpers/furrow-process.js';
@@ -73,7 +74,7 @@ describe('furrow start with the embedded database', () => {
     });
     const q = await api(again.url, token, 'GET', `/api/v1/runs/${quickRun.body.id}`);
     expect(q.body.status).toBe('succeeded');
-    expect((await api(again.url, token, 'GET', `/api/v1/runs/${quickRun.body.id}/log`)).body).toBe('started\nfinished\n');
+    expect(runOutput((await api(again.url, token, 'GET', `/api/v1/runs/${quickRun.body.id}/log`)).body)).toBe('started\nfinished\n');
     const s = await api(again.url, token, 'GET', `/api/v1/runs/${slowRun.body.id}`);
     expect(s.body.status).toBe('canceled');
     expect((await api(again.url, token, 'GET', '/api/v1/organizations')).body.items.map((o: { name: string }) => o.name)).toEqual(['acme']);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.js';
+import { runOutput } from './helpers/log-output.js';
 import { freePort, startRunner, type RunnerProcess } from './helpers/runner-process.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
@@ -58,7 +59,7 @@ describe('a database restart', () => {
       const jobs = (await t.api('GET', `/api/v1/runs/${runId}/jobs`)).body.items;
       expect(jobs.map((j: any) => [j.attempt, j.status, j.error]), who).toEqual([[1, 'succeeded', null]]);
       expect(run.status, who).toBe('succeeded');
-      const stored = (await t.api('GET', `/api/v1/runs/${runId}/log`)).text;
+      const stored = runOutput((await t.api('GET', `/api/v1/runs/${runId}/log`)).text);
       expect(stored.length, who).toBe(expected(who).length);
       expect(stored, who).toBe(expected(who));
     }

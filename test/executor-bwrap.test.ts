@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runOutput } from './helpers/log-output.js';
 import { loadConfig } from '../src/config/load-config.js';
 import type { JobSpec } from '../src/protocol/messages.js';
 import { detectCgroups } from '../src/runner/cgroups.js';
@@ -256,6 +257,6 @@ describe.skipIf(!available)('bwrap executor in a Furrow instance', () => {
     const run = await t.waitForRun(res.body.id);
     const log = await t.api('GET', `/api/v1/runs/${res.body.id}/log`);
     expect(run.status, log.text).toBe('succeeded');
-    expect(log.text).toBe(`hello from the sandbox\nuid ${jobUid}\n`);
+    expect(runOutput(log.text)).toBe(`hello from the sandbox\nuid ${jobUid}\n`);
   });
 });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { jobOutput, runOutput } from './helpers/log-output.js';
 import { PROTOCOL_VERSION, type RegisterMessage, type RunnerRequest, type ServerReply } from '../src/protocol/messages.js';
 import { RUNNER_RESTARTED_ERROR } from '../src/server/dispatch/runner-gateway.js';
 import { RUNNER_LOST_ERROR, expireJobs } from '../src/server/runs/expire-jobs.js';
@@ -154,14 +155,14 @@ describe('runner protocol and leases', () => {
     expect(after.body.status).toBe('failed');
     const job = (await t.api('GET', `/api/v1/runs/${runId}/jobs`)).body.items[0];
     expect(job).toMatchObject({ status: 'runner_lost', error: RUNNER_LOST_ERROR, attempt: 1, retried: false });
-    expect((await t.api('GET', `/api/v1/runs/${runId}/log`)).text).toBe('partial output\n');
+    expect(runOutput((await t.api('GET', `/api/v1/runs/${runId}/log`)).text)).toBe('partial output\n');
 
     // A late word from the lost runner changes nothing: terminal states are final.
     const late = await channel.request({ type: 'log', jobId, offset: 15, data: Buffer.from('too late\n') });
     expect(late).toMatchObject({ type: 'ack', cancel: true, end: 15 });
     await channel.request({ type: 'done', jobId, status: 'succeeded', exitCode: 0 });
     expect((await t.api('GET', `/api/v1/runs/${runId}`)).body.status).toBe('failed');
-    expect((await t.api('GET', `/api/v1/runs/${runId}/log`)).text).toBe('partial output\n');
+    expect(runOutput((await t.api('GET', `/api/v1/runs/${runId}/log`)).text)).toBe('partial output\n');
     await channel.close();
   });
 
@@ -189,8 +190,8 @@ describe('runner protocol and leases', () => {
       [1, 'runner_lost', true, null],
       [2, 'succeeded', false, jobId],
     ]);
-    expect((await t.api('GET', `/api/v1/jobs/${jobId}/log`)).text).toBe('attempt one\n');
-    expect((await t.api('GET', `/api/v1/runs/${runId}/log`)).text).toBe('attempt two\n');
+    expect(jobOutput((await t.api('GET', `/api/v1/jobs/${jobId}/log`)).text)).toBe('attempt one\n');
+    expect(runOutput((await t.api('GET', `/api/v1/runs/${runId}/log`)).text)).toBe('attempt two\n');
     const activities = await t.api('GET', `/api/v1/projects/${(await t.api('GET', `/api/v1/runs/${runId}`)).body.projectId}/activities?type=job.*`);
     expect(activities.body.items[0]).toMatchObject({ type: 'job.retried', payload: { previousJobId: jobId, attempt: 2, reason: 'runner_lost' } });
     await Promise.all([first.close(), second.close()]);

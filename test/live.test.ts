@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobOutput } from './helpers/log-output.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 let t: TestInstance;
@@ -78,22 +79,26 @@ describe('live updates over WebSocket', () => {
       expected += Buffer.from(m.data, 'base64').byteLength;
     }
     const text = Buffer.concat(logs.map((m) => Buffer.from(m.data, 'base64'))).toString();
-    const stored = await t.api('GET', `/api/v1/runs/${runId}/log`);
+    const stored = await t.api('GET', `/api/v1/jobs/${jobId}/log`);
     expect(text).toBe(stored.text);
-    expect(text).toBe(Array.from({ length: 40 }, (_, i) => `line ${i + 1}\n`).join(''));
+    expect(jobOutput(text)).toBe(Array.from({ length: 40 }, (_, i) => `line ${i + 1}\n`).join(''));
     expect(msgs.at(-1)).toMatchObject({ type: 'log-end', jobId, size: expected, status: 'succeeded' });
   });
 
   it('resumes a log from an offset', async () => {
     const { runId, jobId } = await runningJob('printf "abcdefghij"');
     await t.waitForRun(runId);
+    // Six bytes into the step's output, past the marker before it.
+    const stored = (await t.api('GET', `/api/v1/jobs/${jobId}/log`)).text;
+    const offset = stored.indexOf('abcdefghij') + 6;
     const ws = await t.live();
     const done = collect(ws, (m) => m.type === 'log-end');
-    ws.send(JSON.stringify({ type: 'subscribe', channel: 'log', jobId, offset: 6 }));
+    ws.send(JSON.stringify({ type: 'subscribe', channel: 'log', jobId, offset }));
     const msgs = await done;
     ws.close();
     const text = msgs.filter((m) => m.type === 'log').map((m) => Buffer.from(m.data, 'base64').toString()).join('');
-    expect(text).toBe('ghij');
+    expect(text).toBe(stored.slice(offset));
+    expect(jobOutput(text)).toMatch(/^ghij\n/);
   });
 
   it('pushes run status changes until the run finishes', async () => {

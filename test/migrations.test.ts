@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runOutput } from './helpers/log-output.js';
 import { openDatabase } from '../src/db/database.js';
 import { listMigrations, migrate, pendingMigrations } from '../src/db/migrate.js';
 import { createTestDatabase } from './helpers/test-database.js';
@@ -55,7 +56,7 @@ describe('restart', () => {
       activities: (await t.api('GET', `/api/v1/projects/${projectId}/activities`)).body,
     });
     const before = await snapshot(first);
-    expect(before.log).toBe('kept\n');
+    expect(runOutput(before.log)).toBe('kept\n');
     await first.stop(false);
 
     const second = await startTestInstance({}, { databaseUrl: first.databaseUrl, dataDir: first.dataDir });

@@ -3,6 +3,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { jobOutput, runOutput } from './helpers/log-output.js';
 import WebSocket from 'ws';
 import { PROTOCOL_VERSION } from '../src/protocol/messages.js';
 import { furrow } from './helpers/furrow-process.js';
@@ -43,7 +44,7 @@ async function queue(script: string, labels: string[], extra: Record<string, unk
 const jobsOf = async (runId: string) => (await t.api('GET', `/api/v1/runs/${runId}/jobs`)).body.items as any[];
 const runnerNamed = async (name: string) => ((await t.api('GET', '/api/v1/runners')).body.items as any[]).filter((r) => r.name === name);
 
-const logOf = async (runId: string) => (await t.api('GET', `/api/v1/runs/${runId}/log`)).text;
+const logOf = async (runId: string) => runOutput((await t.api('GET', `/api/v1/runs/${runId}/log`)).text);
 
 describe('remote runners', () => {
   it('registers with a token, keeps its own credential, runs jobs as an unprivileged user, and reuses the credential', async () => {
@@ -144,7 +145,7 @@ describe('remote runners', () => {
       [2, 'succeeded', 'rescuer'],
     ]);
     expect(jobs[0].error).toMatch(/stopped renewing its lease/);
-    expect((await t.api('GET', `/api/v1/jobs/${first.id}/log`)).text).toBe('attempt 1\n');
+    expect(jobOutput((await t.api('GET', `/api/v1/jobs/${first.id}/log`)).text)).toBe('attempt 1\n');
     expect(await logOf(runId)).toBe('attempt 2\nfinished\n');
   });
 
@@ -269,7 +270,7 @@ describe('remote runners', () => {
       const { workflowId } = await t.workflow('echo across instances', { labels: ['scale'] });
       const run = await other.api('POST', `/api/v1/workflows/${workflowId}/runs`, {});
       expect((await other.waitForRun(run.body.id)).status).toBe('succeeded');
-      expect((await other.api('GET', `/api/v1/runs/${run.body.id}/log`)).text).toBe('across instances\n');
+      expect(runOutput((await other.api('GET', `/api/v1/runs/${run.body.id}/log`)).text)).toBe('across instances\n');
 
       const slow = await t.workflow('echo waiting; sleep 60', { labels: ['scale'] });
       const long = await other.api('POST', `/api/v1/workflows/${slow.workflowId}/runs`, {});

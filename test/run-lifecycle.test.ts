@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseMarker } from '../src/domain/log-markers.js';
+import { jobOutput, runJobs, runOutput } from './helpers/log-output.js';
 import { processesWithEnv } from './helpers/processes.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
@@ -43,8 +45,11 @@ describe('run lifecycle', () => {
   it('reads the log from a byte offset', async () => {
     const { runId } = await startRun('printf "0123456789"');
     await t.waitForRun(runId);
-    expect((await t.api('GET', `/api/v1/runs/${runId}/log?offset=4`)).text).toBe('456789');
-    expect((await t.api('GET', `/api/v1/runs/${runId}/log?offset=99`)).text).toBe('');
+    const whole = (await t.api('GET', `/api/v1/runs/${runId}/log`)).text;
+    expect(runOutput(whole)).toBe('0123456789\n'); // the end marker starts a line of its own
+    const at = whole.indexOf('0123456789') + 4;
+    for (const offset of [4, at, whole.length - 3]) expect((await t.api('GET', `/api/v1/runs/${runId}/log?offset=${offset}`)).text).toBe(whole.slice(offset));
+    expect((await t.api('GET', `/api/v1/runs/${runId}/log?offset=${whole.length + 99}`)).text).toBe('');
   });
 
   it('keeps a large log byte for byte, stored compressed where it compresses', async () => {
@@ -52,12 +57,13 @@ describe('run lifecycle', () => {
     const { runId } = await startRun('seq -f "line %07.0f of a long build log" 1 100000\nhead -c 49152 /dev/urandom | base64 -w 0\necho');
     expect((await t.waitForRun(runId)).status).toBe('succeeded');
     const log = (await t.api('GET', `/api/v1/runs/${runId}/log`)).text;
-    const lines = log.split('\n');
+    const [jobLog] = runJobs(log);
+    const lines = jobOutput(jobLog!.log).split('\n');
     expect(lines[0]).toBe('line 0000001 of a long build log');
     expect(lines[99_999]).toBe('line 0100000 of a long build log');
     expect(lines[100_000]).toMatch(/^[A-Za-z0-9+/=]{65536}$/);
     const job = await jobOf(runId);
-    expect(job.logSize).toBe(Buffer.byteLength(log));
+    expect(job.logSize).toBe(Buffer.byteLength(jobLog!.log));
     // Reading from an offset inside a compressed chunk.
     const tail = await t.api('GET', `/api/v1/runs/${runId}/log?offset=${33 * 50_000}`);
     expect(tail.text).toBe(log.slice(33 * 50_000));
@@ -78,7 +84,11 @@ describe('run lifecycle', () => {
     expect(job.exitCode).toBe(7);
     expect(job.steps[0].exitCode).toBe(7);
     const log = await t.api('GET', `/api/v1/runs/${runId}/log`);
-    expect(log.text).toBe('before\n');
+    const jobs = runJobs(log.text);
+    expect(jobs.map((j) => j.jobId)).toEqual([job.id]);
+    expect(jobOutput(jobs[0]!.log)).toBe('before\n');
+    const marks = jobs[0]!.log.split('\n').map(parseMarker).filter((m) => m !== undefined);
+    expect(marks).toMatchObject([{ kind: 'start', stepId: job.steps[0].id }, { kind: 'end', stepId: job.steps[0].id, status: 'failed', reason: 'exit 7' }]);
   });
 
   it('does not pass the server environment to jobs, but the run environment and parameters', async () => {
@@ -89,7 +99,7 @@ describe('run lifecycle', () => {
     expect(res.status).toBe(202);
     await t.waitForRun(res.body.id);
     const log = await t.api('GET', `/api/v1/runs/${res.body.id}/log`);
-    expect(log.text).toBe('GREETING=hi TARGET=param HOME_SET=unset\n');
+    expect(runOutput(log.text)).toBe('GREETING=hi TARGET=param HOME_SET=unset\n');
   });
 
   it('times out a job, killing every process it started', async () => {

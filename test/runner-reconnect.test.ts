@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { runOutput } from './helpers/log-output.js';
 import { freePort, startRunner, type RunnerProcess } from './helpers/runner-process.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
@@ -43,7 +44,7 @@ describe.each(['websocket', 'http'])('runner reconnect over %s', (transport) => 
 
     const run = await t.waitForRun(runId, 30_000);
     expect(run.status).toBe('succeeded');
-    const log = (await t.api('GET', `/api/v1/runs/${runId}/log`)).text;
+    const log = runOutput((await t.api('GET', `/api/v1/runs/${runId}/log`)).text);
     expect(log.length).toBe(expected(60).length);
     expect(log).toBe(expected(60));
     expect(runner.output()).toMatch(/reconnected to the server/);
@@ -93,7 +94,7 @@ describe.each([
     const jobs = (await t.api('GET', `/api/v1/runs/${remoteRun}/jobs`)).body.items;
     expect(jobs.map((j: any) => [j.attempt, j.status, j.error])).toEqual([[1, 'succeeded', null]]);
     expect(run.status).toBe('succeeded');
-    expect((await t.api('GET', `/api/v1/runs/${remoteRun}/log`)).text).toBe(remoteLines(LINES));
+    expect(runOutput((await t.api('GET', `/api/v1/runs/${remoteRun}/log`)).text)).toBe(remoteLines(LINES));
     expect(runner.output()).toMatch(/reconnected to the server/);
     // The local job was canceled when the grace period ran out.
     expect((await t.api('GET', `/api/v1/runs/${localRun}`)).body.status).toBe('canceled');

@@ -55,7 +55,7 @@ describe('furrow start', () => {
     await furrow(['user', 'create', '--email', 'sig@example.com', '--password-stdin', '--admin'], env, 'a long password\n');
     const token = (await furrow(['token', 'create', '--email', 'sig@example.com', '--name', 't'], env)).stdout.trim();
     const runId = await queue(server.url, token, 'echo begun; sleep 120');
-    await until('the job to run', async () => (await api(server.url, token, 'GET', `/api/v1/runs/${runId}/log`)).body === 'begun\n');
+    await until('the job to run', async () => (await api(server.url, token, 'GET', `/api/v1/runs/${runId}/log`)).body.includes('begun\n'));
     const jobId = (await api(server.url, token, 'GET', `/api/v1/runs/${runId}/jobs`)).body.items[0].id;
     const postmaster = await postmasterPid(dataDir);
     expect(alive(postmaster)).toBe(true);
@@ -96,7 +96,7 @@ describe('furrow start', () => {
     const user = await createUser(handle.db, 'crash@example.com', 'a long password', true);
     const { token } = await createApiToken(handle.db, user.id, 't');
     const runId = await queue(crashed.url, token, 'echo begun; sleep 120');
-    await until('the job to run', async () => (await api(crashed.url, token, 'GET', `/api/v1/runs/${runId}/log`)).body === 'begun\n');
+    await until('the job to run', async () => (await api(crashed.url, token, 'GET', `/api/v1/runs/${runId}/log`)).body.includes('begun\n'));
     const jobId = (await api(crashed.url, token, 'GET', `/api/v1/runs/${runId}/jobs`)).body.items[0].id;
     crashed.child.kill('SIGKILL');
     await crashed.exited;

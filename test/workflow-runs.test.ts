@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { jobOutput, runJobs, runOutput } from './helpers/log-output.js';
 import { createBareRepo, git, pushCommit, type BareRepo } from './helpers/git-repos.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
@@ -98,8 +99,9 @@ async function jobsOf(runId: string): Promise<any[]> {
   return (await t.api('GET', `/api/v1/runs/${runId}/jobs`)).body.items;
 }
 
+/** What a job's steps wrote, without the step markers. */
 async function logOf(jobId: string): Promise<string> {
-  return (await t.api('GET', `/api/v1/jobs/${jobId}/log`)).text;
+  return jobOutput((await t.api('GET', `/api/v1/jobs/${jobId}/log`)).text);
 }
 
 /** The job's log as the live stream gives it, from offset 0 to its end. */
@@ -175,7 +177,7 @@ describe('workflow files from a repository', () => {
       for (const form of forms) expect(log).not.toContain(form);
       expect(log.match(/\*\*\*/g)?.length).toBeGreaterThanOrEqual(3);
     }
-    expect(streamed).toBe(stored);
+    expect(jobOutput(streamed)).toBe(stored);
     // continue-on-error kept the job going; the failure()-only step did not run.
     expect(byName.secrets.steps.map((s: any) => s.status)).toEqual(['succeeded', 'succeeded', 'failed', 'skipped', 'succeeded']); // checkout first
     expect(stored).toContain('still going');
@@ -244,17 +246,23 @@ describe('workflow files from a repository', () => {
     const run = await t.waitForRun((await t.api('POST', `/api/v1/workflows/${wf.body.id}/runs`, {})).body.id);
     expect(run.status).toBe('succeeded');
     expect((await jobsOf(run.id)).map((j) => [j.name, j.status])).toEqual([['one', 'succeeded'], ['two', 'skipped'], ['three', 'succeeded']]);
-    // The run's log is its jobs' logs one after the other; an offset counts through them.
+    // The run's log is its jobs' logs one after the other, each after its header; an offset counts through them.
     const whole = (await t.api('GET', `/api/v1/runs/${run.id}/log`)).text;
-    expect(whole).toBe('one\nthree\n');
-    expect((await t.api('GET', `/api/v1/runs/${run.id}/log?offset=5`)).text).toBe('hree\n');
+    const ids = (await jobsOf(run.id)).map((j) => j.id);
+    expect(runJobs(whole).map((j) => [j.jobId, j.title, jobOutput(j.log)])).toEqual([
+      [ids[0], 'one (attempt 1)', 'one\n'],
+      [ids[1], 'two (attempt 1)', ''],
+      [ids[2], 'three (attempt 1)', 'three\n'],
+    ]);
+    const at = whole.lastIndexOf('three\n') + 1;
+    expect((await t.api('GET', `/api/v1/runs/${run.id}/log?offset=${at}`)).text).toBe(whole.slice(at));
 
     // Re-running the whole run runs every job again, from the stored plan.
     const again = await t.waitForRun((await t.api('POST', `/api/v1/runs/${run.id}/rerun`, {})).body.id);
     expect(again).toMatchObject({ status: 'succeeded', rerunOf: run.id, number: run.number + 1 });
     const rerunJobs = await jobsOf(again.id);
     expect(rerunJobs.map((j) => [j.name, j.status, j.retryOf])).toEqual([['one', 'succeeded', null], ['two', 'skipped', null], ['three', 'succeeded', null]]);
-    expect((await t.api('GET', `/api/v1/runs/${again.id}/log`)).text).toBe('one\nthree\n');
+    expect(runOutput((await t.api('GET', `/api/v1/runs/${again.id}/log`)).text)).toBe('one\nthree\n');
     expect((await t.api('POST', `/api/v1/runs/${again.id}/rerun`, { failedOnly: true })).body.code).toBe('conflict'); // nothing failed
 
     // Inputs: defaults fill in, required and choice inputs are checked; a push-only workflow is not started by hand.
@@ -267,7 +275,7 @@ describe('workflow files from a repository', () => {
     const badChoice = await t.api('POST', `/api/v1/workflows/${inputs.body.id}/runs`, { parameters: { TARGET: 'x', LEVEL: 'loud' } });
     expect(badChoice.body.details).toEqual([{ field: 'parameters.LEVEL', message: 'must be one of info, debug' }]);
     const shown = await t.waitForRun((await t.api('POST', `/api/v1/workflows/${inputs.body.id}/runs`, { parameters: { TARGET: 'staging' } })).body.id);
-    expect((await t.api('GET', `/api/v1/runs/${shown.id}/log`)).text).toBe('info staging\n');
+    expect(runOutput((await t.api('GET', `/api/v1/runs/${shown.id}/log`)).text)).toBe('info staging\n');
     const pushOnly = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'push-only', definition: 'on: push\njobs:\n  a:\n    steps:\n      - run: true\n' });
     expect((await t.api('POST', `/api/v1/workflows/${pushOnly.body.id}/runs`, {})).body.code).toBe('not_manual');
 

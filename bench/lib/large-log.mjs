@@ -38,7 +38,7 @@ export async function measureLargeLog(api, probe, logRuns, server, log) {
   const piped = await repeat(FLOOR_LOG_REPEATS, () => floorLog(probe, true));
   const runs = await repeat(logRuns, (i) => {
     log(`large log through Furrow: run ${i + 1} of ${logRuns} (${LOG_BYTES} bytes)`);
-    return furrowLog(api, probe, server.pid);
+    return furrowLog(api, probe, server);
   });
   const big = {
     scriptMs: median(runs.map((r) => r.scriptMs)),
@@ -46,11 +46,11 @@ export async function measureLargeLog(api, probe, logRuns, server, log) {
     e2eMs: median(runs.map((r) => r.e2eMs)),
     rssGrowth: Math.max(...runs.map((r) => r.rssGrowth)),
     peakGrowth: runs.every((r) => r.peakGrowth !== undefined) ? Math.max(...runs.map((r) => r.peakGrowth)) : undefined,
-    sizesOk: runs.every((r) => r.logSize === LOG_BYTES),
-    logSize: runs[runs.length - 1].logSize,
+    sizesOk: runs.every((r) => r.outputBytes === LOG_BYTES),
+    outputBytes: runs[runs.length - 1].outputBytes,
   };
   log('reading the stored log back');
-  const download = await downloadLog(server, runs[runs.length - 1].runId);
+  const download = await downloadLog(server, runs[runs.length - 1].jobId);
   return {
     floorScriptMs: median(floors.map((f) => f.scriptMs)),
     floorWallMs: median(floors.map((f) => f.wallMs)),
@@ -95,7 +95,8 @@ async function floorLog({ file, timesFile }, throughCat = false) {
   return { scriptMs: await scriptElapsedMs(timesFile), wallMs };
 }
 
-async function furrowLog(api, { workflowId, timesFile }, serverPid) {
+async function furrowLog(api, { workflowId, timesFile }, server) {
+  const serverPid = server.pid;
   await unlink(timesFile).catch(() => undefined);
   const rss = sampleRss(serverPid);
   const cpuBefore = cpuSnapshot(serverPid);
@@ -113,12 +114,14 @@ async function furrowLog(api, { workflowId, timesFile }, serverPid) {
   const memory = rss.result();
   if (done.status !== 'succeeded') throw new BenchError(`the large-log run ended ${done.status}; ${await describeRun(api, run.id)}`);
   const job = (await api('GET', `/api/v1/runs/${run.id}/jobs`)).items[0];
+  const logSize = Number(job.logSize);
   return {
     runId: run.id,
+    jobId: job.id,
     scriptMs: await scriptElapsedMs(timesFile),
     jobMs: Date.parse(job.finishedAt) - Date.parse(job.startedAt),
     e2eMs,
-    logSize: Number(job.logSize),
+    outputBytes: logSize - (await markerBytes(server, job.id, logSize)),
     ...memory,
     cpu,
   };
@@ -172,17 +175,36 @@ function peakRssBytes(pid) {
   return m ? Number(m[1]) * 1024 : undefined;
 }
 
-/** Streams the stored log back and checks its length and last line (a check, not a target). */
-async function downloadLog({ baseUrl, token }, runId) {
+const logUrl = (baseUrl, jobId, offset = 0) => `${baseUrl}/api/v1/jobs/${jobId}/log?offset=${offset}`;
+
+/**
+ * The bytes of the step markers around the job's one step (docs/api.md, "Logs"): its first line
+ * and its last, read from the log's two ends only.
+ */
+async function markerBytes({ baseUrl, token }, jobId, logSize) {
+  const headers = { authorization: `Bearer ${token}` };
+  const head = await fetch(logUrl(baseUrl, jobId), { headers });
+  let first = Buffer.alloc(0);
+  for await (const chunk of head.body) {
+    first = Buffer.concat([first, chunk]);
+    if (first.includes(10)) break; // leaving the loop cancels the rest of the body
+  }
+  const tail = await (await fetch(logUrl(baseUrl, jobId, Math.max(0, logSize - 512)), { headers })).text();
+  const lines = tail.split('\n');
+  return first.indexOf(10) + 1 + Buffer.byteLength(lines[lines.length - 2] ?? '') + 1;
+}
+
+/** Streams the stored log back and checks its length and last line before the end marker (a check, not a target). */
+async function downloadLog({ baseUrl, token }, jobId) {
   const t0 = now();
-  const res = await fetch(`${baseUrl}/api/v1/runs/${runId}/log`, { headers: { authorization: `Bearer ${token}` } });
-  if (!res.ok) throw new BenchError(`GET /api/v1/runs/${runId}/log answered ${res.status}`);
+  const res = await fetch(logUrl(baseUrl, jobId), { headers: { authorization: `Bearer ${token}` } });
+  if (!res.ok) throw new BenchError(`GET /api/v1/jobs/${jobId}/log answered ${res.status}`);
   let bytes = 0;
   let tail = Buffer.alloc(0);
   for await (const chunk of res.body) {
     bytes += chunk.byteLength;
-    tail = Buffer.concat([tail, chunk]).subarray(-2 * LOG_LINE_BYTES);
+    tail = Buffer.concat([tail, chunk]).subarray(-4 * LOG_LINE_BYTES);
   }
-  const lastLine = tail.toString('utf8').trimEnd().split('\n').pop();
-  return { bytes, ms: now() - t0, lastLineOk: lastLine === LOG_LAST_LINE };
+  const lines = tail.toString('utf8').trimEnd().split('\n');
+  return { bytes, ms: now() - t0, lastLineOk: lines[lines.length - 2] === LOG_LAST_LINE };
 }

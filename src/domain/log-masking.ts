@@ -4,15 +4,16 @@ export const MIN_SECRET_LENGTH = 4;
 const MASK = Buffer.from('***');
 
 /**
- * The strings to mask for one secret: the value, the encodings a script commonly prints it in
- * (base64 with and without padding, base64url, URL and form encoding) and, for a multi-line value
- * such as an SSH key, each of its lines (tools print keys line by line, or re-indented).
+ * The strings to mask for one secret: the value, the forms a shell or a JSON encoder prints it in,
+ * the encodings a script commonly prints it in (base64 with and without padding, base64url, URL
+ * and form encoding) and, for a multi-line value such as an SSH key, each of its lines in its
+ * printed forms (tools print keys line by line, or re-indented).
  */
 export function secretForms(value: string): string[] {
   const base64 = Buffer.from(value, 'utf8').toString('base64');
   const uri = encodeURIComponent(value);
   const forms = [
-    value,
+    ...printedForms(value),
     base64,
     base64.replace(/=+$/, ''),
     Buffer.from(value, 'utf8').toString('base64url'),
@@ -21,8 +22,54 @@ export function secretForms(value: string): string[] {
     new URLSearchParams({ v: value }).toString().slice(2),
   ];
   const lines = value.split(/\r?\n/);
-  if (lines.length > 1) forms.push(...lines.map((line) => line.trim()));
+  if (lines.length > 1) forms.push(...lines.flatMap((line) => printedForms(line.trim())));
   return [...new Set(forms)].filter((f) => f.length >= MIN_SECRET_LENGTH);
+}
+
+/**
+ * Characters `printf %q` puts a backslash before; `~` only after `=` or `:` or at a word's start, `#`
+ * only there (see below). A value with a tab or a newline it prints ANSI-C quoted instead.
+ */
+const BACKSLASHED = /[ !"$&'()*,;<>?[\\\]^`{|}]|(?<=[=:])~/g;
+/** Escapes in bash's `$'…'` quoting that are not octal. */
+const ANSI_C: Record<string, string> = { '\x07': '\\a', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\v': '\\v', '\x1b': '\\E', '\\': '\\\\', "'": "\\'" };
+const JSON_SHORT: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * The value as a shell or a JSON encoder prints it, each without its enclosing quotes, so that a
+ * form also matches when the value is part of a longer quoted word: single-quoted (`set -x`,
+ * `${v@Q}`), backslash-escaped (`printf %q`; a leading `#` or `~` gets a backslash there too, which
+ * the form leaves out, so that it matches both), double-quoted (`declare -p`), ANSI-C `$'…'` (all of
+ * them, for control characters; with octal bytes for non-ASCII outside a UTF-8 locale), and
+ * JSON-escaped (JSON.stringify; jq, which also escapes DEL; and with `\uXXXX` for non-ASCII).
+ */
+function printedForms(value: string): string[] {
+  return [
+    value,
+    value.replace(/'/g, "'\\''"),
+    value.replace(BACKSLASHED, '\\$&'),
+    value.replace(/["\\$`]/g, '\\$&'),
+    ansiC(value, false),
+    ansiC(value, true),
+    ...[false, true].flatMap((del) => [json(value, del, false), json(value, del, true)]),
+  ];
+}
+
+const octal = (bytes: Buffer) => [...bytes].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+
+function ansiC(value: string, octalNonAscii: boolean): string {
+  return value.replace(/[\p{Cc}\\']|[^\x00-\x7f]/gu, (c) => {
+    if (c > '\x7f' && !octalNonAscii && !/\p{Cc}/u.test(c)) return c;
+    return ANSI_C[c] ?? octal(Buffer.from(c, 'utf8'));
+  });
+}
+
+function json(value: string, escapeDel: boolean, ascii: boolean): string {
+  return value.replace(/["\\\x00-\x1f\x7f-\uffff]/g, (c) => {
+    const code = c.charCodeAt(0);
+    if ((code === 0x7f && !escapeDel) || (code > 0x7f && !ascii)) return c;
+    return JSON_SHORT[c] ?? `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }
 
 /** A masked byte range; `continued` when its `***` went out with an earlier push. */

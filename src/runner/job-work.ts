@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { stepEndLine, stepStartLine, type StepEnd } from '../domain/log-markers.js';
 import type { FinalStatus, JobSpec } from '../protocol/messages.js';
 import { downloadArtifacts, uploadArtifacts } from './artifacts.js';
 import { runCheckout } from './checkout.js';
@@ -28,6 +30,28 @@ export interface JobWork {
 
 const line = (text: string) => Buffer.from(`${text}\n`);
 
+/** Ends a step's section of the log: writes its end marker. */
+type EndMark = (end: Omit<StepEnd, 'durationMs'>) => void;
+
+/**
+ * Writes the start marker of a step (see domain/log-markers.ts) under the job's key, drawn here
+ * and never passed to the job's processes, so their output cannot pass for a marker.
+ */
+function stepMarker(w: JobWork): (id: string, name: string) => EndMark {
+  const key = randomBytes(8).toString('hex');
+  return (id, name) => {
+    w.output.mark(stepStartLine(key, id, name));
+    const started = performance.now();
+    return (end) => w.output.mark(stepEndLine(key, id, { ...end, durationMs: performance.now() - started }));
+  };
+}
+
+/** The end of a step the job's cancel or timeout ended. */
+function abortedEnd(job: JobContext, exitCode: number | null): Omit<StepEnd, 'durationMs'> {
+  const status = job.signal.reason as FinalStatus;
+  return { status, exitCode, timedOutAfterSeconds: job.spec.timeoutSeconds, jobTimedOut: true };
+}
+
 /** The outcome of an aborted job: the abort's reason (canceled or timed_out). */
 function abortedOutcome(job: JobContext): JobOutcome {
   const status = job.signal.reason as FinalStatus;
@@ -43,26 +67,29 @@ function abortedOutcome(job: JobContext): JobOutcome {
 export async function runJobWork(w: JobWork): Promise<JobOutcome> {
   const { job, output } = w;
   const { spec } = job;
+  const mark = stepMarker(w);
   const transfer = { serverUrl: w.serverUrl, spec, workspace: job.workspace, user: w.user, output: (d: Buffer) => output.write(d), signal: job.signal };
   if (spec.checkout) {
-    const failed = await checkout(w, spec.checkout);
+    const failed = await checkout(w, spec.checkout, mark(spec.checkout.stepId, `checkout ${spec.checkout.commit.slice(0, 12)}`));
     if (failed) return failed;
   }
   if (spec.artifacts.download.length > 0) {
-    const failed = await transferStep(w, () => downloadArtifacts(transfer));
+    const failed = await transferStep(w, mark('artifacts-download', 'download artifacts'), () => downloadArtifacts(transfer));
     if (failed) return failed;
   }
-  const outcome = await runSteps(w);
-  if (outcome.status === 'succeeded' && spec.artifacts.upload.length > 0) return (await transferStep(w, () => uploadArtifacts(transfer))) ?? outcome;
+  const outcome = await runSteps(w, mark);
+  if (outcome.status === 'succeeded' && spec.artifacts.upload.length > 0) {
+    return (await transferStep(w, mark('artifacts-upload', 'upload artifacts'), () => uploadArtifacts(transfer))) ?? outcome;
+  }
   return outcome;
 }
 
-async function checkout(w: JobWork, checkoutSpec: NonNullable<JobSpec['checkout']>): Promise<JobOutcome | undefined> {
+async function checkout(w: JobWork, checkoutSpec: NonNullable<JobSpec['checkout']>, end: EndMark): Promise<JobOutcome | undefined> {
   const { job, output } = w;
   const reported = w.report(checkoutSpec.stepId, 'running');
   const r = await runCheckout(checkoutSpec, { workspace: job.workspace, scratch: job.scratch, user: w.user, output: (d) => output.write(d), signal: job.signal });
-  output.endOfStep();
   const status: FinalStatus = job.signal.aborted ? (job.signal.reason as FinalStatus) : r.exitCode === 0 ? 'succeeded' : 'failed';
+  end(job.signal.aborted ? abortedEnd(job, r.exitCode) : { status, exitCode: r.exitCode });
   await Promise.all([reported, w.flush()]);
   await w.report(checkoutSpec.stepId, status, r.exitCode);
   if (job.signal.aborted) return abortedOutcome(job);
@@ -70,21 +97,24 @@ async function checkout(w: JobWork, checkoutSpec: NonNullable<JobSpec['checkout'
 }
 
 /** Runs an artifact transfer; a failure fails the job with its message, also written to the log. */
-async function transferStep(w: JobWork, transfer: () => Promise<void>): Promise<JobOutcome | undefined> {
+async function transferStep(w: JobWork, end: EndMark, transfer: () => Promise<void>): Promise<JobOutcome | undefined> {
   try {
     await transfer();
+    end({ status: 'succeeded', exitCode: 0 });
     return undefined;
   } catch (err) {
-    if (w.job.signal.aborted) return abortedOutcome(w.job);
+    if (w.job.signal.aborted) {
+      end(abortedEnd(w.job, null));
+      return abortedOutcome(w.job);
+    }
     const message = (err as Error).message;
     w.output.write(line(message));
+    end({ status: 'failed', exitCode: null });
     return { status: 'failed', exitCode: null, error: message };
-  } finally {
-    w.output.endOfStep();
   }
 }
 
-async function runSteps(w: JobWork): Promise<JobOutcome> {
+async function runSteps(w: JobWork, mark: (id: string, name: string) => EndMark): Promise<JobOutcome> {
   const { job, output, executor } = w;
   let outcome: JobOutcome = { status: 'succeeded', exitCode: 0 };
   for (const step of job.spec.steps) {
@@ -101,10 +131,12 @@ async function runSteps(w: JobWork): Promise<JobOutcome> {
     // Reported while the step starts, not before: the answer is awaited before the outcome is sent.
     const reported = w.report(step.id, 'running');
     reported.catch(() => undefined);
+    const end = mark(step.id, step.name);
     try {
       const r = await executor.runStep({ ...job, signal: stepAbort.signal, step, output });
-      output.endOfStep();
       const stepStatus: FinalStatus = stepAbort.signal.aborted ? (stepAbort.signal.reason as FinalStatus) : r.exitCode === 0 ? 'succeeded' : 'failed';
+      if (job.signal.aborted) end(abortedEnd(job, r.exitCode));
+      else end({ status: stepStatus, exitCode: r.exitCode, signal: r.signal, timedOutAfterSeconds: step.timeoutSeconds });
       await Promise.all([reported, w.flush()]);
       await w.report(step.id, stepStatus, r.exitCode);
       if (job.signal.aborted) break;
@@ -113,6 +145,9 @@ async function runSteps(w: JobWork): Promise<JobOutcome> {
         const error = stepStatus === 'timed_out' ? `step "${step.name}" timed out after ${step.timeoutSeconds}s` : r.exitCode === null ? `killed by ${r.signal}` : undefined;
         outcome = { status: stepStatus, exitCode: r.exitCode, error };
       }
+    } catch (err) {
+      end({ status: 'failed', exitCode: null });
+      throw err;
     } finally {
       clearTimeout(timer);
       job.signal.removeEventListener('abort', onJobAbort);

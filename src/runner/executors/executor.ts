@@ -1,8 +1,15 @@
 import type { JobSpec } from '../../protocol/messages.js';
 
-/** Where a step's output goes; `write` returning false asks the producer to pause until `drain`. */
+/** Which of a process's streams a piece of output came from. */
+export type OutputStream = 'stdout' | 'stderr';
+
+/**
+ * Where a step's output goes; `write` returning false asks the producer to pause until `drain`.
+ * `stream` (stdout when left out) keeps a secret split across writes on one stream maskable when
+ * the other stream writes between its halves.
+ */
 export interface OutputSink {
-  write(data: Buffer): boolean;
+  write(data: Buffer, stream?: OutputStream): boolean;
   once(event: 'drain', listener: () => void): unknown;
 }
 

@@ -77,9 +77,9 @@ export async function spawnStep(ctx: StepContext, argv: string[], options: Spawn
   exited.catch(() => undefined); // awaited below, after the cgroup is entered; this keeps an early failure handled
   const marker = `FURROW_JOB_ID=${ctx.spec.jobId}`;
   const streams = [child.stdout!, child.stderr!];
-  for (const s of streams) {
+  for (const [i, s] of streams.entries()) {
     s.on('data', (d: Buffer) => {
-      if (!ctx.output.write(d)) {
+      if (!ctx.output.write(d, i === 0 ? 'stdout' : 'stderr')) {
         for (const t of streams) t.pause();
         ctx.output.once('drain', () => streams.forEach((t) => t.resume()));
       }

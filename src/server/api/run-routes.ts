@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { AppError, notFound } from '../app-error.js';
@@ -144,11 +145,11 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
     async (req, reply) => {
       // The latest attempt of each job: a retried attempt's log stays readable at /jobs/:id/log.
       const jobs = await runLogJobs(db, req.params.id);
-      // The offset counts through the jobs' logs one after the other: skip the jobs it passes.
-      let offset = req.query.offset;
-      let first = 0;
-      while (first < jobs.length - 1 && offset >= jobs[first]!.logSize) offset -= jobs[first++]!.logSize;
-      return sendLog(reply, res, jobs.slice(first).map((j) => j.id), jobs.reduce((n, j) => n + j.logSize, 0), offset);
+      const log = res.logs.runLog(
+        jobs.map((j) => ({ id: j.id, logSize: j.logSize, title: `${j.name} (attempt ${j.attempt})` })),
+        req.query.offset,
+      );
+      return sendLog(reply, log.body, log.size);
     },
   );
 
@@ -157,7 +158,7 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
     { config: { access: { capability: 'run.read', scope: { kind: 'job', param: 'id' } } }, schema: { tags, summary: 'One job’s log as text, from a byte offset', params: IdParams, querystring: LogQuery } },
     async (req, reply) => {
       const job = await db.selectFrom('jobs').select('log_size').where('id', '=', req.params.id).executeTakeFirstOrThrow();
-      return sendLog(reply, res, [req.params.id], job.log_size, req.query.offset);
+      return sendLog(reply, res.logs.stream(req.params.id, req.query.offset), job.log_size);
     },
   );
 };
@@ -179,10 +180,10 @@ function waitingReasonOf(job: { status: string; notBefore: Date | string | null 
 }
 
 /** Streams logs page by page, so a 200 MB log never sits in memory. */
-function sendLog(reply: FastifyReply, res: Resources, jobIds: string[], size: number, offset: number) {
+function sendLog(reply: FastifyReply, body: Readable, size: number) {
   return reply
     .type('text/plain; charset=utf-8')
     .header('x-log-size', String(size))
     .header('cache-control', 'no-store')
-    .send(res.logs.stream(jobIds, offset));
+    .send(body);
 }

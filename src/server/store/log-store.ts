@@ -1,10 +1,22 @@
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { retryTransient } from '../../db/transient-error.js';
+import { jobHeaderLine } from '../../domain/log-markers.js';
 import { decodeChunk, encodeChunk, type EncodedChunk } from './log-encoding.js';
 
 /** Chunks read per query when streaming a log out: bounds memory whatever the log's size. */
 const PAGE_BYTES = 4 * 1024 * 1024;
+
+/** A piece of a streamed log: a fixed text, or a job's log up to `size` bytes. */
+type LogPart = { text: Buffer } | { jobId: string; size: number };
+const sizeOf = (p: LogPart) => ('text' in p ? p.text.byteLength : p.size);
+
+/** A job in a run's log: its header names its title and the `logSize` bytes of its log that follow. */
+export interface RunLogJob {
+  id: string;
+  logSize: number;
+  title: string;
+}
 
 export interface AppendResult {
   /** False when the chunk did not start where the stored log ends (a resend, or a gap). */
@@ -84,23 +96,47 @@ export class LogStore {
     return chunks.map((c, i) => (rows[i]!.offset < from ? c.subarray(from - rows[i]!.offset) : c));
   }
 
-  /** Streams the logs of the given jobs, one after the other, from a byte offset into the first. */
-  stream(jobIds: string[], from = 0): Readable {
+  /** Streams one job's log from a byte offset, up to its end when the stream gets there. */
+  stream(jobId: string, from = 0): Readable {
+    return this.streamParts([{ jobId, size: Infinity }], from);
+  }
+
+  /**
+   * A run's log: each job's header line (see domain/log-markers.ts), then exactly the `logSize`
+   * bytes of its log that the header names (what the server held when the request started), so
+   * that no output inside a log can pass for the next job's header. `from` counts through the
+   * whole text; `size` is its length.
+   */
+  runLog(jobs: RunLogJob[], from = 0): { size: number; body: Readable } {
+    const parts = jobs.flatMap((j): LogPart[] => [{ text: Buffer.from(jobHeaderLine(j.id, j.logSize, j.title)) }, { jobId: j.id, size: j.logSize }]);
+    const size = parts.reduce((n, p) => n + sizeOf(p), 0);
+    return { size, body: this.streamParts(parts, from) };
+  }
+
+  /** Streams fixed texts and job logs (each up to `size` bytes), one after the other, from a byte offset into them all. */
+  private streamParts(parts: LogPart[], from: number): Readable {
     const store = this;
     let index = 0;
     let offset = from;
+    while (index < parts.length - 1 && offset >= sizeOf(parts[index]!)) offset -= sizeOf(parts[index++]!);
     return new Readable({
       async read() {
         try {
-          while (index < jobIds.length) {
-            const chunks = await store.read(jobIds[index]!, offset);
-            if (chunks.length > 0) {
-              for (const c of chunks) offset += c.byteLength;
-              this.push(Buffer.concat(chunks));
+          for (; index < parts.length; index += 1, offset = 0) {
+            const part = parts[index]!;
+            if (offset >= sizeOf(part)) continue;
+            if ('text' in part) {
+              this.push(part.text.subarray(offset));
+              offset = part.text.byteLength;
               return;
             }
-            index += 1;
-            offset = 0;
+            const chunks = await store.read(part.jobId, offset, Math.min(PAGE_BYTES, part.size - offset));
+            const data = Buffer.concat(chunks).subarray(0, part.size - offset);
+            if (data.byteLength > 0) {
+              offset += data.byteLength;
+              this.push(data);
+              return;
+            }
           }
           this.push(null);
         } catch (err) {

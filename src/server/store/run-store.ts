@@ -119,7 +119,7 @@ export async function listJobsWithSteps(db: Db, runId: string, page: { limit: nu
 export function runLogJobs(db: Db, runId: string) {
   return db
     .selectFrom('jobs')
-    .select(['id', 'name', 'log_size as logSize'])
+    .select(['id', 'name', 'attempt', 'log_size as logSize'])
     .where('run_id', '=', runId)
     .where('retried', '=', false)
     .orderBy('created_at')
