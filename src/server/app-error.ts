@@ -4,6 +4,8 @@
  */
 export const ERROR_CODES = {
   unauthenticated: [401, 'Sign in or send an API token.'],
+  token_invalid: [401, 'This API token is not valid: it is mistyped, or it was revoked. Create a new one with "furrow token create" or POST /api/v1/tokens.'],
+  session_expired: [401, 'Your session has ended or was signed out; sign in again.'],
   invalid_credentials: [401, 'Email or password is wrong.'],
   forbidden: [403, 'Your role does not allow this.'],
   not_found: [404, 'Not found.'],
@@ -27,6 +29,7 @@ export const ERROR_CODES = {
   repository_key_pending: [409, 'The repository’s deploy key is still being generated; try again in a moment.'],
   repository_key_unreadable: [409, 'The repository’s deploy key cannot be opened with this instance’s secret key; run "furrow keys rekey-missing" and add the new public key to the forge.'],
   ref_not_found: [422, 'The repository has no such branch or tag.'],
+  commit_not_found: [422, 'The repository has no such commit.'],
   rate_limited: [429, 'Too many attempts; try again later.'],
   internal: [500, 'Something went wrong on the server.'],
 } as const satisfies Record<string, readonly [number, string]>;
