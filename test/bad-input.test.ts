@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PATTERN_WORDS } from '../src/server/api/schemas.js';
 import { createBareRepo } from './helpers/git-repos.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
@@ -117,6 +118,21 @@ describe('bad input', () => {
     const variable = await t.api('POST', `/api/v1/projects/${projectId}/environments`, { name: 'vars', variables: { 'BAD-NAME': 'v' } });
     expect(variable.body.details[0]).toEqual({ field: 'variables.BAD-NAME', message: 'is not an allowed name: use letters, digits and `_`, not starting with a digit' });
     for (const r of [res, commit, variable]) expect(r.body.message).not.toMatch(/\^|\$"|\[A-Z/);
+  });
+
+  it('has words for every pattern of the OpenAPI document', async () => {
+    const doc = (await t.api('GET', '/api/v1/openapi.json')).body;
+    const patterns = new Set<string>();
+    const walk = (node: unknown): void => {
+      if (!node || typeof node !== 'object') return;
+      const o = node as Record<string, unknown>;
+      if (typeof o.pattern === 'string') patterns.add(o.pattern);
+      if (o.patternProperties && typeof o.patternProperties === 'object') for (const k of Object.keys(o.patternProperties)) patterns.add(k);
+      Object.values(o).forEach(walk);
+    };
+    walk(doc);
+    expect(patterns.size).toBeGreaterThan(5);
+    expect([...patterns].filter((p) => !PATTERN_WORDS.has(p))).toEqual([]);
   });
 
   it('suggests the nearest known field for an unknown one', async () => {
