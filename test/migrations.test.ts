@@ -10,12 +10,18 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
+/** A fresh database, dropped after the tests, and a pool on it. */
+async function emptyDatabase() {
+  const database = await createTestDatabase();
+  cleanups.push(database.drop);
+  const handle = openDatabase(database.url, 2);
+  cleanups.push(() => handle.close());
+  return handle;
+}
+
 describe('migrations', () => {
   it('apply to an empty database, then again as a no-op', async () => {
-    const database = await createTestDatabase();
-    cleanups.push(database.drop);
-    const handle = openDatabase(database.url, 2);
-    cleanups.push(() => handle.close());
+    const handle = await emptyDatabase();
     const all = (await listMigrations()).map((m) => m.name);
     expect(all.length).toBeGreaterThan(0);
     expect(await pendingMigrations(handle.pool)).toEqual(all);
@@ -39,11 +45,7 @@ describe('migrations', () => {
 
 describe('0005 case-insensitive names', () => {
   it('keeps the oldest of names that differ only in case, renames the others, then refuses such names', async () => {
-    const database = await createTestDatabase();
-    cleanups.push(database.drop);
-    const handle = openDatabase(database.url, 2);
-    cleanups.push(() => handle.close());
-    const { pool } = handle;
+    const { pool } = await emptyDatabase();
     await pool.query('CREATE TABLE furrow_migrations (id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
     for (const m of (await listMigrations()).filter((x) => x.id < 5)) {
       await pool.query(m.sql);
