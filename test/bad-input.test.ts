@@ -1,5 +1,10 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PATTERN_WORDS } from '../src/server/api/schemas.js';
+import { createBareRepo } from './helpers/git-repos.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 let t: TestInstance;
@@ -68,6 +73,119 @@ describe('bad input', () => {
     expect(second.status).toBe(409);
     expect(second.body.code).toBe('conflict');
     expect(await counts()).toEqual(before);
+  });
+
+  it('names the object that already has a name, and counts names differing only in case as equal', async () => {
+    const first = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'Deploy', script: 'true' });
+    const before = await counts();
+    const second = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'deploy', script: 'true' });
+    expect(second.status).toBe(409);
+    expect(second.body.code).toBe('conflict');
+    expect(second.body.message).toContain(first.body.id);
+    expect(second.body.message).toContain('"Deploy"');
+    expect(second.body.message).toMatch(/letter case/);
+    expect(second.body.details[0].existing).toEqual({ id: first.body.id, name: 'Deploy' });
+    const org = await t.api('POST', '/api/v1/organizations', { name: `Acme-${Date.now()}` });
+    const afterOrg = await counts();
+    const orgAgain = await t.api('POST', '/api/v1/organizations', { name: org.body.name.toUpperCase() });
+    expect(orgAgain.status).toBe(409);
+    expect(orgAgain.body.details[0].existing.id).toBe(org.body.id);
+    expect(afterOrg.workflows).toBe(before.workflows);
+    expect(await counts()).toEqual(afterOrg);
+  });
+
+  it('keeps secret names exact: TOKEN and token are two secrets', async () => {
+    expect((await t.api('POST', `/api/v1/projects/${projectId}/secrets`, { name: 'TOKEN', value: 'one-value' })).status).toBe(201);
+    expect((await t.api('POST', `/api/v1/projects/${projectId}/secrets`, { name: 'token', value: 'two-value' })).status).toBe(201);
+    const again = await t.api('POST', `/api/v1/projects/${projectId}/secrets`, { name: 'TOKEN', value: 'three-value' });
+    expect(again.status).toBe(409);
+    expect(again.body.message).toMatch(/A secret named "TOKEN" already exists/);
+  });
+
+  it('lists the allowed values of an enum once', async () => {
+    const res = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'net', script: 'true', network: 'bridge' });
+    expect(res.status).toBe(400);
+    expect(res.body.details).toEqual([{ field: 'network', message: 'must be one of "default", "none"' }]);
+    expect(res.body.message.match(/"none"/g)).toHaveLength(1);
+  });
+
+  it('says in words what a pattern allows', async () => {
+    const res = await t.api('POST', '/api/v1/organizations', { name: ' padded ' });
+    expect(res.status).toBe(400);
+    expect(res.body.details).toEqual([{ field: 'name', message: 'must be text without spaces at its start or end' }]);
+    const commit = await t.api('POST', `/api/v1/workflows/${workflowId}/runs`, { commit: 'abc123' });
+    expect(commit.body.details[0].message).toBe('must be a full commit sha: 40 characters 0-9 and a-f');
+    const variable = await t.api('POST', `/api/v1/projects/${projectId}/environments`, { name: 'vars', variables: { 'BAD-NAME': 'v' } });
+    expect(variable.body.details[0]).toEqual({ field: 'variables.BAD-NAME', message: 'is not an allowed name: use letters, digits and `_`, not starting with a digit' });
+    for (const r of [res, commit, variable]) expect(r.body.message).not.toMatch(/\^|\$"|\[A-Z/);
+  });
+
+  it('has words for every pattern of the OpenAPI document', async () => {
+    const doc = (await t.api('GET', '/api/v1/openapi.json')).body;
+    const patterns = new Set<string>();
+    const walk = (node: unknown): void => {
+      if (!node || typeof node !== 'object') return;
+      const o = node as Record<string, unknown>;
+      if (typeof o.pattern === 'string') patterns.add(o.pattern);
+      if (o.patternProperties && typeof o.patternProperties === 'object') for (const k of Object.keys(o.patternProperties)) patterns.add(k);
+      Object.values(o).forEach(walk);
+    };
+    walk(doc);
+    expect(patterns.size).toBeGreaterThan(5);
+    expect([...patterns].filter((p) => !PATTERN_WORDS.has(p))).toEqual([]);
+  });
+
+  it('suggests the nearest known field for an unknown one', async () => {
+    const res = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'typo', sript: 'true' });
+    expect(res.status).toBe(400);
+    expect(res.body.details).toContainEqual({ field: 'sript', message: 'is not a known field; did you mean "script"?' });
+  });
+
+  it('says a uuid field wants a UUID, and a nullable one that null is fine too', async () => {
+    const res = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'u', script: 'true', repositoryId: 'nope' });
+    expect(res.body.details).toEqual([{ field: 'repositoryId', message: 'must be a UUID, or must be null' }]);
+  });
+
+  it('refuses a NUL character in any text of the body', async () => {
+    const before = await counts();
+    const res = await t.api('POST', `/api/v1/projects/${projectId}/environments`, { name: 'nul', variables: { A: 'x\u0000y' } });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('validation_failed');
+    expect(res.body.details).toEqual([{ field: 'variables.A', message: 'contains a NUL character' }]);
+    const query = await t.api('GET', `/api/v1/projects/${projectId}/secrets?environmentId=%00`);
+    expect(query.status).toBe(400);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('says a wrong or revoked token is not valid rather than asking to sign in', async () => {
+    const res = await t.api('GET', '/api/v1/me', undefined, 'furrow_mistyped');
+    expect(res.status).toBe(401);
+    expect(res.body.code).toBe('token_invalid');
+    expect(res.body.message).toMatch(/not valid: it is mistyped, or it was revoked/);
+    const cookie = await t.api('GET', '/api/v1/me', undefined, null, { cookie: 'furrow_session=gone' });
+    expect(cookie.status).toBe(401);
+    expect(cookie.body.code).toBe('session_expired');
+  });
+
+  it('answers a run at an unknown commit with 422 commit_not_found', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'furrow-bad-input-'));
+    try {
+      const repo = await createBareRepo(path.join(dir, 'repo.git'), { '.furrow/ci.yml': 'jobs:\n  build:\n    steps:\n      - run: "true"\n' });
+      const repository = await t.api('POST', `/api/v1/projects/${projectId}/repositories`, { name: 'code', url: repo.url });
+      const wf = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'from-file', repositoryId: repository.body.id, path: '.furrow/ci.yml' });
+      expect(wf.status).toBe(201);
+      // The deploy key is made and the access checked in the background, each with an activity: let them land first.
+      const background = `SELECT count(*)::int AS n FROM activities WHERE type IN ('repository.key_generated', 'repository.checked') AND subject_id = $1`;
+      await expect.poll(async () => (await client.query(background, [repository.body.id])).rows[0].n, { timeout: 10_000 }).toBe(2);
+      const before = await counts();
+      const res = await t.api('POST', `/api/v1/workflows/${wf.body.id}/runs`, { commit: 'f'.repeat(40) });
+      expect(res.status).toBe(422);
+      expect(res.body.code).toBe('commit_not_found');
+      expect(res.body.message).toContain('f'.repeat(40));
+      expect(await counts()).toEqual(before);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses an anonymous caller before looking at the body', async () => {

@@ -87,7 +87,7 @@ describe('API tokens', () => {
     expect((await t.api('DELETE', `/api/v1/tokens/${created.body.id}`, undefined, alice.token)).status).toBe(204);
     const revoked = await t.api('GET', '/api/v1/me', undefined, created.body.token);
     expect(revoked.status).toBe(401);
-    expect(revoked.body.code).toBe('unauthenticated');
+    expect(revoked.body.code).toBe('token_invalid');
     expect((await t.api('GET', '/api/v1/me', undefined, alice.token)).status).toBe(200);
     const { rows } = await pool.query('SELECT type, actor_user_id FROM activities WHERE subject_id = $1 ORDER BY id', [created.body.id]);
     expect(rows).toEqual([

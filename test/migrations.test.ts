@@ -11,12 +11,18 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
+/** A fresh database, dropped after the tests, and a pool on it. */
+async function emptyDatabase() {
+  const database = await createTestDatabase();
+  cleanups.push(database.drop);
+  const handle = openDatabase(database.url, 2);
+  cleanups.push(() => handle.close());
+  return handle;
+}
+
 describe('migrations', () => {
   it('apply to an empty database, then again as a no-op', async () => {
-    const database = await createTestDatabase();
-    cleanups.push(database.drop);
-    const handle = openDatabase(database.url, 2);
-    cleanups.push(() => handle.close());
+    const handle = await emptyDatabase();
     const all = (await listMigrations()).map((m) => m.name);
     expect(all.length).toBeGreaterThan(0);
     expect(await pendingMigrations(handle.pool)).toEqual(all);
@@ -35,6 +41,34 @@ describe('migrations', () => {
     cleanups.push(() => a.close(), () => b.close());
     const [ra, rb] = await Promise.all([migrate(a.pool), migrate(b.pool)]);
     expect([...ra, ...rb].sort()).toEqual((await listMigrations()).map((m) => m.name).sort());
+  });
+});
+
+describe('0005 case-insensitive names', () => {
+  it('keeps the oldest of names that differ only in case, renames the others, then refuses such names', async () => {
+    const { pool } = await emptyDatabase();
+    await pool.query('CREATE TABLE furrow_migrations (id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+    for (const m of (await listMigrations()).filter((x) => x.id < 5)) {
+      await pool.query(m.sql);
+      await pool.query('INSERT INTO furrow_migrations (id, name) VALUES ($1, $2)', [m.id, m.name]);
+    }
+    const org = async (name: string, at: string) => (await pool.query(`INSERT INTO organizations (name, created_at) VALUES ($1, $2) RETURNING id`, [name, at])).rows[0].id as string;
+    const oldest = await org('Acme', '2024-01-01');
+    const second = await org('acme', '2024-02-01');
+    const third = await org('ACME', '2024-03-01');
+    await pool.query(`INSERT INTO projects (organization_id, name) VALUES ($1, 'Web'), ($1, 'web'), ($2, 'web')`, [oldest, second]);
+    expect(await migrate(pool)).toContain('0005_case_insensitive_names');
+    const { rows } = await pool.query('SELECT id, name FROM organizations ORDER BY created_at');
+    expect(rows).toEqual([
+      { id: oldest, name: 'Acme' },
+      { id: second, name: `acme-${second.slice(0, 8)}` },
+      { id: third, name: `ACME-${third.slice(0, 8)}` },
+    ]);
+    const projects = await pool.query('SELECT organization_id, name FROM projects ORDER BY organization_id = $1 DESC, created_at, name', [oldest]);
+    expect(projects.rows.filter((r) => r.organization_id === oldest).map((r) => r.name.toLowerCase().slice(0, 3))).toEqual(['web', 'web']);
+    expect(new Set(projects.rows.filter((r) => r.organization_id === oldest).map((r) => r.name.toLowerCase())).size).toBe(2);
+    expect(projects.rows.find((r) => r.organization_id === second).name).toBe('web');
+    await expect(pool.query(`INSERT INTO organizations (name) VALUES ('aCmE')`)).rejects.toMatchObject({ code: '23505' });
   });
 });
 

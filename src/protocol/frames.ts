@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { JobStatus, RegisterMessage, type RunnerRequest, type ServerPush, type ServerReply } from './messages.js';
+import { JobStatus, RegisterMessage, Uuid, type RunnerRequest, type ServerPush, type ServerReply } from './messages.js';
 
 /**
  * The runner protocol on the wire (WebSocket frames, and HTTP bodies of the long-poll fallback).
@@ -9,7 +9,7 @@ import { JobStatus, RegisterMessage, type RunnerRequest, type ServerPush, type S
  * then the data. Server → runner: JSON text `{id, reply}` answering request `id`, or `{push}`.
  */
 
-const JobId = Type.String({ maxLength: 64 });
+const JobId = Uuid;
 const TextRequest = Type.Union([
   RegisterMessage,
   Type.Object({ type: Type.Literal('next'), waitMs: Type.Integer({ minimum: 0, maximum: 60_000 }) }),

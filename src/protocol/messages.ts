@@ -15,6 +15,9 @@ export function versionMismatch(version: number): string | undefined {
   return `The server speaks runner protocol ${PROTOCOL_VERSION} and this runner speaks ${version}: ${advice}.`;
 }
 
+/** Ids of jobs and steps: UUIDs, so that a garbled one is refused as a malformed frame, never asked of the database. */
+export const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' });
+
 export const JobStatus = Type.Union([Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('canceled'), Type.Literal('timed_out')]);
 export type FinalStatus = Static<typeof JobStatus>;
 
@@ -106,7 +109,7 @@ export const RegisterMessage = Type.Object({
   /** The runner's software version, shown in runner lists. */
   agentVersion: Type.String({ maxLength: 64 }),
   /** Jobs the runner is running now (after a reconnect): the reply says where each one's log stands. */
-  jobs: Type.Array(Type.String(), { maxItems: 256 }),
+  jobs: Type.Array(Uuid, { maxItems: 256 }),
 });
 export type RegisterMessage = Static<typeof RegisterMessage>;
 

@@ -4,6 +4,8 @@
  */
 export const ERROR_CODES = {
   unauthenticated: [401, 'Sign in or send an API token.'],
+  token_invalid: [401, 'This API token is not valid: it is mistyped, or it was revoked. Create a new one with "furrow token create" or POST /api/v1/tokens.'],
+  session_expired: [401, 'Your session has ended or was signed out; sign in again.'],
   invalid_credentials: [401, 'Email or password is wrong.'],
   forbidden: [403, 'Your role does not allow this.'],
   origin_mismatch: [403, 'Requests signed in by the session cookie must come from Furrow’s own origin.'],
@@ -47,6 +49,7 @@ export const ERROR_CODES = {
   ref_not_found: [422, 'The repository has no such branch or tag.'],
   too_many_jobs: [422, 'The workflow makes more jobs than one run may have.'],
   parameter_not_allowed: [400, 'A parameter names a variable that parameters may not set.'],
+  commit_not_found: [422, 'The repository has no such commit.'],
   rate_limited: [429, 'Too many attempts; try again later.'],
   internal: [500, 'Something went wrong on the server.'],
 } as const satisfies Record<string, readonly [number, string]>;

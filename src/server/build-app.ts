@@ -28,6 +28,7 @@ import { installErrorHandler } from './error-handler.js';
 import { LiveHub } from './live/live-hub.js';
 import { liveRoutes } from './live/live-routes.js';
 import { metricsPlugin } from './metrics-plugin.js';
+import { nulField } from './nul-field.js';
 import type { Resources } from './resources.js';
 
 /**
@@ -35,8 +36,8 @@ import type { Resources } from './resources.js';
  * strings and params are coerced, since they arrive as text.
  */
 function validators(app: FastifyInstance): void {
-  const strict = new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: true, strict: false });
-  const coercing = new Ajv({ removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true, strict: false });
+  const strict = new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: true, strict: false, verbose: true });
+  const coercing = new Ajv({ removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true, strict: false, verbose: true });
   addFormats.default(strict);
   addFormats.default(coercing);
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
@@ -51,17 +52,21 @@ export async function buildApp(res: Resources): Promise<FastifyInstance> {
     routerOptions: { ignoreTrailingSlash: true },
   });
   validators(app);
-  installErrorHandler(app);
+  installErrorHandler(app, res.database.db);
   // Bodies are JSON; an empty body counts as none, a malformed one is a 400 invalid_json.
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = (body as string).trim();
     if (text === '') return done(null, undefined);
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(text));
+      parsed = JSON.parse(text);
     } catch (err) {
-      done(new AppError('invalid_json', `The request body is not valid JSON: ${(err as Error).message}`), undefined);
+      return done(new AppError('invalid_json', `The request body is not valid JSON: ${(err as Error).message}`), undefined);
     }
+    const nul = nulField(parsed);
+    if (nul) return done(new AppError('validation_failed', `Invalid body: ${nul} contains a NUL character (\\u0000), which text may not hold.`, [{ field: nul, message: 'contains a NUL character' }]), undefined);
+    done(null, parsed);
   });
   // A POST without a body means "no options": validate it as {}.
   app.addHook('preValidation', async (req) => {

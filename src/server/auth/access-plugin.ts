@@ -52,6 +52,12 @@ export async function authenticate(db: Db, req: FastifyRequest, publicOrigin?: s
   return principalForSession(db, cookie);
 }
 
+/** Why a request has no caller: a token or session was sent but is not valid, or nothing was. */
+function missingPrincipal(req: FastifyRequest): AppError {
+  if (req.headers.authorization?.startsWith('Bearer ')) return new AppError('token_invalid');
+  return req.cookies[SESSION_COOKIE] ? new AppError('session_expired') : new AppError('unauthenticated');
+}
+
 /**
  * The caller's effective role on an object (`owner` for instance admins), or undefined when the
  * object does not exist or the caller may not see it.
@@ -124,7 +130,7 @@ export const accessPlugin = fp(async (app: FastifyInstance, opts: { db: Db; publ
       return;
     }
     const principal = await authenticate(opts.db, req, opts.publicOrigin);
-    if (!principal) throw new AppError('unauthenticated');
+    if (!principal) throw missingPrincipal(req);
     if (rule.capability === 'authenticated') {
       req.access = { principal, scope: undefined, role: null };
       return;

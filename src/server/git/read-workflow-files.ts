@@ -19,6 +19,11 @@ const WORKFLOW_FILE = /\.ya?ml$/;
 /** Fetches under way per cache: one at a time per repository in this process. */
 const fetching = new Map<string, Promise<unknown>>();
 
+/** The remote answers, but has no such commit (or does not let it be fetched). */
+export class CommitNotFoundError extends Error {
+  override name = 'CommitNotFoundError';
+}
+
 /** The bare repository under the data dir that caches the commits read of one repository. */
 export function gitCacheDir(dataDir: string, repositoryId: string): string {
   return path.join(dataDir, 'git', repositoryId);
@@ -57,7 +62,16 @@ async function fetchCommit(repo: GitRepository, commit: string, opts: GitReadOpt
     const present = await runGit(['-C', cache, 'cat-file', '-e', `${commit}^{commit}`], base).then(() => true, () => false);
     if (!present) {
       // The URL rather than a configured remote: it may have changed since the last fetch.
-      await withGitSshEnv(repo, (git) => runGit(['-C', cache, 'fetch', '--quiet', '--depth', '1', '--no-tags', '--', repo.url, commit], { env: git.env, timeoutSeconds: opts.timeoutSeconds }));
+      await withGitSshEnv(repo, async (git) => {
+        const remote = { env: git.env, timeoutSeconds: opts.timeoutSeconds };
+        try {
+          await runGit(['-C', cache, 'fetch', '--quiet', '--depth', '1', '--no-tags', '--', repo.url, commit], remote);
+        } catch (err) {
+          // A remote that answers ls-remote is reachable: then it is the commit that is missing.
+          if (!(err instanceof GitError) || !(await runGit(['ls-remote', '--heads', '--', repo.url], remote).then(() => true, () => false))) throw err;
+          throw new CommitNotFoundError(`The repository has no commit ${commit} that it lets be fetched (it must exist and be reachable from a branch or tag).`);
+        }
+      });
     }
     return cache;
   });

@@ -3,7 +3,7 @@ import { compileWorkflow } from '../../pipeline/compile-workflow.js';
 import type { CompiledWorkflow, WorkflowProblem } from '../../pipeline/workflow-model.js';
 import { AppError, notFound } from '../app-error.js';
 import { RefNotFoundError, resolveRefName } from '../git/resolve-ref.js';
-import { readWorkflowFile } from '../git/read-workflow-files.js';
+import { CommitNotFoundError, readWorkflowFile } from '../git/read-workflow-files.js';
 import { GitError } from '../git/run-git.js';
 import { repositoryRemote } from '../keys/repository-remote.js';
 import type { SecretBox } from '../secrets/secret-box.js';
@@ -75,6 +75,7 @@ export async function planWorkflowRun(opts: PlanOptions, workflowId: string, tar
     text = wf.path !== null ? await readWorkflowFile(remote, commit, wf.path, { dataDir: opts.dataDir, timeoutSeconds: opts.gitTimeoutSeconds }) : undefined;
   } catch (err) {
     if (err instanceof RefNotFoundError) throw new AppError('ref_not_found', err.message);
+    if (err instanceof CommitNotFoundError) throw new AppError('commit_not_found', err.message);
     if (err instanceof GitError) throw new AppError('repository_unreachable', `git could not read the repository: ${err.message}`);
     throw err;
   }
