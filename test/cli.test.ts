@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -113,6 +113,24 @@ describe('furrow commands', () => {
     const badFlag = await furrow(['token', 'create', '--email', 'x@example.com'], {});
     expect(badFlag.code).toBe(2);
     expect(badFlag.stderr).toMatch(/--name is required/);
+  });
+
+  it('prints its version, the one package.json declares', async () => {
+    const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) expect(await furrow([flag], {})).toEqual({ code: 0, stdout: `furrow ${version}\n`, stderr: '' });
+  });
+
+  it('suggests the closest flag for a misspelt one, in every command', async () => {
+    const cases: [string[], string][] = [
+      [['runner', '--lables', 'gpu'], 'furrow runner: unknown option --lables (did you mean "--labels"?)'],
+      [['user', 'create', '--emial', 'x@example.com'], 'furrow user: unknown option --emial (did you mean "--email"?)'],
+      [['token', 'create', '--nmae', 'x'], 'furrow token: unknown option --nmae (did you mean "--name"?)'],
+      [['doctor', '--fxi'], 'furrow doctor: unknown option --fxi (did you mean "--fix"?)'],
+      [['keys', 'rekey', '--yse'], 'furrow keys: unknown option --yse (did you mean "--yes"?)'],
+      [['start', '--port', '80'], 'furrow start: unknown option --port (this command takes none)'],
+      [['runner', '--url'], "furrow runner: Option '--url <value>' argument missing"],
+    ];
+    for (const [args, message] of cases) expect(await furrow(args, {}), args.join(' ')).toMatchObject({ code: 2, stderr: `${message}\n` });
   });
 
   it('exits with a clear message when the port is taken', async () => {

@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util';
 import { createApiToken, createUser, findUserByEmail } from '../server/store/account-store.js';
+import { parseFlags } from './parse-flags.js';
 import { UsageError } from './usage-error.js';
 import { withDatabase } from './with-database.js';
 
@@ -20,11 +20,7 @@ async function readStdin(): Promise<string> {
 }
 
 export async function userCommand(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { email: { type: 'string' }, 'password-stdin': { type: 'boolean' }, admin: { type: 'boolean' } },
-  });
+  const { positionals, values } = parseFlags(args, { email: { type: 'string' }, 'password-stdin': { type: 'boolean' }, admin: { type: 'boolean' } });
   if (positionals[0] !== 'create') throw new UsageError(userHelp);
   if (!values.email || !/^[^\s@]+@[^\s@]+$/.test(values.email)) throw new UsageError('--email must be an email address');
   if (!values['password-stdin']) throw new UsageError('--password-stdin is required: pass the password on standard input');
@@ -40,7 +36,7 @@ export async function userCommand(args: string[]): Promise<number> {
 }
 
 export async function tokenCommand(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { email: { type: 'string' }, name: { type: 'string' } } });
+  const { positionals, values } = parseFlags(args, { email: { type: 'string' }, name: { type: 'string' } });
   if (positionals[0] !== 'create') throw new UsageError(tokenHelp);
   if (!values.email) throw new UsageError('--email is required');
   if (!values.name) throw new UsageError('--name is required');

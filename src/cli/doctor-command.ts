@@ -1,6 +1,5 @@
 import { access, constants, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { SETTINGS } from '../config/config-schema.js';
 import { loadConfig, type Config } from '../config/load-config.js';
 import { openDatabase } from '../db/database.js';
@@ -8,6 +7,8 @@ import { pendingMigrations } from '../db/migrate.js';
 import { describeCgroups, detectCgroups } from '../runner/cgroups.js';
 import { createExecutor } from '../runner/executors/create-executor.js';
 import { assertReachable, ensureJobUser, findUseradd, lookupUser, runsAsRoot } from '../runner/job-user.js';
+import { parseFlags } from './parse-flags.js';
+import { UsageError } from './usage-error.js';
 import { reachDatabase } from './reach-database.js';
 
 export const doctorHelp = `Usage: furrow doctor [--fix]
@@ -110,7 +111,8 @@ async function cgroupsCheck(config: Config): Promise<Check> {
 }
 
 export async function doctorCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { fix: { type: 'boolean' } } });
+  const { positionals, values } = parseFlags(args, { fix: { type: 'boolean' } });
+  if (positionals.length > 0) throw new UsageError(doctorHelp);
   const config = loadConfig();
   if (values.fix) {
     const done = await fix(config);

@@ -1,5 +1,4 @@
 import { createInterface } from 'node:readline/promises';
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load-config.js';
 import type { Db } from '../db/database.js';
 import { openDeployKey } from '../server/keys/deploy-key-box.js';
@@ -8,6 +7,7 @@ import { SecretBox } from '../server/secrets/secret-box.js';
 import { canOpenSecret } from '../server/store/secret-store.js';
 import { migrateTaskQueue } from '../server/workers/start-workers.js';
 import { createLogger } from './create-logger.js';
+import { parseFlags } from './parse-flags.js';
 import { UsageError } from './usage-error.js';
 import { withDatabase } from './with-database.js';
 
@@ -68,7 +68,7 @@ async function confirm(question: string): Promise<boolean> {
 }
 
 export async function keysCommand(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { yes: { type: 'boolean', short: 'y' } } });
+  const { positionals, values } = parseFlags(args, { yes: { type: 'boolean', short: 'y' } });
   const [action] = positionals;
   if ((action !== 'rekey' && action !== 'rekey-missing') || positionals.length > 1) throw new UsageError(keysHelp);
   const config = loadConfig();

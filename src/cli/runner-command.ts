@@ -1,6 +1,5 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from '../config/load-config.js';
 import type { SettingName } from '../config/config-schema.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
@@ -12,6 +11,7 @@ import { RunnerAgent } from '../runner/runner-agent.js';
 import { UUID } from '../server/store/access-store.js';
 import { createRunnerToken, listRunners } from '../server/store/runner-store.js';
 import { createLogger } from './create-logger.js';
+import { parseFlags } from './parse-flags.js';
 import { UsageError } from './usage-error.js';
 import { withDatabase } from './with-database.js';
 
@@ -53,14 +53,10 @@ interface SavedCredential {
 }
 
 export async function runnerCommand(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      ...Object.fromEntries(Object.keys(FLAGS).map((f) => [f, { type: 'string' as const }])),
-      organization: { type: 'string' },
-      description: { type: 'string' },
-    },
+  const { positionals, values } = parseFlags(args, {
+    ...Object.fromEntries(Object.keys(FLAGS).map((f) => [f, { type: 'string' as const }])),
+    organization: { type: 'string' },
+    description: { type: 'string' },
   });
   if (positionals[0] === 'list') return listCommand();
   if (positionals[0] === 'token' && positionals[1] === 'create') return tokenCreate(values.organization, values.description);
