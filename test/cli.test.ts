@@ -1,11 +1,20 @@
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { rootStateDir } from '../src/config/state-dir.js';
+import { findCluster } from '../src/db/embedded-postgres.js';
+import { runsAsRoot } from '../src/runner/job-user.js';
 import { createTestDatabase } from './helpers/test-database.js';
-import { furrow, furrowStart } from './helpers/furrow-process.js';
+import { furrow, furrowEnv, furrowStart } from './helpers/furrow-process.js';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -35,6 +44,7 @@ describe('furrow start with the embedded database', () => {
   it('starts, serves, shuts down gracefully and keeps its data for the next start', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'furrow-cli-'));
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    cleanups.push(() => rm(rootStateDir(dataDir), { recursive: true, force: true }));
     const env = { FURROW_DATA_DIR: dataDir, FURROW_PORT: '0', FURROW_SHUTDOWN_GRACE_SECONDS: '1' };
 
     const server = await furrowStart(env);
@@ -69,7 +79,9 @@ describe('furrow start with the embedded database', () => {
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
     // …and the embedded PostgreSQL it started is stopped too.
-    expect(existsSync(path.join(dataDir, 'pg', 'postmaster.pid'))).toBe(false);
+    const cluster = await findCluster(dataDir);
+    expect(cluster).toBe(runsAsRoot() ? path.join(rootStateDir(dataDir), 'pg') : path.join(dataDir, 'pg'));
+    expect(existsSync(path.join(cluster!, 'postmaster.pid'))).toBe(false);
 
     // Offline, the CLI starts the embedded database itself.
     const offline = await furrow(['token', 'create', '--email', 'ada@example.com', '--name', 'offline'], env);
@@ -113,12 +125,12 @@ describe('furrow commands', () => {
     const badFlag = await furrow(['token', 'create', '--email', 'x@example.com'], {});
     expect(badFlag.code).toBe(2);
     expect(badFlag.stderr).toMatch(/--name is required/);
-  });
+  }, 120_000);
 
   it('prints its version, the one package.json declares', async () => {
     const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
     for (const flag of ['--version', '-V']) expect(await furrow([flag], {})).toEqual({ code: 0, stdout: `furrow ${version}\n`, stderr: '' });
-  });
+  }, 120_000);
 
   it('suggests the closest flag for a misspelt one, in every command', async () => {
     const cases: [string[], string][] = [
@@ -131,7 +143,31 @@ describe('furrow commands', () => {
       [['runner', '--url'], "furrow runner: Option '--url <value>' argument missing"],
     ];
     for (const [args, message] of cases) expect(await furrow(args, {}), args.join(' ')).toMatchObject({ code: 2, stderr: `${message}\n` });
-  });
+  }, 120_000);
+
+  it('makes no database except for start and migrate: the others name the data dir they looked in', async () => {
+    const parent = await mkdtemp(path.join(tmpdir(), 'furrow-nodata-'));
+    cleanups.push(() => rm(parent, { recursive: true, force: true }));
+    const missing = path.join(parent, 'missing');
+    const empty = path.join(parent, 'empty');
+    await mkdir(empty);
+    const commands: [string[], string?][] = [
+      [['user', 'create', '--email', 'ada@example.com', '--password-stdin'], 'a long password\n'],
+      [['token', 'create', '--email', 'ada@example.com', '--name', 'x']],
+      [['runner', 'list']],
+      [['runner', 'token', 'create']],
+      [['keys', 'rekey-missing']],
+    ];
+    for (const dataDir of [missing, empty]) {
+      for (const [args, stdin] of commands) {
+        const res = await furrow(args, { FURROW_DATA_DIR: dataDir }, stdin);
+        expect(res, args.join(' ')).toMatchObject({ code: 2, stderr: expect.stringContaining(`no Furrow database in ${dataDir} (FURROW_DATA_DIR): run "furrow start"`) });
+      }
+    }
+    expect(existsSync(missing)).toBe(false);
+    expect(await readdir(empty)).toEqual([]);
+    expect(existsSync(rootStateDir(missing))).toBe(false);
+  }, 120_000);
 
   it('exits with a clear message when the port is taken', async () => {
     const database = await createTestDatabase();
@@ -183,5 +219,74 @@ describe('furrow commands', () => {
     const broken = await furrow(['doctor'], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', FURROW_DATA_DIR: doctorDir });
     expect(broken.code).toBe(1);
     expect(broken.stdout).toMatch(/^FAIL\s+database/m);
-  });
+  }, 120_000);
+});
+
+/** Where a user's checkout of Furrow lives: a fresh 0700 directory, as `mktemp -d` makes it. */
+async function privateCheckout(owner: { uid: number; gid: number } | undefined): Promise<string> {
+  const home = await mkdtemp(path.join(tmpdir(), 'furrow-home-'));
+  cleanups.push(() => rm(home, { recursive: true, force: true }));
+  const checkout = path.join(home, 'furrow');
+  for (const part of ['bin', 'dist', 'package.json', 'src/db/migrations']) await cp(path.join(ROOT, part), path.join(checkout, part), { recursive: true });
+  await symlink(path.join(ROOT, 'node_modules'), path.join(checkout, 'node_modules'));
+  if (owner) await run('chown', ['-R', `${owner.uid}:${owner.gid}`, home]);
+  await chmod(home, 0o700);
+  return checkout;
+}
+
+describe('a checkout in a directory closed to other users', () => {
+  const owners = runsAsRoot() ? [{ name: 'root', ids: undefined }, { name: 'nobody', ids: { uid: 65534, gid: 65534 } }] : [{ name: 'this user', ids: undefined }];
+  for (const { name, ids } of owners) {
+    it(`starts with its defaults as ${name}, and runs a job`, async () => {
+      const checkout = await privateCheckout(ids);
+      const bin = path.join(checkout, 'bin', 'furrow.js');
+      const env = furrowEnv({ FURROW_PORT: '0', FURROW_SHUTDOWN_GRACE_SECONDS: '1' });
+      const cli = (args: string[], stdin = '') =>
+        new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
+          const child = spawn(process.execPath, [bin, ...args], { cwd: checkout, env, ...ids });
+          let stdout = '';
+          let stderr = '';
+          child.stdout.on('data', (d) => (stdout += d));
+          child.stderr.on('data', (d) => (stderr += d));
+          child.once('error', reject);
+          child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+          child.stdin.end(stdin);
+        });
+
+      const server = spawn(process.execPath, [bin, 'start'], { cwd: checkout, env, ...ids, stdio: ['ignore', 'pipe', 'pipe'] });
+      const exited = new Promise<number | null>((resolve) => server.once('exit', resolve));
+      cleanups.push(async () => {
+        if (server.exitCode === null) server.kill('SIGTERM');
+        await exited;
+        if (!ids) await rm(rootStateDir(path.join(checkout, '.furrow')), { recursive: true, force: true });
+      });
+      let output = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        const onData = (d: Buffer) => {
+          output += d;
+          const m = /Furrow is running at (\S+)/.exec(output);
+          if (m) resolve(m[1]!);
+        };
+        server.stdout.on('data', onData);
+        server.stderr.on('data', onData);
+        void exited.then((code) => reject(new Error(`furrow start exited (${code}):\n${output}`)));
+      });
+
+      expect(await cli(['user', 'create', '--email', 'ada@example.com', '--password-stdin', '--admin'], 'a long password\n')).toMatchObject({ code: 0 });
+      const token = (await cli(['token', 'create', '--email', 'ada@example.com', '--name', 'laptop'])).stdout.trim();
+      expect(token).toMatch(/^furrow_/);
+      const org = await api(url, token, 'POST', '/api/v1/organizations', { name: 'acme' });
+      const project = await api(url, token, 'POST', `/api/v1/organizations/${org.body.id}/projects`, { name: 'site' });
+      const workflow = await api(url, token, 'POST', `/api/v1/projects/${project.body.id}/workflows`, { name: 'hello', script: 'echo hi' });
+      const started = await api(url, token, 'POST', `/api/v1/workflows/${workflow.body.id}/runs`, {});
+      const done = await waitFor(url, token, started.body.id, (s) => !['queued', 'running'].includes(s));
+      expect(done.status, JSON.stringify(done)).toBe('succeeded');
+      expect((await api(url, token, 'GET', `/api/v1/runs/${started.body.id}/log`)).body).toBe('hi\n');
+
+      // Neither the checkout nor its parent was opened up for anyone else.
+      expect((await stat(path.dirname(checkout))).mode & 0o777).toBe(0o700);
+      server.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }, 180_000);
+  }
 });

@@ -10,7 +10,7 @@ Applies pending database migrations (each in its own transaction) and prints the
 
 export async function migrateCommand(): Promise<number> {
   const config = loadConfig();
-  const reached = await reachDatabase(config, () => undefined);
+  const reached = await reachDatabase(config, () => undefined, { create: true });
   const database = openDatabase(reached.url, 1);
   try {
     const applied = await migrate(database.pool);
