@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -114,7 +115,7 @@ describe('furrow commands', () => {
     const runnerHelp = await furrow(['runner', '--help'], {});
     expect(runnerHelp.stdout).toMatch(/furrow runner \[--url URL\] \[--token TOKEN\]/);
     const badUrl = await furrow(['runner', '--url', 'ftp://ci'], {});
-    expect(badUrl).toMatchObject({ code: 2, stderr: expect.stringContaining('--url must start with http:// or https://') });
+    expect(badUrl).toMatchObject({ code: 2, stderr: expect.stringContaining('--url (or FURROW_RUNNER_URL) must be a URL starting with http:// or https://') });
     const workDir = path.join(tmpdir(), `furrow-cli-${process.pid}`);
     const noToken = await furrow(['runner', '--url', 'http://127.0.0.1:9', '--work-dir', workDir], {});
     await rm(workDir, { recursive: true, force: true });
@@ -167,6 +168,37 @@ describe('furrow commands', () => {
     expect(existsSync(missing)).toBe(false);
     expect(await readdir(empty)).toEqual([]);
     expect(existsSync(rootStateDir(missing))).toBe(false);
+  }, 120_000);
+
+  it('runner errors name the server URL and the reason, and the flag a bad value came from', async () => {
+    const workDir = await mkdtemp(path.join(tmpdir(), 'furrow-runner-cli-'));
+    cleanups.push(() => rm(workDir, { recursive: true, force: true }));
+    // A port nobody listens on, and an HTTP server that is not Furrow.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const other = createHttpServer((_req, res) => res.writeHead(404).end('not here'));
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => other.close(resolve)));
+    const otherUrl = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
+    const runner = (url: string, ...more: string[]) => furrow(['runner', '--url', url, '--token', 'furrow_reg_x', '--work-dir', workDir, ...more], {});
+
+    const cases: [string, string][] = [
+      [`http://127.0.0.1:${closedPort}`, `cannot reach the server at http://127.0.0.1:${closedPort}: connection refused`],
+      ['http://furrow.invalid', 'cannot reach the server at http://furrow.invalid: DNS: cannot resolve the host name furrow.invalid'],
+      [`${otherUrl.replace('http:', 'https:')}/`, `cannot reach the server at ${otherUrl.replace('http:', 'https:')}: TLS: it does not speak TLS there`],
+      // The trailing slash goes: the route is …/api/v1/runners/register, not …//api/….
+      [`${otherUrl}/`, `the server at ${otherUrl} refused the registration (HTTP 404)`],
+    ];
+    for (const [url, message] of cases) expect(await runner(url), url).toMatchObject({ code: 1, stderr: expect.stringContaining(`furrow runner: ${message}`) });
+
+    const badCapacity = await runner(otherUrl, '--capacity', 'lots');
+    expect(badCapacity).toMatchObject({ code: 2, stderr: expect.stringContaining('--capacity (FURROW_RUNNER_CAPACITY) must be a whole number, got "lots"') });
+    const badLabel = await runner(otherUrl, '--labels', 'a b');
+    expect(badLabel.stderr).toContain('--labels (FURROW_RUNNER_LABELS): "a b" is not a label');
+    const fromEnv = await furrow(['runner', '--url', otherUrl, '--work-dir', workDir], { FURROW_RUNNER_CAPACITY: '0' });
+    expect(fromEnv).toMatchObject({ code: 2, stderr: expect.stringMatching(/^  - FURROW_RUNNER_CAPACITY must be between 1 and 256, got 0$/m) });
   }, 120_000);
 
   it('exits with a clear message when the port is taken', async () => {

@@ -1,6 +1,6 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { loadConfig, type Config } from '../config/load-config.js';
+import { ConfigError, loadConfig, type Config } from '../config/load-config.js';
 import type { SettingName } from '../config/config-schema.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { FURROW_VERSION } from '../protocol/version.js';
@@ -11,6 +11,7 @@ import { RunnerAgent } from '../runner/runner-agent.js';
 import { UUID } from '../server/store/access-store.js';
 import { createRunnerToken, listRunners } from '../server/store/runner-store.js';
 import { createLogger } from './create-logger.js';
+import { describeNetworkError } from './describe-network-error.js';
 import { parseFlags } from './parse-flags.js';
 import { UsageError } from './usage-error.js';
 import { withDatabase } from './with-database.js';
@@ -66,7 +67,23 @@ export async function runnerCommand(args: string[]): Promise<number> {
     const v = (values as Record<string, string | undefined>)[flag];
     if (v !== undefined) overrides[setting] = v;
   }
-  return runRunner(loadConfig(undefined, overrides));
+  return runRunner(loadConfigNaming(overrides));
+}
+
+/** loadConfig, whose problems with a setting given as a flag name the flag too. */
+function loadConfigNaming(overrides: Partial<Record<SettingName, string>>): Config {
+  try {
+    return loadConfig(undefined, overrides);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const flagOf = new Map(Object.entries(FLAGS).map(([flag, setting]) => [setting, flag]));
+    throw new ConfigError(
+      err.problems.map((p) => {
+        const setting = /^[A-Z_]+/.exec(p)?.[0] as SettingName | undefined;
+        return setting && overrides[setting] !== undefined ? `--${flagOf.get(setting)} (${setting})${p.slice(setting.length)}` : p;
+      }),
+    );
+  }
 }
 
 /** The runner's credential: the saved one for this URL, or a new one from registering with the token. */
@@ -74,24 +91,42 @@ async function credentialFor(config: Config, log: (msg: string) => void): Promis
   const { url, token, workDir, name, labels, capacity } = config.runner;
   const file = path.join(workDir, 'credential.json');
   const saved = await readFile(file, 'utf8').then((t) => JSON.parse(t) as SavedCredential, () => undefined);
-  if (saved && saved.url === url) return saved;
+  // Credentials saved before URLs were normalised may end in a slash.
+  if (saved && saved.url.replace(/\/+$/, '') === url) return { ...saved, url };
   if (!token) throw new UsageError(`no credential in ${file} for ${url}: pass --token (a registration token) to register this runner`);
-  const res = await fetch(`${url!.replace(/\/$/, '')}/api/v1/runners/register`, {
+  const res = await fetch(`${url}/api/v1/runners/register`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ version: PROTOCOL_VERSION, name, labels, capacity, executor: config.executor.kind, agentVersion: FURROW_VERSION }),
+  }).catch((err: unknown) => {
+    throw new Error(`cannot reach the server at ${url}: ${describeNetworkError(err)}`);
   });
   const body = (await res.json().catch(() => ({}))) as { id?: string; name?: string; credential?: string; message?: string };
-  if (res.status !== 201 || !body.credential) throw new Error(`registration refused (HTTP ${res.status}): ${body.message ?? 'no credential in the answer'}`);
+  if (res.status !== 201 || !body.credential) {
+    throw new Error(`the server at ${url} refused the registration (HTTP ${res.status}): ${body.message ?? (res.status === 201 ? 'no credential in the answer' : 'is this the Furrow server\'s URL?')}`);
+  }
   const credential: SavedCredential = { url: url!, runnerId: body.id!, name: body.name!, credential: body.credential };
   await writeFile(file, `${JSON.stringify(credential, null, 2)}\n`, { mode: 0o600 });
   log(`registered as runner ${credential.name} (${credential.runnerId}); credential saved in ${file}`);
   return credential;
 }
 
-async function runRunner(config: Config): Promise<number> {
-  if (!config.runner.url) throw new UsageError('--url (or FURROW_RUNNER_URL) is required: the server to connect to');
-  if (!/^https?:\/\//.test(config.runner.url)) throw new UsageError(`--url must start with http:// or https://, got "${config.runner.url}"`);
+/** The server URL as the runner uses it: http(s), without a trailing slash (a base for its routes). */
+function serverUrl(raw: string | undefined): string {
+  if (!raw) throw new UsageError('--url (or FURROW_RUNNER_URL) is required: the server to connect to');
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!/^https?:\/\//.test(raw) || !url) throw new UsageError(`--url (or FURROW_RUNNER_URL) must be a URL starting with http:// or https://, got "${raw}"`);
+  if (url.search || url.hash) throw new UsageError(`--url (or FURROW_RUNNER_URL) must not hold a query or fragment, got "${raw}"`);
+  return raw.replace(/\/+$/, '');
+}
+
+async function runRunner(loaded: Config): Promise<number> {
+  const config: Config = { ...loaded, runner: { ...loaded.runner, url: serverUrl(loaded.runner.url) } };
   const logger = createLogger(config.logLevel, 'stderr');
   // The job user first: executors probe as that user.
   await ensureJobUserWhenRoot(config.executor.jobUser, (level, msg) => logger[level](msg));
@@ -118,7 +153,9 @@ async function runRunner(config: Config): Promise<number> {
     jobUser: config.executor.jobUser,
     log: (msg, extra) => logger.warn(extra ?? {}, msg),
   });
-  await agent.start();
+  await agent.start().catch((err: unknown) => {
+    throw new Error(`cannot start taking jobs from the server at ${saved.url}: ${describeNetworkError(err)}`);
+  });
   logger.info({ runnerId: agent.runnerId, capacity: config.runner.capacity, labels: config.runner.labels, executor: executor.name }, 'runner is taking jobs');
   process.stderr.write(`furrow runner ${saved.name} is connected to ${saved.url}\n`);
 
