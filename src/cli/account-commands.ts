@@ -6,12 +6,14 @@ import { withDatabase } from './with-database.js';
 export const userHelp = `Usage: furrow user create --email EMAIL --password-stdin [--admin]
 
 Creates a user; the password is read from standard input (first line). --admin makes an instance
-admin. Works whether or not the server runs.`;
+admin. Works whether or not the server runs, on DATABASE_URL or on the database that "furrow start"
+(or "furrow migrate") made in FURROW_DATA_DIR; it never makes one.`;
 
 export const tokenHelp = `Usage: furrow token create --email EMAIL --name NAME
 
 Creates an API token for the user and prints only the token, once, on standard output. Use it as
-"Authorization: Bearer TOKEN". Works whether or not the server runs.`;
+"Authorization: Bearer TOKEN". Works whether or not the server runs, on DATABASE_URL or on the
+database that "furrow start" (or "furrow migrate") made in FURROW_DATA_DIR; it never makes one.`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

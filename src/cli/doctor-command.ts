@@ -17,10 +17,13 @@ import { secretKeySource } from './keys-command.js';
 export const doctorHelp = `Usage: furrow doctor [--fix]
 
 Checks what Furrow needs on this host and prints one line per check: Node.js version, the data
-dir, the database (reachable, migrations), every executor (shell, bwrap, podman, ssh) with what
+dir, the database (reachable, migrations), the secret key (fails when values are sealed and it
+opens none of them: almost certainly the wrong key), every executor (shell, bwrap, podman, ssh) with what
 its probe found, the job user jobs run as when the runner is root, and cgroups (version, writable
 controllers, the configured limits). Only the configured executor (FURROW_RUNNER_EXECUTOR) is
-required; the others are warnings. Exits 1 when a required check fails.
+required; the others are warnings. Exits 1 when a required check fails. Without --fix it changes
+nothing: it writes no file and does not start an embedded PostgreSQL that no process runs (the
+database is then a warning).
 
   --fix   first repairs what it can and prints what it did: creates the data dir and, when run
           as root, the job user (FURROW_JOB_USER).`;

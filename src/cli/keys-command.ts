@@ -24,7 +24,7 @@ rekey-missing   only repositories whose key is missing or cannot be opened with 
                 key opens none of them (almost certainly the wrong key); --force rekeys anyway.
 
 Prints each repository it rekeyed with its new fingerprint; an access check is queued for each.
-Works whether or not the server runs.`;
+Works whether or not the server runs (never makes a database or a secret key).`;
 
 async function confirm(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });

@@ -28,7 +28,7 @@ The first start registers with TOKEN (a registration token) and keeps the runner
 in WORK_DIR/credential.json (mode 0600); later starts use that credential. SIGINT/SIGTERM drain:
 no new jobs, running ones get FURROW_SHUTDOWN_GRACE_SECONDS to finish, the rest are canceled.
 Each flag is also a setting (FURROW_RUNNER_URL, _TOKEN, _NAME, _LABELS, _CAPACITY, _EXECUTOR,
-_WORK_DIR, _TRANSPORT); flags win.
+_WORK_DIR, _TRANSPORT); flags win. A trailing slash in URL is dropped.
 
 "list" shows every runner: online or offline, paused, last seen, version, labels, executor,
 capacity and running jobs. "token create" prints a new registration token: instance-wide, or for
