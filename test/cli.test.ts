@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
@@ -12,7 +12,7 @@ import { rootStateDir } from '../src/config/state-dir.js';
 import { findCluster } from '../src/db/embedded-postgres.js';
 import { runsAsRoot } from '../src/runner/job-user.js';
 import { createTestDatabase } from './helpers/test-database.js';
-import { furrow, furrowEnv, furrowStart } from './helpers/furrow-process.js';
+import { furrow, furrowStart } from './helpers/furrow-process.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -271,38 +271,16 @@ describe('a checkout in a directory closed to other users', () => {
   for (const { name, ids } of owners) {
     it(`starts with its defaults as ${name}, and runs a job`, async () => {
       const checkout = await privateCheckout(ids);
-      const bin = path.join(checkout, 'bin', 'furrow.js');
-      const env = furrowEnv({ FURROW_PORT: '0', FURROW_SHUTDOWN_GRACE_SECONDS: '1' });
-      const cli = (args: string[], stdin = '') =>
-        new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
-          const child = spawn(process.execPath, [bin, ...args], { cwd: checkout, env, ...ids });
-          let stdout = '';
-          let stderr = '';
-          child.stdout.on('data', (d) => (stdout += d));
-          child.stderr.on('data', (d) => (stderr += d));
-          child.once('error', reject);
-          child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-          child.stdin.end(stdin);
-        });
-
-      const server = spawn(process.execPath, [bin, 'start'], { cwd: checkout, env, ...ids, stdio: ['ignore', 'pipe', 'pipe'] });
-      const exited = new Promise<number | null>((resolve) => server.once('exit', resolve));
+      const at = { bin: path.join(checkout, 'bin', 'furrow.js'), cwd: checkout, ...ids };
+      const env = { FURROW_PORT: '0', FURROW_SHUTDOWN_GRACE_SECONDS: '1' };
+      const cli = (args: string[], stdin = '') => furrow(args, {}, stdin, at);
+      const server = await furrowStart(env, at);
       cleanups.push(async () => {
-        if (server.exitCode === null) server.kill('SIGTERM');
-        await exited;
+        if (server.child.exitCode === null) server.child.kill('SIGTERM');
+        await server.exited;
         if (!ids) await rm(rootStateDir(path.join(checkout, '.furrow')), { recursive: true, force: true });
       });
-      let output = '';
-      const url = await new Promise<string>((resolve, reject) => {
-        const onData = (d: Buffer) => {
-          output += d;
-          const m = /Furrow is running at (\S+)/.exec(output);
-          if (m) resolve(m[1]!);
-        };
-        server.stdout.on('data', onData);
-        server.stderr.on('data', onData);
-        void exited.then((code) => reject(new Error(`furrow start exited (${code}):\n${output}`)));
-      });
+      const { url } = server;
 
       expect(await cli(['user', 'create', '--email', 'ada@example.com', '--password-stdin', '--admin'], 'a long password\n')).toMatchObject({ code: 0 });
       const token = (await cli(['token', 'create', '--email', 'ada@example.com', '--name', 'laptop'])).stdout.trim();
@@ -317,8 +295,8 @@ describe('a checkout in a directory closed to other users', () => {
 
       // Neither the checkout nor its parent was opened up for anyone else.
       expect((await stat(path.dirname(checkout))).mode & 0o777).toBe(0o700);
-      server.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
     }, 180_000);
   }
 });
