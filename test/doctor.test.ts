@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupUser, runsAsRoot } from '../src/runner/job-user.js';
 import { furrow } from './helpers/furrow-process.js';
 import { createTestDatabase } from './helpers/test-database.js';
+import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 const run = promisify(execFile);
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -80,5 +81,66 @@ describe('furrow doctor', () => {
     } finally {
       if (await lookupUser(name)) await run('userdel', [name]);
     }
+  }, 120_000);
+});
+
+/** Every file under `dir` with its size and modification time, to see that nothing changed. */
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const entry of await readdir(dir, { recursive: true })) {
+    const s = await stat(path.join(dir, entry));
+    out[entry] = `${s.size} ${s.mtimeMs} ${s.mode}`;
+  }
+  return out;
+}
+
+describe('furrow doctor and the secret key', () => {
+  let t: TestInstance;
+  let projectId: string;
+  beforeAll(async () => {
+    t = await startTestInstance();
+    cleanups.push(() => t.stop());
+    projectId = (await t.workflow('true')).projectId;
+    const secret = await t.api('POST', `/api/v1/projects/${projectId}/secrets`, { name: 'API_TOKEN', kind: 'env', value: 'a-sealed-value-1234' });
+    expect(secret.status).toBe(201);
+  });
+  const env = (extra: Record<string, string> = {}) => ({ DATABASE_URL: t.databaseUrl, FURROW_DATA_DIR: t.dataDir, ...extra });
+  const otherKey = () => randomBytes(32).toString('base64');
+
+  it('says the key opens what is sealed, and fails on a key that opens none of it', async () => {
+    const right = await furrow(['doctor'], env());
+    expect(line(right.stdout, 'secret key')).toEqual({ status: 'ok', detail: `${path.join(t.dataDir, 'secret.key')} opens all 1 sealed deploy keys and secrets` });
+    const wrong = await furrow(['doctor'], env({ FURROW_SECRET_KEY: otherKey() }));
+    expect(wrong.code).toBe(1);
+    expect(line(wrong.stdout, 'secret key')).toEqual({ status: 'FAIL', detail: expect.stringMatching(/^FURROW_SECRET_KEY opens none of the 1 sealed deploy keys and secrets: almost certainly the wrong key/) });
+  }, 120_000);
+
+  it('keys rekey-missing refuses a key that opens nothing, unless forced', async () => {
+    const key = otherKey();
+    const refused = await furrow(['keys', 'rekey-missing'], env({ FURROW_SECRET_KEY: key }));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/opens none of the 1 sealed deploy keys and secrets: it is almost certainly not the key .* pass --force/);
+    expect(refused.stdout).toBe('');
+    const forced = await furrow(['keys', 'rekey-missing', '--force'], env({ FURROW_SECRET_KEY: key }));
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stdout).toContain('env secret API_TOKEN cannot be opened');
+    // With the right key there is nothing to refuse.
+    expect((await furrow(['keys', 'rekey-missing'], env())).code).toBe(0);
+  }, 120_000);
+
+  it('changes nothing without --fix: no file in the data dir, no user, no job user, no data dir', async () => {
+    const users = async () => Number((await t.instance.resources.database.db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    const before = { files: await snapshot(t.dataDir), users: await users() };
+    const jobUser = `furrow-test-${randomBytes(4).toString('hex')}`;
+    const res = await furrow(['doctor'], env({ FURROW_JOB_USER: jobUser }));
+    expect(line(res.stdout, 'database')?.status).toBe('ok');
+    expect({ files: await snapshot(t.dataDir), users: await users() }).toEqual(before);
+    expect(await lookupUser(jobUser)).toBeUndefined();
+
+    // Without DATABASE_URL and without a data dir: it says where it looked, and makes nothing.
+    const missing = freshDataDir();
+    const fresh = await furrow(['doctor'], { FURROW_DATA_DIR: missing });
+    expect(line(fresh.stdout, 'database')).toEqual({ status: 'warn', detail: expect.stringContaining(`no Furrow database in ${missing} (FURROW_DATA_DIR)`) });
+    expect(existsSync(missing)).toBe(false);
   }, 120_000);
 });

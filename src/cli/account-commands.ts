@@ -1,17 +1,19 @@
-import { parseArgs } from 'node:util';
 import { createApiToken, createUser, findUserByEmail } from '../server/store/account-store.js';
+import { parseFlags } from './parse-flags.js';
 import { UsageError } from './usage-error.js';
 import { withDatabase } from './with-database.js';
 
 export const userHelp = `Usage: furrow user create --email EMAIL --password-stdin [--admin]
 
 Creates a user; the password is read from standard input (first line). --admin makes an instance
-admin. Works whether or not the server runs.`;
+admin. Works whether or not the server runs, on DATABASE_URL or on the database that "furrow start"
+(or "furrow migrate") made in FURROW_DATA_DIR; it never makes one.`;
 
 export const tokenHelp = `Usage: furrow token create --email EMAIL --name NAME
 
 Creates an API token for the user and prints only the token, once, on standard output. Use it as
-"Authorization: Bearer TOKEN". Works whether or not the server runs.`;
+"Authorization: Bearer TOKEN". Works whether or not the server runs, on DATABASE_URL or on the
+database that "furrow start" (or "furrow migrate") made in FURROW_DATA_DIR; it never makes one.`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -20,11 +22,7 @@ async function readStdin(): Promise<string> {
 }
 
 export async function userCommand(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { email: { type: 'string' }, 'password-stdin': { type: 'boolean' }, admin: { type: 'boolean' } },
-  });
+  const { positionals, values } = parseFlags(args, { email: { type: 'string' }, 'password-stdin': { type: 'boolean' }, admin: { type: 'boolean' } });
   if (positionals[0] !== 'create') throw new UsageError(userHelp);
   if (!values.email || !/^[^\s@]+@[^\s@]+$/.test(values.email)) throw new UsageError('--email must be an email address');
   if (!values['password-stdin']) throw new UsageError('--password-stdin is required: pass the password on standard input');
@@ -40,7 +38,7 @@ export async function userCommand(args: string[]): Promise<number> {
 }
 
 export async function tokenCommand(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { email: { type: 'string' }, name: { type: 'string' } } });
+  const { positionals, values } = parseFlags(args, { email: { type: 'string' }, name: { type: 'string' } });
   if (positionals[0] !== 'create') throw new UsageError(tokenHelp);
   if (!values.email) throw new UsageError('--email is required');
   if (!values.name) throw new UsageError('--name is required');

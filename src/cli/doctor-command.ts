@@ -1,22 +1,29 @@
 import { access, constants, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { SETTINGS } from '../config/config-schema.js';
 import { loadConfig, type Config } from '../config/load-config.js';
-import { openDatabase } from '../db/database.js';
+import { openDatabase, type Db } from '../db/database.js';
+import { SecretBox } from '../server/secrets/secret-box.js';
 import { pendingMigrations } from '../db/migrate.js';
 import { describeCgroups, detectCgroups } from '../runner/cgroups.js';
 import { createExecutor } from '../runner/executors/create-executor.js';
 import { assertReachable, ensureJobUser, findUseradd, lookupUser, runsAsRoot } from '../runner/job-user.js';
-import { reachDatabase } from './reach-database.js';
+import { parseFlags } from './parse-flags.js';
+import { UsageError } from './usage-error.js';
+import { peekDatabase } from './reach-database.js';
+import { readSealedValues } from './sealed-values.js';
+import { secretKeySource } from './keys-command.js';
 
 export const doctorHelp = `Usage: furrow doctor [--fix]
 
 Checks what Furrow needs on this host and prints one line per check: Node.js version, the data
-dir, the database (reachable, migrations), every executor (shell, bwrap, podman, ssh) with what
+dir, the database (reachable, migrations), the secret key (fails when values are sealed and it
+opens none of them: almost certainly the wrong key), every executor (shell, bwrap, podman, ssh) with what
 its probe found, the job user jobs run as when the runner is root, and cgroups (version, writable
 controllers, the configured limits). Only the configured executor (FURROW_RUNNER_EXECUTOR) is
-required; the others are warnings. Exits 1 when a required check fails.
+required; the others are warnings. Exits 1 when a required check fails. Without --fix it changes
+nothing: it writes no file and does not start an embedded PostgreSQL that no process runs (the
+database is then a warning).
 
   --fix   first repairs what it can and prints what it did: creates the data dir and, when run
           as root, the job user (FURROW_JOB_USER).`;
@@ -104,13 +111,67 @@ async function executorChecks(config: Config): Promise<Check[]> {
   );
 }
 
+/**
+ * The database (reachable, migrations) and whether the secret key opens what is sealed in it.
+ * Looks only: an embedded cluster that no process runs is not started.
+ */
+async function databaseChecks(config: Config): Promise<Check[]> {
+  const peeked = await peekDatabase(config);
+  if ('reason' in peeked) {
+    return [
+      { name: 'database', status: 'warn', detail: peeked.reason },
+      { name: 'secret key', status: 'warn', detail: 'not checked: the database is not reachable now' },
+    ];
+  }
+  let database: ReturnType<typeof openDatabase> | undefined;
+  const dbCheck = await check('database', true, async () => {
+    database = openDatabase(peeked.url, 1);
+    const { rows } = await database.pool.query<{ v: string }>("SELECT current_setting('server_version') AS v");
+    const pending = await pendingMigrations(database.pool);
+    const where = peeked.embedded ? 'embedded' : 'DATABASE_URL';
+    return `PostgreSQL ${rows[0]?.v} (${where}); ${pending.length ? `pending migrations: ${pending.join(', ')}` : 'migrations applied'}`;
+  });
+  try {
+    const keyCheck =
+      dbCheck.status === 'ok' && database && !dbCheck.detail.includes('pending migrations')
+        ? await check('secret key', true, () => secretKeyCheck(config, database!.db))
+        : { name: 'secret key', status: 'warn' as const, detail: 'not checked: the database is not reachable or not migrated' };
+    return [dbCheck, keyCheck];
+  } finally {
+    await database?.close();
+  }
+}
+
+/** Fails when values are sealed and the secret key opens none of them: the wrong key. */
+async function secretKeyCheck(config: Config, db: Db): Promise<string> {
+  const box = await SecretBox.find(config);
+  const source = secretKeySource(config);
+  const values = await readSealedValues(db, box);
+  const what = `${values.sealed} sealed deploy keys and secrets`;
+  switch (values.fit) {
+    case 'nothing-sealed':
+      return box ? `${source}; nothing sealed yet` : `${source} does not exist yet; the server makes it at its first start`;
+    case 'opens-all':
+      return `${source} opens all ${what}`;
+    case 'opens-some':
+      return `${source} opens ${values.opened} of ${what}; "furrow keys rekey-missing" lists and replaces the others`;
+    case 'opens-none':
+      throw new Error(
+        box
+          ? `${source} opens none of the ${what}: almost certainly the wrong key (restore the right one; "furrow keys rekey-missing --force" would replace every deploy key)`
+          : `${source} does not exist, and ${what} need it: restore the key they were sealed with`,
+      );
+  }
+}
+
 async function cgroupsCheck(config: Config): Promise<Check> {
   const { enforced, detail } = describeCgroups(await detectCgroups(), config.executor.limits);
   return { name: 'cgroups', status: enforced ? 'ok' : 'warn', detail };
 }
 
 export async function doctorCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { fix: { type: 'boolean' } } });
+  const { positionals, values } = parseFlags(args, { fix: { type: 'boolean' } });
+  if (positionals.length > 0) throw new UsageError(doctorHelp);
   const config = loadConfig();
   if (values.fix) {
     const done = await fix(config);
@@ -125,21 +186,7 @@ export async function doctorCommand(args: string[]): Promise<number> {
     }),
   );
   checks.push(await check('data dir', true, () => dataDirCheck(config.dataDir)));
-  checks.push(
-    await check('database', true, async () => {
-      const reached = await reachDatabase(config, () => undefined);
-      const database = openDatabase(reached.url, 1);
-      try {
-        const { rows } = await database.pool.query<{ v: string }>("SELECT current_setting('server_version') AS v");
-        const pending = await pendingMigrations(database.pool);
-        const where = reached.embedded ? 'embedded' : 'DATABASE_URL';
-        return `PostgreSQL ${rows[0]?.v} (${where}); ${pending.length ? `pending migrations: ${pending.join(', ')}` : 'migrations applied'}`;
-      } finally {
-        await database.close();
-        await reached.stop();
-      }
-    }),
-  );
+  checks.push(...(await databaseChecks(config)));
   checks.push(...(await executorChecks(config)), await jobUserCheck(config), await cgroupsCheck(config));
   for (const c of checks) process.stdout.write(`${c.status.padEnd(4)}  ${c.name.padEnd(16)} ${c.detail}\n`);
   return checks.some((c) => c.status === 'FAIL') ? 1 : 0;

@@ -1,18 +1,17 @@
 import { createInterface } from 'node:readline/promises';
-import { parseArgs } from 'node:util';
-import { loadConfig } from '../config/load-config.js';
-import type { Db } from '../db/database.js';
-import { openDeployKey } from '../server/keys/deploy-key-box.js';
+import path from 'node:path';
+import type { Config } from '../config/load-config.js';
 import { rekeyRepository } from '../server/keys/rekey-repository.js';
 import { SecretBox } from '../server/secrets/secret-box.js';
-import { canOpenSecret } from '../server/store/secret-store.js';
 import { migrateTaskQueue } from '../server/workers/start-workers.js';
 import { createLogger } from './create-logger.js';
+import { parseFlags } from './parse-flags.js';
+import { readSealedValues } from './sealed-values.js';
 import { UsageError } from './usage-error.js';
 import { withDatabase } from './with-database.js';
 
 export const keysHelp = `Usage: furrow keys rekey [--yes]
-       furrow keys rekey-missing
+       furrow keys rekey-missing [--force]
 
 rekey           gives every repository a new deploy key (of its key type). Each old key stops
                 working once the forge's deploy key is replaced by the new public key, shown by
@@ -21,42 +20,11 @@ rekey           gives every repository a new deploy key (of its key type). Each 
 rekey-missing   only repositories whose key is missing or cannot be opened with this instance's
                 secret key (FURROW_SECRET_KEY or DATA_DIR/secret.key), e.g. after the key was lost.
                 Also lists secrets that cannot be opened: a person must enter those again (until
-                then, every job of their project fails).
+                then, every job of their project fails). Refuses when values are sealed and the
+                key opens none of them (almost certainly the wrong key); --force rekeys anyway.
 
 Prints each repository it rekeyed with its new fingerprint; an access check is queued for each.
-Works whether or not the server runs.`;
-
-interface KeyedRepository {
-  id: string;
-  name: string;
-  project: string;
-  private_key: Buffer | null;
-}
-
-function listRepositories(db: Db): Promise<KeyedRepository[]> {
-  return db
-    .selectFrom('repositories as r')
-    .innerJoin('projects as p', 'p.id', 'r.project_id')
-    .select(['r.id', 'r.name', 'r.private_key', 'p.name as project'])
-    .orderBy('p.name')
-    .orderBy('r.name')
-    .execute();
-}
-
-/** Secrets whose value does not open: sealed under another secret key, or altered. */
-async function unreadableSecrets(db: Db, box: SecretBox): Promise<{ project: string; name: string; kind: string }[]> {
-  const rows = await db
-    .selectFrom('secrets as s')
-    .innerJoin('projects as p', 'p.id', 's.project_id')
-    .leftJoin('environments as e', 'e.id', 's.environment_id')
-    .select(['s.id', 's.name', 's.kind', 's.value', 'p.name as project', 'e.name as environment'])
-    .orderBy('p.name')
-    .orderBy('s.name')
-    .execute();
-  return rows
-    .filter((s) => !canOpenSecret(box, s))
-    .map((s) => ({ project: s.environment ? `${s.project} (${s.environment})` : s.project, name: s.name, kind: s.kind }));
-}
+Works whether or not the server runs (never makes a database or a secret key).`;
 
 async function confirm(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
@@ -67,22 +35,30 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
+/** The secret key this instance seals with; refuses rather than make one (see SecretBox.load). */
+export async function existingSecretBox(config: Config): Promise<SecretBox> {
+  const box = await SecretBox.find(config);
+  if (!box) throw new UsageError(`no secret key: FURROW_SECRET_KEY is unset and ${path.join(config.dataDir, 'secret.key')} does not exist (the server makes it at its first start)`);
+  return box;
+}
+
 export async function keysCommand(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { yes: { type: 'boolean', short: 'y' } } });
+  const { positionals, values } = parseFlags(args, { yes: { type: 'boolean', short: 'y' }, force: { type: 'boolean' } });
   const [action] = positionals;
   if ((action !== 'rekey' && action !== 'rekey-missing') || positionals.length > 1) throw new UsageError(keysHelp);
-  const config = loadConfig();
-  const secretBox = await SecretBox.load(config);
-  return withDatabase(async (database) => {
+  return withDatabase(async (database, config) => {
     const { db } = database;
+    const secretBox = await existingSecretBox(config);
+    const sealed = await readSealedValues(db, secretBox);
+    if (action === 'rekey-missing' && sealed.fit === 'opens-none' && !values.force) {
+      process.stderr.write(
+        `furrow keys: the secret key (${secretKeySource(config)}) opens none of the ${sealed.sealed} sealed deploy keys and secrets: it is almost certainly not the key they were sealed with, so nothing was rekeyed. Use the right key, or pass --force to give every repository a new deploy key anyway.\n`,
+      );
+      return 1;
+    }
     // Rekeying queues access checks: the task queue's schema must exist even if no server ever ran.
     await migrateTaskQueue({ database, logger: createLogger('warn', 'stderr') });
-    const all = await listRepositories(db);
-    const missing = (r: KeyedRepository) => {
-      const key = openDeployKey(secretBox, r);
-      return key === null || key === 'unreadable';
-    };
-    const chosen = action === 'rekey' ? all : all.filter(missing);
+    const chosen = action === 'rekey' ? sealed.repositories : sealed.repositories.filter((r) => r.key !== 'ok');
     if (action === 'rekey' && chosen.length > 0 && !values.yes) {
       if (!process.stdin.isTTY) throw new UsageError(`would replace the deploy keys of ${chosen.length} repositories; pass --yes to do so without a terminal`);
       if (!(await confirm(`Replace the deploy keys of ${chosen.length} repositories?`))) {
@@ -100,9 +76,13 @@ export async function keysCommand(args: string[]): Promise<number> {
         : `No repository ${action === 'rekey' ? 'exists' : 'misses its deploy key'}.\n`,
     );
     if (action === 'rekey-missing') {
-      const secrets = await unreadableSecrets(db, secretBox);
-      for (const s of secrets) process.stdout.write(`${s.project}: ${s.kind} secret ${s.name} cannot be opened; enter it again\n`);
+      for (const s of sealed.secrets.filter((x) => !x.readable)) process.stdout.write(`${s.project}: ${s.kind} secret ${s.name} cannot be opened; enter it again\n`);
     }
     return 0;
   });
+}
+
+/** Where the secret key comes from, for messages. */
+export function secretKeySource(config: Config): string {
+  return config.secretKey !== undefined ? 'FURROW_SECRET_KEY' : path.join(config.dataDir, 'secret.key');
 }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { compileWorkflow } from '../pipeline/compile-workflow.js';
+import { parseFlags } from './parse-flags.js';
 import { UsageError } from './usage-error.js';
 
 export const lintHelp = `Usage: furrow lint FILE...
@@ -10,7 +10,7 @@ FILE:LINE:COLUMN: message on stderr, or "FILE: ok (N jobs)" on stdout, counting 
 instances. Exits 1 when a file has a problem, 2 when a file cannot be read. See docs/workflows.md.`;
 
 export async function lintCommand(args: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  const { positionals } = parseFlags(args, {});
   if (positionals.length === 0) throw new UsageError('name at least one workflow file: furrow lint .furrow/ci.yml');
   // Read every file first, so an unreadable one is a usage error before any output.
   const texts = await Promise.all(

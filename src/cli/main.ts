@@ -1,4 +1,5 @@
 import { ConfigError } from '../config/load-config.js';
+import { FURROW_VERSION } from '../protocol/version.js';
 import { tokenCommand, tokenHelp, userCommand, userHelp } from './account-commands.js';
 import { doctorCommand, doctorHelp } from './doctor-command.js';
 import { keysCommand, keysHelp } from './keys-command.js';
@@ -6,6 +7,7 @@ import { lintCommand, lintHelp } from './lint-command.js';
 import { migrateCommand, migrateHelp } from './migrate-command.js';
 import { runnerCommand, runnerHelp } from './runner-command.js';
 import { startCommand, startHelp } from './start-command.js';
+import { parseFlags } from './parse-flags.js';
 import { UsageError } from './usage-error.js';
 
 const HELP = `Usage: furrow COMMAND [options]
@@ -26,11 +28,19 @@ Commands:
   lint FILE...          check workflow files (.furrow/*.yml) and print their problems
 
 Settings come from FURROW_* environment variables (and FURROW_CONFIG); see docs/configuration.md.
-Run "furrow COMMAND --help" for a command's options.`;
+Run "furrow COMMAND --help" for a command's options, "furrow --version" for the version.`;
+
+/** A command without options or subcommands: anything after its name is a mistake. */
+function noArguments(help: string, run: () => Promise<number>) {
+  return (args: string[]) => {
+    if (parseFlags(args, {}).positionals.length > 0) throw new UsageError(help);
+    return run();
+  };
+}
 
 const COMMANDS: Record<string, { help: string; run: (args: string[]) => Promise<number> }> = {
-  start: { help: startHelp, run: () => startCommand() },
-  migrate: { help: migrateHelp, run: () => migrateCommand() },
+  start: { help: startHelp, run: noArguments(startHelp, startCommand) },
+  migrate: { help: migrateHelp, run: noArguments(migrateHelp, migrateCommand) },
   user: { help: userHelp, run: userCommand },
   token: { help: tokenHelp, run: tokenCommand },
   runner: { help: runnerHelp, run: runnerCommand },
@@ -45,6 +55,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return name ? 0 : 2;
   }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`furrow ${FURROW_VERSION}\n`);
+    return 0;
+  }
   const command = COMMANDS[name];
   if (!command) {
     process.stderr.write(`furrow: unknown command "${name}"\n\n${HELP}\n`);
@@ -57,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(args);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (err instanceof UsageError || err instanceof ConfigError) {
       process.stderr.write(`furrow ${name}: ${(err as Error).message}\n`);
       return 2;
     }

@@ -1,7 +1,6 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { loadConfig, type Config } from '../config/load-config.js';
+import { ConfigError, loadConfig, type Config } from '../config/load-config.js';
 import type { SettingName } from '../config/config-schema.js';
 import type { Db } from '../db/database.js';
 import { parseDuration } from '../domain/parse-duration.js';
@@ -15,6 +14,8 @@ import { UUID } from '../server/store/access-store.js';
 import { AppError } from '../server/app-error.js';
 import { createRunnerToken, listRunners, listRunnerTokens, revokeRunnerToken } from '../server/store/runner-store.js';
 import { createLogger } from './create-logger.js';
+import { describeNetworkError } from './describe-network-error.js';
+import { parseFlags } from './parse-flags.js';
 import { UsageError } from './usage-error.js';
 import { withDatabase } from './with-database.js';
 
@@ -37,7 +38,7 @@ line, where every process on the host could read it:
   furrow runner token create | ssh build-1 furrow runner --url URL --token-stdin
 SIGINT/SIGTERM drain: no new jobs, running ones get FURROW_SHUTDOWN_GRACE_SECONDS to finish, the
 rest are canceled. Each flag is also a setting (FURROW_RUNNER_URL, _TOKEN_FILE, _NAME, _LABELS,
-_CAPACITY, _EXECUTOR, _WORK_DIR, _TRANSPORT); flags win.
+_CAPACITY, _EXECUTOR, _WORK_DIR, _TRANSPORT); flags win. A trailing slash in URL is dropped.
 
 "list" shows every runner: online or offline, paused, last seen, version, labels, executor,
 capacity and running jobs. "token create" prints a new registration token: instance-wide, or for
@@ -66,19 +67,15 @@ interface SavedCredential {
 }
 
 export async function runnerCommand(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      ...Object.fromEntries(Object.keys(FLAGS).map((f) => [f, { type: 'string' as const }])),
-      // Accepted only to refuse it with a better message than "unknown option".
-      token: { type: 'string' },
-      'token-stdin': { type: 'boolean' },
-      organization: { type: 'string' },
-      description: { type: 'string' },
-      uses: { type: 'string' },
-      expires: { type: 'string' },
-    },
+  const { positionals, values } = parseFlags(args, {
+    ...Object.fromEntries(Object.keys(FLAGS).map((f) => [f, { type: 'string' as const }])),
+    // Accepted only to refuse it with a better message than "unknown option".
+    token: { type: 'string' },
+    'token-stdin': { type: 'boolean' },
+    organization: { type: 'string' },
+    description: { type: 'string' },
+    uses: { type: 'string' },
+    expires: { type: 'string' },
   });
   if (positionals[0] === 'list') return listCommand();
   if (positionals[0] === 'token' && positionals.length <= 3) {
@@ -99,7 +96,7 @@ export async function runnerCommand(args: string[]): Promise<number> {
     const v = (values as Record<string, string | undefined>)[flag];
     if (v !== undefined) overrides[setting] = v;
   }
-  return runRunner(loadConfig(undefined, overrides), values['token-stdin'] === true);
+  return runRunner(loadConfigNaming(overrides), values['token-stdin'] === true);
 }
 
 /**
@@ -128,32 +125,66 @@ async function readStdin(): Promise<string> {
   return text;
 }
 
+/** loadConfig, whose problems with a setting given as a flag name the flag too. */
+function loadConfigNaming(overrides: Partial<Record<SettingName, string>>): Config {
+  try {
+    return loadConfig(undefined, overrides);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const flagOf = new Map(Object.entries(FLAGS).map(([flag, setting]) => [setting, flag]));
+    throw new ConfigError(
+      err.problems.map((p) => {
+        const setting = /^[A-Z_]+/.exec(p)?.[0] as SettingName | undefined;
+        return setting && overrides[setting] !== undefined ? `--${flagOf.get(setting)} (${setting})${p.slice(setting.length)}` : p;
+      }),
+    );
+  }
+}
+
 /** The runner's credential: the saved one for this URL, or a new one from registering with the token. */
 async function credentialFor(config: Config, tokenFromStdin: boolean, log: (msg: string) => void): Promise<SavedCredential> {
   const { url, workDir, name, labels, capacity } = config.runner;
   const file = path.join(workDir, 'credential.json');
   const saved = await readFile(file, 'utf8').then((t) => JSON.parse(t) as SavedCredential, () => undefined);
-  if (saved && saved.url === url) return saved;
+  // Credentials saved before URLs were normalised may end in a slash.
+  if (saved && saved.url.replace(/\/+$/, '') === url) return { ...saved, url };
   const token = await registrationToken(config, tokenFromStdin);
   if (!token) {
     throw new UsageError(`no credential in ${file} for ${url}: pass a registration token with --token-file PATH, --token-stdin or FURROW_RUNNER_TOKEN to register this runner`);
   }
-  const res = await fetch(`${url!.replace(/\/$/, '')}/api/v1/runners/register`, {
+  const res = await fetch(`${url}/api/v1/runners/register`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ version: PROTOCOL_VERSION, name, labels, capacity, executor: config.executor.kind, agentVersion: FURROW_VERSION }),
+  }).catch((err: unknown) => {
+    throw new Error(`cannot reach the server at ${url}: ${describeNetworkError(err)}`);
   });
   const body = (await res.json().catch(() => ({}))) as { id?: string; name?: string; credential?: string; message?: string };
-  if (res.status !== 201 || !body.credential) throw new Error(`registration refused (HTTP ${res.status}): ${body.message ?? 'no credential in the answer'}`);
+  if (res.status !== 201 || !body.credential) {
+    throw new Error(`the server at ${url} refused the registration (HTTP ${res.status}): ${body.message ?? (res.status === 201 ? 'no credential in the answer' : 'is this the Furrow server\'s URL?')}`);
+  }
   const credential: SavedCredential = { url: url!, runnerId: body.id!, name: body.name!, credential: body.credential };
   await writeFile(file, `${JSON.stringify(credential, null, 2)}\n`, { mode: 0o600 });
   log(`registered as runner ${credential.name} (${credential.runnerId}); credential saved in ${file}`);
   return credential;
 }
 
-async function runRunner(config: Config, tokenFromStdin: boolean): Promise<number> {
-  if (!config.runner.url) throw new UsageError('--url (or FURROW_RUNNER_URL) is required: the server to connect to');
-  if (!/^https?:\/\//.test(config.runner.url)) throw new UsageError(`--url must start with http:// or https://, got "${config.runner.url}"`);
+/** The server URL as the runner uses it: http(s), without a trailing slash (a base for its routes). */
+function serverUrl(raw: string | undefined): string {
+  if (!raw) throw new UsageError('--url (or FURROW_RUNNER_URL) is required: the server to connect to');
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!/^https?:\/\//.test(raw) || !url) throw new UsageError(`--url (or FURROW_RUNNER_URL) must be a URL starting with http:// or https://, got "${raw}"`);
+  if (url.search || url.hash) throw new UsageError(`--url (or FURROW_RUNNER_URL) must not hold a query or fragment, got "${raw}"`);
+  return raw.replace(/\/+$/, '');
+}
+
+async function runRunner(loaded: Config, tokenFromStdin: boolean): Promise<number> {
+  const config: Config = { ...loaded, runner: { ...loaded.runner, url: serverUrl(loaded.runner.url) } };
   const logger = createLogger(config.logLevel, 'stderr');
   // The job user first: executors probe as that user.
   await ensureJobUserWhenRoot(config.executor.jobUser, (level, msg) => logger[level](msg));
@@ -180,7 +211,9 @@ async function runRunner(config: Config, tokenFromStdin: boolean): Promise<numbe
     jobUser: config.executor.jobUser,
     log: (msg, extra) => logger.warn(extra ?? {}, msg),
   });
-  await agent.start();
+  await agent.start().catch((err: unknown) => {
+    throw new Error(`cannot start taking jobs from the server at ${saved.url}: ${describeNetworkError(err)}`);
+  });
   logger.info({ runnerId: agent.runnerId, capacity: config.runner.capacity, labels: config.runner.labels, executor: executor.name }, 'runner is taking jobs');
   process.stderr.write(`furrow runner ${saved.name} is connected to ${saved.url}\n`);
 

@@ -1,4 +1,6 @@
+import path from 'node:path';
 import { loadConfig } from '../config/load-config.js';
+import { makeRootStateDir, rootStateDir } from '../config/state-dir.js';
 import { startInstance } from '../server/instance.js';
 import { createLogger } from './create-logger.js';
 import { reachDatabase } from './reach-database.js';
@@ -15,7 +17,9 @@ Settings: docs/configuration.md.`;
 export async function startCommand(): Promise<number> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
-  const database = await reachDatabase(config, (msg) => logger.info(msg));
+  // The default work dir as root: its parents must let the job user through, whatever the umask.
+  if (config.workDir.startsWith(`${rootStateDir(config.dataDir)}${path.sep}`)) await makeRootStateDir(config.dataDir);
+  const database = await reachDatabase(config, (msg) => logger.info(msg), { create: true });
   let instance;
   try {
     instance = await startInstance(config, database.url, logger);

@@ -51,7 +51,7 @@ export const SETTINGS = {
   },
   FURROW_WORK_DIR: {
     kind: 'string',
-    description: 'Where the local runner creates job workspaces (default: DATA_DIR/work).',
+    description: 'Where the local runner creates job workspaces (default: DATA_DIR/work; as root, /var/lib/furrow/KEY/work).',
   },
   FURROW_RUNNER_URL: {
     kind: 'string',

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SETTINGS } from './config-schema.js';
 import { ConfigError, loadConfig } from './load-config.js';
+import { rootStateDir } from './state-dir.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'furrow-config-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,6 +29,9 @@ function problemsOf(env: NodeJS.ProcessEnv): string[] {
   throw new Error('loadConfig accepted the configuration');
 }
 
+/** DATA_DIR/work, except as root (see rootStateDir). */
+const defaultWorkDir = (dataDir: string) => path.join(process.getuid?.() === 0 ? rootStateDir(dataDir) : dataDir, 'work');
+
 describe('loadConfig', () => {
   it('uses the schema defaults when nothing is set', () => {
     const c = loadConfig({});
@@ -40,7 +44,7 @@ describe('loadConfig', () => {
       logLevel: SETTINGS.FURROW_LOG_LEVEL.default,
       localRunner: SETTINGS.FURROW_LOCAL_RUNNER.default,
       localRunnerCapacity: SETTINGS.FURROW_LOCAL_RUNNER_CAPACITY.default,
-      workDir: path.join(path.resolve(SETTINGS.FURROW_DATA_DIR.default), 'work'),
+      workDir: defaultWorkDir(path.resolve(SETTINGS.FURROW_DATA_DIR.default)),
       jobLeaseSeconds: SETTINGS.FURROW_JOB_LEASE_SECONDS.default,
       defaultTimeoutSeconds: SETTINGS.FURROW_DEFAULT_TIMEOUT_SECONDS.default,
       shutdownGraceSeconds: SETTINGS.FURROW_SHUTDOWN_GRACE_SECONDS.default,
@@ -90,8 +94,10 @@ describe('loadConfig', () => {
     expect(loadConfig({ PATH: '/bin', HOME: '/root', FURROWISH: 'x' }).port).toBe(8080);
   });
 
-  it('resolves directories to absolute paths; the work dir defaults to DATA_DIR/work', () => {
-    expect(loadConfig({ FURROW_DATA_DIR: '/srv/furrow' }).workDir).toBe('/srv/furrow/work');
+  it('resolves directories to absolute paths; the work dir defaults to DATA_DIR/work, or as root to one outside it', () => {
+    expect(loadConfig({ FURROW_DATA_DIR: '/srv/furrow' }).workDir).toBe(defaultWorkDir('/srv/furrow'));
+    if (process.getuid?.() === 0) expect(defaultWorkDir('/srv/furrow')).toMatch(/^\/var\/lib\/furrow\/[0-9a-f]{16}\/work$/);
+    expect(rootStateDir('/srv/furrow')).not.toBe(rootStateDir('/srv/furrow2'));
     const c = loadConfig({ FURROW_DATA_DIR: 'rel/data', FURROW_WORK_DIR: 'rel/work' });
     expect(c.dataDir).toBe(path.resolve('rel/data'));
     expect(c.workDir).toBe(path.resolve('rel/work'));

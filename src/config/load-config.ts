@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { SETTINGS, type SettingName, type SettingSpec } from './config-schema.js';
+import { rootStateDir } from './state-dir.js';
 
 /** The validated settings, read once at start and passed down. */
 export interface Config {
@@ -190,7 +191,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel: values.FURROW_LOG_LEVEL as string,
     localRunner: values.FURROW_LOCAL_RUNNER as boolean,
     localRunnerCapacity: values.FURROW_LOCAL_RUNNER_CAPACITY as number,
-    workDir: path.resolve((values.FURROW_WORK_DIR as string | undefined) ?? path.join(dataDir, 'work')),
+    // As root, jobs run as the job user, who must reach the work dir even when the data dir
+    // sits in a home or checkout closed to others.
+    workDir: path.resolve((values.FURROW_WORK_DIR as string | undefined) ?? path.join(process.getuid?.() === 0 ? rootStateDir(dataDir) : dataDir, 'work')),
     jobLeaseSeconds: values.FURROW_JOB_LEASE_SECONDS as number,
     defaultTimeoutSeconds: values.FURROW_DEFAULT_TIMEOUT_SECONDS as number,
     queueTimeoutSeconds: values.FURROW_QUEUE_TIMEOUT_SECONDS as number,

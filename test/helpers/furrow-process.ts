@@ -9,10 +9,19 @@ export function furrowEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...base, FURROW_LOG_LEVEL: 'warn', ...env };
 }
 
+/** Another checkout's bin/furrow.js, run from a directory, as a user. */
+export interface FurrowAt {
+  bin?: string;
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+}
+
 /** Runs a `furrow` command to completion. */
-export function furrow(args: string[], env: Record<string, string>, stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+export function furrow(args: string[], env: Record<string, string>, stdin?: string, at: FurrowAt = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { bin = BIN, ...where } = at;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: furrowEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, ...args], { env: furrowEnv(env), stdio: ['pipe', 'pipe', 'pipe'], ...where });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -24,8 +33,9 @@ export function furrow(args: string[], env: Record<string, string>, stdin?: stri
 }
 
 /** Starts `furrow start` and resolves with its URL once it says it is running. */
-export function furrowStart(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, 'start'], { env: furrowEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+export function furrowStart(env: Record<string, string>, at: FurrowAt = {}): Promise<{ child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
+  const { bin = BIN, ...where } = at;
+  const child = spawn(process.execPath, [bin, 'start'], { env: furrowEnv(env), stdio: ['ignore', 'pipe', 'pipe'], ...where });
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {

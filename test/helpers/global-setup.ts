@@ -30,5 +30,7 @@ export async function setup(project: TestProject): Promise<void> {
 
 export async function teardown(): Promise<void> {
   await cluster?.stop();
+  // As root the cluster lives outside the data dir (see startEmbeddedPostgres).
+  if (cluster) await rm(path.dirname(cluster.clusterDir), { recursive: true, force: true });
   if (dir) await rm(dir, { recursive: true, force: true });
 }

@@ -49,10 +49,11 @@ let counter = 0;
 export async function startTestInstance(env: Record<string, string> = {}, existing?: { databaseUrl: string; dataDir: string }): Promise<TestInstance> {
   const database = existing ? { url: existing.databaseUrl, drop: async () => undefined } : await createTestDatabase();
   const dataDir = existing?.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'furrow-test-')));
-  // Jobs run as the unprivileged job user when tests run as root: it must reach its workspace.
+  // Jobs run as the unprivileged job user when tests run as root: it must reach its workspace,
+  // kept in the data dir (not under /var/lib/furrow) so that removing the data dir removes it.
   await chmod(dataDir, 0o711);
   // Tests serve repositories from bare repos on disk (file://); one test turns this off again.
-  const config = loadConfig({ FURROW_PORT: '0', FURROW_DATA_DIR: dataDir, FURROW_SHUTDOWN_GRACE_SECONDS: '2', DATABASE_URL: database.url, FURROW_LOCAL_REPOSITORIES: 'true', ...env });
+  const config = loadConfig({ FURROW_PORT: '0', FURROW_DATA_DIR: dataDir, FURROW_WORK_DIR: path.join(dataDir, 'work'), FURROW_SHUTDOWN_GRACE_SECONDS: '2', DATABASE_URL: database.url, FURROW_LOCAL_REPOSITORIES: 'true', ...env });
   const logs: string[] = [];
   const logger = process.env.FURROW_TEST_LOG ? pino({ level: 'debug' }) : pino({ level: 'warn' }, { write: (line: string) => void logs.push(line) });
   const instance = await startInstance(config, database.url, logger);

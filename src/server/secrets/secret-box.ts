@@ -47,14 +47,24 @@ export class SecretBox {
    * made (mode 0600) on first use.
    */
   static async load(opts: { secretKey: string | undefined; dataDir: string }): Promise<SecretBox> {
+    if (opts.secretKey === undefined) {
+      const file = path.join(opts.dataDir, 'secret.key');
+      if (!(await access(file).then(() => true, () => false))) await createKeyFile(file);
+    }
+    return (await SecretBox.find(opts))!;
+  }
+
+  /** The box of the key configured or in the key file; undefined when neither exists. Writes nothing. */
+  static async find(opts: { secretKey: string | undefined; dataDir: string }): Promise<SecretBox | undefined> {
     if (opts.secretKey !== undefined) {
       const key = parseSecretKey(opts.secretKey);
       if (!key) throw new Error('FURROW_SECRET_KEY must be 32 bytes written as 64 hex digits or as base64 (e.g. `openssl rand -base64 32`)');
       return new SecretBox(key);
     }
     const file = path.join(opts.dataDir, 'secret.key');
-    if (!(await access(file).then(() => true, () => false))) await createKeyFile(file);
-    const key = parseSecretKey(await readFile(file, 'utf8'));
+    const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+    if (text === undefined) return undefined;
+    const key = parseSecretKey(text);
     if (!key) throw new Error(`${file} does not hold a 32-byte key (64 hex digits or base64)`);
     return new SecretBox(key);
   }
