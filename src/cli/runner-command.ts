@@ -6,7 +6,7 @@ import type { SettingName } from '../config/config-schema.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { FURROW_VERSION } from '../protocol/version.js';
 import { createExecutor } from '../runner/executors/create-executor.js';
-import { ensureJobUserWhenRoot } from '../runner/job-user.js';
+import { ensureSlotUsersWhenRoot } from '../runner/job-user.js';
 import { RemoteChannel } from '../runner/remote-channel.js';
 import { RunnerAgent } from '../runner/runner-agent.js';
 import { UUID } from '../server/store/access-store.js';
@@ -98,7 +98,7 @@ async function runRunner(config: Config): Promise<number> {
   if (!/^https?:\/\//.test(config.runner.url)) throw new UsageError(`--url must start with http:// or https://, got "${config.runner.url}"`);
   const logger = createLogger(config.logLevel, 'stderr');
   // The job user first: executors probe as that user.
-  await ensureJobUserWhenRoot(config.executor.jobUser, (level, msg) => logger[level](msg));
+  await ensureSlotUsersWhenRoot(config.executor.jobUser, config.runner.capacity, (level, msg) => logger[level](msg));
   const executor = createExecutor(config.executor);
   const probe = await executor.probe();
   if (!probe.ok) throw new Error(`the ${executor.name} executor cannot run here: ${probe.detail}`);

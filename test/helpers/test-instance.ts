@@ -1,10 +1,13 @@
+import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import pino from 'pino';
 import WebSocket from 'ws';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { Role } from '../../src/db/schema.js';
+import { lookupUser, runsAsRoot, slotUserNames } from '../../src/runner/job-user.js';
 import { startInstance, type Instance } from '../../src/server/instance.js';
 import { createApiToken, createUser } from '../../src/server/store/account-store.js';
 import { createTestDatabase } from './test-database.js';
@@ -39,6 +42,20 @@ export interface TestInstance {
 
 const TERMINAL = ['succeeded', 'failed', 'canceled', 'timed_out', 'skipped'];
 let counter = 0;
+const run = promisify(execFile);
+
+/**
+ * As root, each instance gets job users of its own (FURROW_JOB_USER): a runner kills every process
+ * of its slot users when a job ends, which must not reach the jobs of a test running beside it.
+ */
+function ownJobUser(env: Record<string, string>): Record<string, string> {
+  return runsAsRoot() && env.FURROW_JOB_USER === undefined ? { FURROW_JOB_USER: `furrow-t${process.pid}-${++counter}` } : {};
+}
+
+/** Removes the slot users an instance created for itself. */
+async function removeJobUsers(base: string, capacity: number): Promise<void> {
+  for (const name of slotUserNames(base, capacity)) if (await lookupUser(name)) await run('userdel', [name]).catch(() => undefined);
+}
 
 /**
  * A whole Furrow instance (API, workers, local runner) on a fresh database, listening on a free
@@ -50,7 +67,8 @@ export async function startTestInstance(env: Record<string, string> = {}, existi
   // Jobs run as the unprivileged job user when tests run as root: it must reach its workspace.
   await chmod(dataDir, 0o711);
   // Tests serve repositories from bare repos on disk (file://); one test turns this off again.
-  const config = loadConfig({ FURROW_PORT: '0', FURROW_DATA_DIR: dataDir, FURROW_SHUTDOWN_GRACE_SECONDS: '2', DATABASE_URL: database.url, FURROW_LOCAL_REPOSITORIES: 'true', ...env });
+  const own = ownJobUser(env);
+  const config = loadConfig({ FURROW_PORT: '0', FURROW_DATA_DIR: dataDir, FURROW_SHUTDOWN_GRACE_SECONDS: '2', DATABASE_URL: database.url, FURROW_LOCAL_REPOSITORIES: 'true', ...own, ...env });
   const instance = await startInstance(config, database.url, pino({ level: process.env.FURROW_TEST_LOG ? 'debug' : 'silent' }));
   const { db } = instance.resources.database;
 
@@ -117,6 +135,7 @@ export async function startTestInstance(env: Record<string, string> = {}, existi
     },
     async stop(drop = true) {
       await instance.stop();
+      if (own.FURROW_JOB_USER) await removeJobUsers(own.FURROW_JOB_USER, config.localRunnerCapacity);
       if (drop) {
         await database.drop();
         if (!existing) await rm(dataDir, { recursive: true, force: true });

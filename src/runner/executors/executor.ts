@@ -1,4 +1,5 @@
 import type { JobSpec } from '../../protocol/messages.js';
+import type { JobUser } from '../job-user.js';
 
 /** Where a step's output goes; `write` returning false asks the producer to pause until `drain`. */
 export interface OutputSink {
@@ -16,6 +17,11 @@ export interface JobContext {
   workspace: string;
   /** A private directory outside the workspace for the executor's own files (scripts, keys). */
   scratch: string;
+  /**
+   * Whom the job's processes run as: the user of the runner's slot that runs it, when the runner
+   * is root (no other job uses that user meanwhile); undefined when it is not (the runner's user).
+   */
+  user: JobUser | undefined;
   /** Aborted on cancel or timeout. */
   signal: AbortSignal;
 }
