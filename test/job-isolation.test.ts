@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupUser, runsAsRoot, slotUserNames } from '../src/runner/job-user.js';
 import { ensureBusyboxImage } from './helpers/busybox-image.js';
 import { executorAvailable } from './helpers/executor-available.js';
+import { removeJobUsers } from './helpers/job-users.js';
 import { processesWithEnv } from './helpers/processes.js';
 import { startRunner, type RunnerProcess } from './helpers/runner-process.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
@@ -169,7 +170,7 @@ describe.skipIf(!root)('job processes never outlive their runner', () => {
     await runner?.stop('SIGKILL');
     await runner?.cleanup();
     await t?.stop();
-    for (const name of slotUserNames(base, 2)) if (await lookupUser(name)) await run('userdel', [name]).catch(() => undefined);
+    await removeJobUsers(base);
   });
 
   it('kills a job\'s processes, a setsid + nohup escapee too, when its runner is SIGKILLed, and a restarted runner removes what is left', async () => {

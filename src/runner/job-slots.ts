@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { lstat, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { JOB_PATH } from './executors/spawn-step.js';
 import { lookupUser, resolveJobUser, slotUserName, slotUserNames, type JobUser } from './job-user.js';
@@ -7,6 +7,10 @@ import { killUserProcesses } from './process-tree.js';
 
 /** A job's workspace (`<job id>`) or scratch dir (`.<job id>`) in the runner's work dir. */
 const JOB_DIR = /^\.?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Where a root runner records which job users it holds, one file per FURROW_JOB_USER holding its pid. */
+const CLAIMS_DIR = '/run/furrow-job-users';
+/** Bases claimed by runners of this process (several agents may share one process, e.g. in tests). */
+const claimedHere = new Set<string>();
 /** World-writable directories where a job running as its slot's user may have left files. */
 const SHARED_TMP = ['/tmp', '/var/tmp', '/dev/shm'];
 
@@ -33,6 +37,8 @@ export class JobSlots {
     /** Users of slots beyond the capacity (an earlier run had more): cleaned up at start only. */
     private readonly former: JobUser[],
     private readonly workDir: string,
+    /** The FURROW_JOB_USER this runner holds, undefined when it holds none (not root). */
+    private readonly claimed: string | undefined,
   ) {}
 
   /** Looks up the users of `capacity` slots (when root); throws naming the missing one. */
@@ -49,7 +55,8 @@ export class JobSlots {
       if (!user || user.uid === 0) break;
       former.push(user);
     }
-    return new JobSlots(users, former, workDir);
+    if (users.length > 0) await claim(base!);
+    return new JobSlots(users, former, workDir, users.length > 0 ? base : undefined);
   }
 
   /** Slot `index`'s user, or undefined when the runner is not root. */
@@ -80,10 +87,11 @@ export class JobSlots {
     return user ? freeUser(user) : 0;
   }
 
-  /** Stops the sentinel (the runner stops; its jobs are done). */
+  /** Stops the sentinel and gives up the job users (the runner stops; its jobs are done). */
   stop(): void {
     this.sentinel?.stdin?.end();
     this.sentinel = undefined;
+    if (this.claimed && claimedHere.delete(this.claimed)) void rm(path.join(CLAIMS_DIR, this.claimed), { force: true });
   }
 
   private startSentinel(): void {
@@ -95,6 +103,34 @@ export class JobSlots {
     sentinel.unref();
     (sentinel.stdin as unknown as { unref?: () => void }).unref?.();
     this.sentinel = sentinel;
+  }
+}
+
+/**
+ * Makes this process the only runner on the host using the job users of `base`: two runners sharing
+ * them would kill each other's jobs. A claim whose process is gone (a crash) is taken over.
+ */
+async function claim(base: string): Promise<void> {
+  const refuse = (holder: string) =>
+    new Error(`another runner on this host (${holder}) runs jobs as ${base}-N; give each runner its own FURROW_JOB_USER`);
+  if (claimedHere.has(base)) throw refuse('in this process');
+  const file = path.join(CLAIMS_DIR, base);
+  await mkdir(CLAIMS_DIR, { recursive: true, mode: 0o755 });
+  const made = await writeFile(file, `${process.pid}\n`, { flag: 'wx' }).then(() => true, (err: NodeJS.ErrnoException) => (err.code === 'EEXIST' ? false : Promise.reject(err)));
+  if (!made) {
+    const holder = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) throw refuse(`pid ${holder}`);
+    await writeFile(file, `${process.pid}\n`);
+  }
+  claimedHere.add(base);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

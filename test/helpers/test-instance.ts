@@ -1,15 +1,14 @@
-import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import pino from 'pino';
 import WebSocket from 'ws';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { Role } from '../../src/db/schema.js';
-import { lookupUser, runsAsRoot, slotUserNames } from '../../src/runner/job-user.js';
+import { runsAsRoot } from '../../src/runner/job-user.js';
 import { startInstance, type Instance } from '../../src/server/instance.js';
 import { createApiToken, createUser } from '../../src/server/store/account-store.js';
+import { removeJobUsers } from './job-users.js';
 import { createTestDatabase } from './test-database.js';
 
 export interface ApiResponse<T = any> {
@@ -42,19 +41,9 @@ export interface TestInstance {
 
 const TERMINAL = ['succeeded', 'failed', 'canceled', 'timed_out', 'skipped'];
 let counter = 0;
-const run = promisify(execFile);
-
-/**
- * As root, each instance gets job users of its own (FURROW_JOB_USER): a runner kills every process
- * of its slot users when a job ends, which must not reach the jobs of a test running beside it.
- */
+/** As root, each instance gets job users of its own (FURROW_JOB_USER); see removeJobUsers. */
 function ownJobUser(env: Record<string, string>): Record<string, string> {
   return runsAsRoot() && env.FURROW_JOB_USER === undefined ? { FURROW_JOB_USER: `furrow-t${process.pid}-${++counter}` } : {};
-}
-
-/** Removes the slot users an instance created for itself. */
-async function removeJobUsers(base: string, capacity: number): Promise<void> {
-  for (const name of slotUserNames(base, capacity)) if (await lookupUser(name)) await run('userdel', [name]).catch(() => undefined);
 }
 
 /**
@@ -135,7 +124,7 @@ export async function startTestInstance(env: Record<string, string> = {}, existi
     },
     async stop(drop = true) {
       await instance.stop();
-      if (own.FURROW_JOB_USER) await removeJobUsers(own.FURROW_JOB_USER, config.localRunnerCapacity);
+      if (own.FURROW_JOB_USER) await removeJobUsers(own.FURROW_JOB_USER);
       if (drop) {
         await database.drop();
         if (!existing) await rm(dataDir, { recursive: true, force: true });
