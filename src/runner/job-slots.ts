@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { JOB_PATH } from './executors/spawn-step.js';
 import { lookupUser, resolveJobUser, slotUserName, slotUserNames, type JobUser } from './job-user.js';
@@ -119,20 +119,12 @@ async function claim(base: string): Promise<void> {
   const made = await writeFile(file, `${process.pid}\n`, { flag: 'wx' }).then(() => true, (err: NodeJS.ErrnoException) => (err.code === 'EEXIST' ? false : Promise.reject(err)));
   if (!made) {
     const holder = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) throw refuse(`pid ${holder}`);
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && (await access(`/proc/${holder}`).then(() => true, () => false))) throw refuse(`pid ${holder}`);
     await writeFile(file, `${process.pid}\n`);
   }
   claimedHere.add(base);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Kills every process of `user` and removes its files in the shared temporary dirs; resolves with how many processes it killed. */
 async function freeUser(user: JobUser): Promise<number> {
