@@ -9,9 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupUser, runsAsRoot, slotUserNames } from '../src/runner/job-user.js';
 import { ensureBusyboxImage } from './helpers/busybox-image.js';
 import { executorAvailable } from './helpers/executor-available.js';
+import { furrow, furrowStart } from './helpers/furrow-process.js';
 import { removeJobUsers } from './helpers/job-users.js';
 import { processesWithEnv } from './helpers/processes.js';
 import { startRunner, type RunnerProcess } from './helpers/runner-process.js';
+import { createTestDatabase } from './helpers/test-database.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 const run = promisify(execFile);
@@ -210,4 +212,41 @@ describe.skipIf(!root)('job processes never outlive their runner', () => {
     await exited; // killed by the starting runner
     expect(await goneWithin(['sleep', escapee], 0)).toEqual([]);
   }, 90_000);
+
+  it('kills a job\'s processes, a setsid + nohup escapee too, when furrow start is SIGKILLed', async () => {
+    const database = await createTestDatabase();
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'furrow-start-'));
+    await run('chmod', ['0711', dataDir]);
+    const startBase = `furrow-st${process.pid}`;
+    const env = { DATABASE_URL: database.url, FURROW_DATA_DIR: dataDir, FURROW_PORT: '0', FURROW_JOB_USER: startBase };
+    const server = await furrowStart(env);
+    try {
+      expect((await furrow(['user', 'create', '--email', 'ops@example.com', '--password-stdin', '--admin'], env, 'a long password\n')).code).toBe(0);
+      const token = (await furrow(['token', 'create', '--email', 'ops@example.com', '--name', 'ops'], env)).stdout.trim();
+      const api = async (method: string, route: string, body?: unknown) => {
+        const res = await fetch(`${server.url}${route}`, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+        return { status: res.status, text: await res.clone().text(), body: res.headers.get('content-type')?.includes('json') ? await res.json() : undefined };
+      };
+      const seconds = String(900 + Math.floor(Math.random() * 9000));
+      const escapee = String(Number(seconds) + 1);
+      const org = await api('POST', '/api/v1/organizations', { name: `org-${fresh()}` });
+      const project = await api('POST', `/api/v1/organizations/${org.body.id}/projects`, { name: 'project' });
+      const workflow = await api('POST', `/api/v1/projects/${project.body.id}/workflows`, { name: 'w', script: `setsid nohup env -i sleep ${escapee} </dev/null >/dev/null 2>&1 &\necho started\nsleep ${seconds}` });
+      const runId = (await api('POST', `/api/v1/workflows/${workflow.body.id}/runs`, {})).body.id as string;
+      for (let i = 0; i < 600 && !(await api('GET', `/api/v1/runs/${runId}/log`)).text.includes('started'); i++) await sleep(50);
+      expect(await processesRunning(['sleep', escapee])).toHaveLength(1);
+
+      server.child.kill('SIGKILL');
+      await server.exited;
+      const killedAt = Date.now();
+      expect(await goneWithin(['sleep', seconds], 5000)).toEqual([]);
+      expect(await goneWithin(['sleep', escapee], 5000)).toEqual([]);
+      expect(Date.now() - killedAt).toBeLessThan(5000);
+    } finally {
+      server.child.kill('SIGKILL');
+      await removeJobUsers(startBase);
+      await database.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
