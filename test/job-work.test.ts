@@ -2,10 +2,9 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobUser } from '../src/runner/job-user.js';
 import { loadConfig } from '../src/config/load-config.js';
 import { ShellExecutor } from '../src/runner/executors/shell-executor.js';
-import { ensureJobUser, runsAsRoot, slotUserName } from '../src/runner/job-user.js';
+import { ensureJobUser, runsAsRoot, slotUserName, type JobUser } from '../src/runner/job-user.js';
 import { runJobWork } from '../src/runner/job-work.js';
 import { MaskedOutput } from '../src/runner/masked-output.js';
 import { collectOutput, makeJob, stepSpec, withPreparedJob } from './helpers/executor-job.js';
@@ -15,7 +14,7 @@ let user: JobUser | undefined;
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'furrow-work-'));
   await chmod(dir, 0o711);
-  // As root, the shell executor runs steps as the job user.
+  // As root, the shell executor runs steps as the job's slot user.
   if (runsAsRoot()) user = (await ensureJobUser(slotUserName(loadConfig({}).executor.jobUser, 0))).user;
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));

@@ -97,7 +97,7 @@ async function runRunner(config: Config): Promise<number> {
   if (!config.runner.url) throw new UsageError('--url (or FURROW_RUNNER_URL) is required: the server to connect to');
   if (!/^https?:\/\//.test(config.runner.url)) throw new UsageError(`--url must start with http:// or https://, got "${config.runner.url}"`);
   const logger = createLogger(config.logLevel, 'stderr');
-  // The job user first: executors probe as that user.
+  // The job users first: executors probe as the first one.
   await ensureSlotUsersWhenRoot(config.executor.jobUser, config.runner.capacity, (level, msg) => logger[level](msg));
   const executor = createExecutor(config.executor);
   const probe = await executor.probe();
