@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the isolating executors and their tests use: bubblewrap (bwrap),
-# podman with runc and catatonit (its --init), an OpenSSH server and client (ssh executor), busybox-static (tiny test images), jq (the secret masking tests check what it prints).
+# podman with runc and catatonit (its --init), an OpenSSH server and client (ssh executor), busybox-static (tiny test images),
+# jq (the secret masking tests check what it prints), and for every runner run as root util-linux (setpriv: job processes die
+# with their runner) and procps (pkill: a slot's processes are killed by user).
 # `npm test` runs it first. It installs only as root with apt-get, and does nothing for packages
 # already installed; otherwise it says what is missing (the tests needing it are then skipped).
 set -euo pipefail
-PACKAGES=(bubblewrap podman runc catatonit uidmap openssh-server openssh-client busybox-static jq)
+PACKAGES=(bubblewrap podman runc catatonit uidmap openssh-server openssh-client busybox-static jq util-linux procps)
 missing=()
 command -v dpkg-query >/dev/null || { echo "host packages: not a Debian system; install ${PACKAGES[*]} by hand" >&2; exit 0; }
 for p in "${PACKAGES[@]}"; do

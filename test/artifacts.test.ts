@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobSpec } from '../src/protocol/messages.js';
 import { downloadArtifacts, uploadArtifacts, type ArtifactOptions } from '../src/runner/artifacts.js';
-import { resolveJobUser, type JobUser } from '../src/runner/job-user.js';
+import { resolveJobUser, slotUserName, type JobUser } from '../src/runner/job-user.js';
 import { copyArtifacts } from '../src/server/store/artifact-store.js';
 import { newJobToken } from '../src/server/store/job-token.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
@@ -25,7 +25,7 @@ const dirs: string[] = [];
 
 beforeAll(async () => {
   t = await startTestInstance({ FURROW_ARTIFACT_MAX_MB: '1', FURROW_ARTIFACT_RUN_MAX_MB: '2' });
-  user = await resolveJobUser(t.instance.resources.config.executor.jobUser);
+  user = await resolveJobUser(slotUserName(t.instance.resources.config.executor.jobUser, 0));
 });
 afterAll(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));

@@ -47,7 +47,7 @@ describe('furrow doctor', () => {
     expect(line(shell.stdout, 'executor shell')).toEqual({ status: 'ok', detail: expect.stringMatching(/^configured: GNU bash/) });
     // Without FURROW_SSH_TARGET and its key the ssh executor cannot work: only a warning here…
     expect(line(shell.stdout, 'executor ssh')).toEqual({ status: 'warn', detail: expect.not.stringContaining('configured') });
-    expect(line(shell.stdout, 'job user')).toBeDefined();
+    expect(line(shell.stdout, 'job users')).toBeDefined();
     expect(line(shell.stdout, 'cgroups')?.detail).toMatch(/limits: pids 20/);
 
     // …and a failure when it is the configured one.
@@ -57,29 +57,30 @@ describe('furrow doctor', () => {
     expect(line(ssh.stdout, 'executor shell')?.status).toBe('ok');
   }, 120_000);
 
-  it.skipIf(!runsAsRoot())('--fix creates a missing job user and the data dir, and says so', async () => {
+  it.skipIf(!runsAsRoot())('--fix creates the missing job users, one per slot, and the data dir, and says so', async () => {
     const name = `furrow-test-${randomBytes(4).toString('hex')}`;
     const dataDir = freshDataDir();
-    const env = { DATABASE_URL: databaseUrl, FURROW_DATA_DIR: dataDir, FURROW_JOB_USER: name };
+    const env = { DATABASE_URL: databaseUrl, FURROW_DATA_DIR: dataDir, FURROW_JOB_USER: name, FURROW_LOCAL_RUNNER_CAPACITY: '2', FURROW_RUNNER_CAPACITY: '1' };
     try {
       const before = await furrow(['doctor'], env);
-      expect(line(before.stdout, 'job user')).toEqual({ status: 'warn', detail: expect.stringContaining(`${name} does not exist`) });
+      expect(line(before.stdout, 'job users')).toEqual({ status: 'warn', detail: `${name}-0, ${name}-1 do not exist; the runner creates them when it starts ("furrow doctor --fix" does now)` });
       expect(line(before.stdout, 'data dir')?.detail).toMatch(/does not exist yet/);
 
       const fixed = await furrow(['doctor', '--fix'], env);
       expect(fixed.code).toBe(0);
-      const user = await lookupUser(name);
-      expect(user?.uid).toBeGreaterThan(0);
+      const [first, second] = [(await lookupUser(`${name}-0`))!, (await lookupUser(`${name}-1`))!];
+      expect(first.uid).toBeGreaterThan(0);
+      expect(second.uid).not.toBe(first.uid);
       expect(fixed.stdout).toContain(`fix   data dir: created ${dataDir}\n`);
-      expect(fixed.stdout).toContain(`fix   job user: created ${name} (uid ${user!.uid}, gid ${user!.gid})\n`);
-      expect(line(fixed.stdout, 'job user')).toEqual({ status: 'ok', detail: expect.stringMatching(new RegExp(`^${name} \\(uid ${user!.uid}`)) });
-      expect(line(fixed.stdout, 'executor shell')?.detail).toContain(`jobs run as ${name}`);
+      expect(fixed.stdout).toContain(`fix   job users: created ${name}-0 (uid ${first.uid}, gid ${first.gid}), ${name}-1 (uid ${second.uid}, gid ${second.gid})\n`);
+      expect(line(fixed.stdout, 'job users')).toEqual({ status: 'ok', detail: `one per job slot: ${name}-0 (uid ${first.uid}), ${name}-1 (uid ${second.uid}); they reach the work dirs` });
+      expect(line(fixed.stdout, 'executor shell')?.detail).toContain(`jobs run as ${name}-N, one user per job slot`);
       expect(existsSync(dataDir)).toBe(true);
 
       const again = await furrow(['doctor', '--fix'], env);
       expect(again.stdout).toMatch(/^fix {3}nothing to fix$/m);
     } finally {
-      if (await lookupUser(name)) await run('userdel', [name]);
+      for (const slot of [`${name}-0`, `${name}-1`]) if (await lookupUser(slot)) await run('userdel', [slot]);
     }
   }, 120_000);
 });

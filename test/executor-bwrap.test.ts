@@ -12,7 +12,7 @@ import type { JobSpec } from '../src/protocol/messages.js';
 import { detectCgroups } from '../src/runner/cgroups.js';
 import { BwrapExecutor } from '../src/runner/executors/bwrap-executor.js';
 import type { JobContext } from '../src/runner/executors/executor.js';
-import { ensureJobUser, runsAsRoot, type JobUser } from '../src/runner/job-user.js';
+import { ensureJobUser, runsAsRoot, slotUserName, type JobUser } from '../src/runner/job-user.js';
 import { executorAvailable } from './helpers/executor-available.js';
 import { collectOutput, makeJob, runJob, runStep, withPreparedJob } from './helpers/executor-job.js';
 import { processesWithEnv } from './helpers/processes.js';
@@ -22,7 +22,7 @@ const run = promisify(execFile);
 const root = runsAsRoot();
 // As root, jobs run as the job user, which the runner or `furrow doctor --fix` creates on a real host.
 const userEnv = { FURROW_JOB_USER: `furrow-test-${randomBytes(4).toString('hex')}` };
-const user: JobUser | undefined = root ? (await ensureJobUser(userEnv.FURROW_JOB_USER)).user : undefined;
+const user: JobUser | undefined = root ? (await ensureJobUser(slotUserName(userEnv.FURROW_JOB_USER, 0))).user : undefined;
 const jobUid = user?.uid ?? process.getuid!();
 const jobGid = user?.gid ?? process.getgid!();
 const available = await executorAvailable('bwrap', userEnv);
@@ -46,7 +46,7 @@ interface JobOptions {
 /** A job whose spec has FURROW_JOB_ID (how its processes are found) and a variable of its own. */
 function newJob({ dir = workDir, network = 'default', signal }: JobOptions = {}): Promise<JobContext> {
   const jobId = randomUUID();
-  return makeJob(dir, { jobId, network, env: { FURROW_JOB_ID: jobId, GREETING: 'hi' } }, signal);
+  return makeJob(dir, { jobId, network, env: { FURROW_JOB_ID: jobId, GREETING: 'hi' } }, signal, user);
 }
 
 /** A prepared job another job's sandbox must not reach. */
@@ -92,7 +92,7 @@ describe.skipIf(!available)('bwrap executor', () => {
     const probe = await executor.probe();
     expect(probe).toMatchObject({ ok: true });
     expect(probe.detail).toMatch(/^bubblewrap \d+\.\d+/);
-    if (user) expect(probe.detail).toContain(`the job user ${user.name}`);
+    if (user) expect(probe.detail).toContain(`one user per job slot, ${userEnv.FURROW_JOB_USER}-N (${user.name} is uid ${user.uid})`);
   });
 
   it('streams a step\'s output and returns its exit code, with an environment from the spec alone', async () => {

@@ -9,7 +9,7 @@ import { loadConfig } from '../src/config/load-config.js';
 import type { JobSpec } from '../src/protocol/messages.js';
 import type { JobContext } from '../src/runner/executors/executor.js';
 import { PodmanExecutor } from '../src/runner/executors/podman-executor.js';
-import { ensureJobUser, runsAsRoot, type JobUser } from '../src/runner/job-user.js';
+import { ensureJobUser, runsAsRoot, slotUserName, type JobUser } from '../src/runner/job-user.js';
 import { BUSYBOX_MARKER, ensureBusyboxImage } from './helpers/busybox-image.js';
 import { executorAvailable } from './helpers/executor-available.js';
 import { collectOutput, makeJob, runJob, runStep, withPreparedJob } from './helpers/executor-job.js';
@@ -36,7 +36,7 @@ function executor(env: Record<string, string> = {}): PodmanExecutor {
 
 /** A job in the work dir that runs in the test image unless `spec` says otherwise. */
 function newJob(spec: Partial<JobSpec> = {}, signal?: AbortSignal): Promise<JobContext> {
-  return makeJob(workDir, { image, ...spec }, signal);
+  return makeJob(workDir, { image, ...spec }, signal, user);
 }
 
 describe.skipIf(!available)('podman executor', () => {
@@ -44,12 +44,12 @@ describe.skipIf(!available)('podman executor', () => {
     image = await ensureBusyboxImage();
     workDir = await mkdtemp(path.join(tmpdir(), 'furrow-podman-'));
     await chmod(workDir, 0o711);
-    if (root) user = (await ensureJobUser(userName)).user;
+    if (root) user = (await ensureJobUser(slotUserName(userName, 0))).user;
   });
 
   afterAll(async () => {
     if (workDir) await rm(workDir, { recursive: true, force: true });
-    if (user) await run('userdel', [userName]);
+    if (user) await run('userdel', [user.name]);
   });
 
   it('says in its probe which podman and runtime it uses', async () => {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load-config.js';
 import { detectCgroups } from '../src/runner/cgroups.js';
 import { ShellExecutor } from '../src/runner/executors/shell-executor.js';
-import { ensureJobUser, runsAsRoot, type JobUser } from '../src/runner/job-user.js';
+import { ensureJobUser, runsAsRoot, slotUserName, type JobUser } from '../src/runner/job-user.js';
 import { collectOutput, makeJob, runStep, withPreparedJob } from './helpers/executor-job.js';
 
 const run = promisify(execFile);
@@ -26,12 +26,12 @@ let workDir: string;
 beforeAll(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), 'furrow-shell-'));
   await chmod(workDir, 0o711); // as the agent leaves its work dir: the job user passes, lists nothing
-  if (root) user = (await ensureJobUser(userName)).user;
+  if (root) user = (await ensureJobUser(slotUserName(userName, 0))).user;
 });
 
 afterAll(async () => {
   await rm(workDir, { recursive: true, force: true });
-  if (root) await run('userdel', [userName]);
+  if (root) await run('userdel', [slotUserName(userName, 0)]);
 });
 
 function executor(env: Record<string, string> = {}): ShellExecutor {
@@ -56,13 +56,13 @@ describe('shell executor', () => {
     const probe = await executor({ FURROW_JOB_PIDS_MAX: '20' }).probe();
     expect(probe.ok).toBe(true);
     expect(probe.detail).toMatch(/bash/);
-    if (root) expect(probe.detail).toContain(`jobs run as ${userName} (uid ${user!.uid})`);
+    if (root) expect(probe.detail).toContain(`jobs run as ${userName}-N, one user per job slot (${user!.name} is uid ${user!.uid})`);
     if (cgroups.available) expect(probe.detail).toMatch(new RegExp(`cgroups: v${cgroups.version}, writable: .*pids 20`));
   });
 
   it.skipIf(!root)('runs steps as the job user, not root, without supplementary groups, with HOME in the workspace', async () => {
     const ex = executor();
-    const job = await makeJob(workDir);
+    const job = await makeJob(workDir, {}, undefined, user);
     await withPreparedJob(ex, job, async () => {
       const r = await runStep(ex, job, 'id -u; id -g; id -G; echo "$HOME"; echo hi > made-by-step');
       expect(r.exitCode).toBe(0);
@@ -77,7 +77,7 @@ describe('shell executor', () => {
   });
 
   it('refuses a job that asks for no network, which it cannot enforce', async () => {
-    const job = await makeJob(workDir, { network: 'none' });
+    const job = await makeJob(workDir, { network: 'none' }, undefined, user);
     await expect(executor().prepareJob(job)).rejects.toThrow(/network: none.*use the bwrap or podman executor/);
   });
 
@@ -85,8 +85,8 @@ describe('shell executor', () => {
     const closed = await mkdtemp(path.join(tmpdir(), 'furrow-closed-')); // mode 0700
     try {
       const ex = executor();
-      const job = await makeJob(closed);
-      await expect(ex.prepareJob(job)).rejects.toThrow(`the job user ${userName} cannot reach ${job.workspace}: ${closed} is not traversable for it`);
+      const job = await makeJob(closed, {}, undefined, user);
+      await expect(ex.prepareJob(job)).rejects.toThrow(`the job user ${user!.name} cannot reach ${job.workspace}: ${closed} is not traversable for it`);
       await ex.cleanupJob(job);
     } finally {
       await rm(closed, { recursive: true, force: true });
@@ -95,7 +95,7 @@ describe('shell executor', () => {
 
   it.skipIf(!hasController('pids'))('keeps a job with FURROW_JOB_PIDS_MAX=20 from forking 50 processes, in a cgroup removed after the job', async () => {
     const ex = executor({ FURROW_JOB_PIDS_MAX: '20' });
-    const job = await makeJob(workDir);
+    const job = await makeJob(workDir, {}, undefined, user);
     const dirs = cgroupDirs(job.spec.jobId);
     await withPreparedJob(ex, job, async () => {
       // Only where a limit is set: the pids hierarchy on v1 (listed first), the one directory on v2.
@@ -112,7 +112,7 @@ perl -e 'for my $n (0 .. 49) { my $p = fork; if (!defined $p) { print "fork $n f
 
   it.skipIf(!hasController('cpu'))('holds a job with FURROW_JOB_CPU_PERCENT=25 to a quarter of a core', async () => {
     const ex = executor({ FURROW_JOB_CPU_PERCENT: '25' });
-    const job = await makeJob(workDir);
+    const job = await makeJob(workDir, {}, undefined, user);
     await withPreparedJob(ex, job, async () => {
       // Spin for 2 s of wall time, then report the CPU seconds the spinning child used.
       const spin = `perl -MTime::HiRes=time -e 'my $end = time + 2; 1 while time < $end; my @t = times; printf "%.2f\n", $t[0] + $t[1]'`;
@@ -125,7 +125,7 @@ perl -e 'for my $n (0 .. 49) { my $p = fork; if (!defined $p) { print "fork $n f
 
   it.skipIf(!hasController('memory'))('kills a job with FURROW_JOB_MEMORY_MB=64 that takes 200 MB', async () => {
     const ex = executor({ FURROW_JOB_MEMORY_MB: '64' });
-    const job = await makeJob(workDir);
+    const job = await makeJob(workDir, {}, undefined, user);
     await withPreparedJob(ex, job, async () => {
       const r = await runStep(ex, job, 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo "survived with ${#x} bytes"');
       expect(r.output).not.toContain('survived');
@@ -138,7 +138,7 @@ perl -e 'for my $n (0 .. 49) { my $p = fork; if (!defined $p) { print "fork $n f
 
   it('uses no cgroup when no limit is set (a step starts without waiting for one)', async () => {
     const ex = executor();
-    const job = await makeJob(workDir);
+    const job = await makeJob(workDir, {}, undefined, user);
     await withPreparedJob(ex, job, async () => {
       const r = await runStep(ex, job, 'cat /proc/self/cgroup');
       expect(r.output).not.toContain('/furrow/');
@@ -157,7 +157,7 @@ perl -e 'for my $n (0 .. 49) { my $p = fork; if (!defined $p) { print "fork $n f
       if (escapes && !hasController('pids')) t.skip();
       const ex = executor(escapes ? { FURROW_JOB_PIDS_MAX: '1000' } : {});
       const controller = new AbortController();
-      const job = await makeJob(workDir, {}, controller.signal);
+      const job = await makeJob(workDir, {}, controller.signal, user);
       await withPreparedJob(ex, job, async () => {
         const output = collectOutput();
         const step = runStep(ex, job, script, output);

@@ -5,24 +5,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load-config.js';
 import { parseMarker } from '../src/domain/log-markers.js';
 import { ShellExecutor } from '../src/runner/executors/shell-executor.js';
-import { ensureJobUser, runsAsRoot } from '../src/runner/job-user.js';
+import { ensureJobUser, runsAsRoot, slotUserName, type JobUser } from '../src/runner/job-user.js';
 import { runJobWork } from '../src/runner/job-work.js';
 import { MaskedOutput } from '../src/runner/masked-output.js';
 import { collectOutput, makeJob, stepSpec, withPreparedJob } from './helpers/executor-job.js';
 
 let dir: string;
+let user: JobUser | undefined;
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'furrow-work-'));
   await chmod(dir, 0o711);
-  // As root, the shell executor runs steps as the job user.
-  if (runsAsRoot()) await ensureJobUser(loadConfig({}).executor.jobUser);
+  // As root, the shell executor runs steps as the job's slot user.
+  if (runsAsRoot()) user = (await ensureJobUser(slotUserName(loadConfig({}).executor.jobUser, 0))).user;
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
 /** Runs the steps through the shell executor; returns the outcome, the log and each step's reports. */
 async function work(steps: ReturnType<typeof stepSpec>[], secrets: string[] = [], signal?: AbortSignal, timeoutSeconds?: number) {
   const executor = new ShellExecutor(loadConfig({}).executor);
-  const job = await makeJob(dir, { steps, ...(timeoutSeconds ? { timeoutSeconds } : {}) }, signal);
+  const job = await makeJob(dir, { steps, ...(timeoutSeconds ? { timeoutSeconds } : {}) }, signal, user);
   const sink = collectOutput();
   const reports: [string, string][] = [];
   const outcome = await withPreparedJob(executor, job, () =>

@@ -126,9 +126,12 @@ async function liveLog(jobId: string): Promise<string> {
 
 describe('workflow files from a repository', () => {
   it('runs the DAG in order with the matrix, artifacts, masked secrets, skipped dependants and a re-run of the failed jobs', async () => {
-    // In /tmp, where the job user may write: the first attempt leaves it, the re-run finds it.
-    const marker = path.join(tmpdir(), `furrow-flaky-${randomUUID()}`);
-    onTestFinished(() => rm(marker, { force: true }));
+    // In a directory of the test's that every job user may write to, so that the first attempt
+    // leaves it for the re-run: what a job leaves at the top of /tmp goes when the job ends.
+    const markerDir = await mkdtemp(path.join(tmpdir(), 'furrow-flaky-'));
+    await chmod(markerDir, 0o1777);
+    const marker = path.join(markerDir, randomUUID());
+    onTestFinished(() => rm(markerDir, { recursive: true, force: true }));
     const repo = await createBareRepo(path.join(dir, 'app.git'), { 'README.md': 'readme of the app\n', '.furrow/ci.yml': pipeline(marker) });
     const projectId = await project();
     const repositoryId = await repository(projectId, repo);

@@ -7,7 +7,8 @@ import { SecretBox } from '../server/secrets/secret-box.js';
 import { pendingMigrations } from '../db/migrate.js';
 import { describeCgroups, detectCgroups } from '../runner/cgroups.js';
 import { createExecutor } from '../runner/executors/create-executor.js';
-import { assertReachable, ensureJobUser, findUseradd, lookupUser, runsAsRoot } from '../runner/job-user.js';
+import { JOB_PATH } from '../runner/executors/spawn-step.js';
+import { assertReachable, ensureJobUser, findUseradd, lookupUser, runsAsRoot, slotUserNames } from '../runner/job-user.js';
 import { parseFlags } from './parse-flags.js';
 import { UsageError } from './usage-error.js';
 import { peekDatabase } from './reach-database.js';
@@ -19,14 +20,15 @@ export const doctorHelp = `Usage: furrow doctor [--fix]
 Checks what Furrow needs on this host and prints one line per check: Node.js version, the data
 dir, the database (reachable, migrations), the secret key (fails when values are sealed and it
 opens none of them: almost certainly the wrong key), every executor (shell, bwrap, podman, ssh) with what
-its probe found, the job user jobs run as when the runner is root, and cgroups (version, writable
-controllers, the configured limits). Only the configured executor (FURROW_RUNNER_EXECUTOR) is
-required; the others are warnings. Exits 1 when a required check fails. Without --fix it changes
-nothing: it writes no file and does not start an embedded PostgreSQL that no process runs (the
-database is then a warning).
+its probe found, the job users (one per job slot, FURROW_JOB_USER-0 to -N, when the runner is
+root; without root there are none and concurrent jobs share the runner's user), and cgroups
+(version, writable controllers, the configured limits). Only the configured executor
+(FURROW_RUNNER_EXECUTOR) is required; the others are warnings. Exits 1 when a required check fails.
+Without --fix it changes nothing: it writes no file and does not start an embedded PostgreSQL that
+no process runs (the database is then a warning).
 
   --fix   first repairs what it can and prints what it did: creates the data dir and, when run
-          as root, the job user (FURROW_JOB_USER).`;
+          as root, the missing job users.`;
 
 type Status = 'ok' | 'warn' | 'FAIL';
 
@@ -60,9 +62,13 @@ async function fix(config: Config): Promise<string[]> {
     return `created ${config.dataDir}`;
   });
   if (runsAsRoot()) {
-    await attempt('job user', async () => {
-      const { created, user } = await ensureJobUser(config.executor.jobUser);
-      return created ? `created ${user.name} (uid ${user.uid}, gid ${user.gid})` : undefined;
+    await attempt('job users', async () => {
+      const created: string[] = [];
+      for (const name of slotUserNames(config.executor.jobUser, slotCount(config))) {
+        const { created: made, user } = await ensureJobUser(name);
+        if (made) created.push(`${user.name} (uid ${user.uid}, gid ${user.gid})`);
+      }
+      return created.length > 0 ? `created ${created.join(', ')}` : undefined;
     });
   }
   return done;
@@ -79,20 +85,42 @@ async function dataDirCheck(dir: string): Promise<string> {
   return `${dir} does not exist yet; furrow start creates it ("furrow doctor --fix" does now)`;
 }
 
-/** The job user: needed only when root; must exist (or be creatable) and reach the work dirs. */
-async function jobUserCheck(config: Config): Promise<Check> {
-  const name = config.executor.jobUser;
-  if (!runsAsRoot()) return { name: 'job user', status: 'ok', detail: `not needed: not run as root (a runner run as root runs jobs as ${name})` };
-  const user = await lookupUser(name);
-  if (!user) {
-    return (await findUseradd())
-      ? { name: 'job user', status: 'warn', detail: `${name} does not exist; the runner creates it when it starts ("furrow doctor --fix" does now)` }
-      : { name: 'job user', status: 'FAIL', detail: `${name} does not exist and this host has no useradd; create the user by hand` };
+/** How many job slots this host's runners have: the larger of `furrow start`'s and `furrow runner`'s capacity. */
+function slotCount(config: Config): number {
+  return Math.max(config.localRunnerCapacity, config.runner.capacity);
+}
+
+/** Whether `program` is on the jobs' PATH. */
+async function onPath(program: string): Promise<boolean> {
+  for (const dir of JOB_PATH.split(':')) if (await access(path.join(dir, program), constants.X_OK).then(() => true, () => false)) return true;
+  return false;
+}
+
+/**
+ * The job users, one per slot: needed only when root; each must exist (or be creatable), be
+ * unprivileged, have a uid of its own and reach the work dirs; setpriv and pkill must be there.
+ */
+async function jobUsersCheck(config: Config): Promise<Check> {
+  const names = slotUserNames(config.executor.jobUser, slotCount(config));
+  const pattern = `${config.executor.jobUser}-N`;
+  if (!runsAsRoot()) {
+    return { name: 'job users', status: 'warn', detail: `none: not run as root, so jobs run as this user and concurrent jobs are not isolated from each other (as root, slot N's jobs run as ${pattern})` };
   }
-  return check('job user', true, async () => {
-    if (user.uid === 0) throw new Error(`${name} has uid 0; jobs never run as root: set FURROW_JOB_USER to an unprivileged user`);
-    for (const dir of new Set([config.workDir, config.runner.workDir])) await assertReachable(dir, user);
-    return `${name} (uid ${user.uid}, gid ${user.gid}) runs the jobs and reaches the work dirs`;
+  const users = await Promise.all(names.map(lookupUser));
+  const missing = names.filter((_, i) => !users[i]);
+  if (missing.length > 0) {
+    return (await findUseradd())
+      ? { name: 'job users', status: 'warn', detail: `${missing.join(', ')} do not exist; the runner creates them when it starts ("furrow doctor --fix" does now)` }
+      : { name: 'job users', status: 'FAIL', detail: `${missing.join(', ')} do not exist and this host has no useradd; create the users by hand` };
+  }
+  return check('job users', true, async () => {
+    const found = users.map((u) => u!);
+    const root = found.find((u) => u.uid === 0);
+    if (root) throw new Error(`${root.name} has uid 0; jobs never run as root: set FURROW_JOB_USER to the base name of unprivileged users`);
+    if (new Set(found.map((u) => u.uid)).size !== found.length) throw new Error(`${names.join(', ')} must have distinct uids, or concurrent jobs share one`);
+    for (const program of ['setpriv', 'pkill']) if (!(await onPath(program))) throw new Error(`${program} is missing (util-linux, procps): install it with scripts/install-host-packages.sh`);
+    for (const user of found) for (const dir of new Set([config.workDir, config.runner.workDir])) await assertReachable(dir, user);
+    return `one per job slot: ${found.map((u) => `${u.name} (uid ${u.uid})`).join(', ')}; they reach the work dirs`;
   });
 }
 
@@ -187,7 +215,7 @@ export async function doctorCommand(args: string[]): Promise<number> {
   );
   checks.push(await check('data dir', true, () => dataDirCheck(config.dataDir)));
   checks.push(...(await databaseChecks(config)));
-  checks.push(...(await executorChecks(config)), await jobUserCheck(config), await cgroupsCheck(config));
+  checks.push(...(await executorChecks(config)), await jobUsersCheck(config), await cgroupsCheck(config));
   for (const c of checks) process.stdout.write(`${c.status.padEnd(4)}  ${c.name.padEnd(16)} ${c.detail}\n`);
   return checks.some((c) => c.status === 'FAIL') ? 1 : 0;
 }

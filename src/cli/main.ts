@@ -24,7 +24,7 @@ Commands:
   runner token revoke   revoke a registration token (ID)
   keys rekey [--yes]    give every repository a new deploy key
   keys rekey-missing    new deploy keys where they are missing or cannot be opened
-  doctor [--fix]        check this host: Node.js, database, data dir, executors, job user, cgroups
+  doctor [--fix]        check this host: Node.js, database, data dir, executors, job users, cgroups
   lint FILE...          check workflow files (.furrow/*.yml) and print their problems
 
 Settings come from FURROW_* environment variables (and FURROW_CONFIG); see docs/configuration.md.

@@ -7,7 +7,7 @@ import { parseDuration } from '../domain/parse-duration.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { FURROW_VERSION } from '../protocol/version.js';
 import { createExecutor } from '../runner/executors/create-executor.js';
-import { ensureJobUserWhenRoot } from '../runner/job-user.js';
+import { ensureSlotUsersWhenRoot } from '../runner/job-user.js';
 import { RemoteChannel } from '../runner/remote-channel.js';
 import { RunnerAgent } from '../runner/runner-agent.js';
 import { UUID } from '../server/store/access-store.js';
@@ -186,8 +186,8 @@ function serverUrl(raw: string | undefined): string {
 async function runRunner(loaded: Config, tokenFromStdin: boolean): Promise<number> {
   const config: Config = { ...loaded, runner: { ...loaded.runner, url: serverUrl(loaded.runner.url) } };
   const logger = createLogger(config.logLevel, 'stderr');
-  // The job user first: executors probe as that user.
-  await ensureJobUserWhenRoot(config.executor.jobUser, (level, msg) => logger[level](msg));
+  // The job users first: executors probe as the first one.
+  await ensureSlotUsersWhenRoot(config.executor.jobUser, config.runner.capacity, (level, msg) => logger[level](msg));
   const executor = createExecutor(config.executor);
   const probe = await executor.probe();
   if (!probe.ok) throw new Error(`the ${executor.name} executor cannot run here: ${probe.detail}`);

@@ -91,7 +91,7 @@ export const SETTINGS = {
   FURROW_JOB_USER: {
     kind: 'string',
     default: 'furrow-job',
-    description: 'Unprivileged user that jobs run as when the runner runs as root (`furrow doctor --fix` creates it).',
+    description: 'Base name of the unprivileged users jobs run as when the runner runs as root: one per job slot, NAME-0 to NAME-(capacity-1) (`furrow doctor --fix` creates them).',
   },
   FURROW_JOB_MEMORY_MB: { kind: 'integer', default: 0, min: 0, max: 1048576, description: 'Memory limit per job in MiB through cgroups (0: none).' },
   FURROW_JOB_PIDS_MAX: { kind: 'integer', default: 0, min: 0, max: 4194304, description: 'Most processes a job may have at once, through cgroups (0: no limit).' },

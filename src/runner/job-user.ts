@@ -66,17 +66,33 @@ export async function ensureJobUser(name: string): Promise<{ created: boolean; u
 }
 
 /**
- * When this process runs as root, creates the job user if it is missing, so that a runner on a
- * fresh machine can run jobs at once. Says through `log` what it did or why it could not, and
- * never throws: without the user, each job fails with resolveJobUser's message instead.
+ * The user of job slot `index` (0-based): each job a runner runs at once has a slot, and each slot
+ * its own user, so that concurrent jobs cannot read, signal or trace each other's processes.
  */
-export async function ensureJobUserWhenRoot(name: string, log: (level: 'info' | 'warn', msg: string) => void): Promise<void> {
+export function slotUserName(base: string, index: number): string {
+  return `${base}-${index}`;
+}
+
+/** The users of slots 0..capacity-1. */
+export function slotUserNames(base: string, capacity: number): string[] {
+  return Array.from({ length: capacity }, (_, i) => slotUserName(base, i));
+}
+
+/**
+ * When this process runs as root, creates the users of slots 0..capacity-1 that are missing, so
+ * that a runner on a fresh machine can run jobs at once. Says through `log` what it did or why it
+ * could not, and never throws: without the users, the runner refuses to start with
+ * resolveJobUser's message instead.
+ */
+export async function ensureSlotUsersWhenRoot(base: string, capacity: number, log: (level: 'info' | 'warn', msg: string) => void): Promise<void> {
   if (!runsAsRoot()) return;
-  try {
-    const { created, user } = await ensureJobUser(name);
-    if (created) log('info', `created the job user ${name} (uid ${user.uid}); jobs run as this user`);
-  } catch (err) {
-    log('warn', `jobs cannot run until the job user exists: ${(err as Error).message}`);
+  for (const name of slotUserNames(base, capacity)) {
+    try {
+      const { created, user } = await ensureJobUser(name);
+      if (created) log('info', `created the job user ${name} (uid ${user.uid}); the jobs of one slot run as this user`);
+    } catch (err) {
+      log('warn', `jobs cannot run until the job user exists: ${(err as Error).message}`);
+    }
   }
 }
 

@@ -63,3 +63,41 @@ export async function killProcessTree(pgid: number, marker: string, graceMs: num
     await sleep(20);
   }
 }
+
+/** Live (non-zombie) processes with `uid` as their real, effective, saved or filesystem uid. */
+export async function userProcesses(uid: number): Promise<number[]> {
+  const entries = await readdir('/proc').catch(() => [] as string[]);
+  const found = await Promise.all(
+    entries.map(async (e) => {
+      const pid = Number(e);
+      if (!Number.isInteger(pid) || pid === process.pid) return undefined;
+      const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+      const state = /^State:\s+(\S)/m.exec(status)?.[1];
+      const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
+      return state !== undefined && state !== 'Z' && state !== 'X' && uids.includes(uid) ? pid : undefined;
+    }),
+  );
+  return found.filter((p): p is number => p !== undefined);
+}
+
+/** How long killUserProcesses keeps at it before giving up on a process SIGKILL does not end. */
+const USER_KILL_WAIT_MS = 5000;
+
+/**
+ * SIGKILLs every process of `uid` until none is left: whatever left the process group, cleared
+ * its environment or daemonized. Rounds repeat because a process may fork while /proc is read.
+ * Resolves with how many were killed; gives up after USER_KILL_WAIT_MS on a process stuck in the kernel.
+ */
+export async function killUserProcesses(uid: number): Promise<number> {
+  const killed = new Set<number>();
+  for (const deadline = Date.now() + USER_KILL_WAIT_MS; Date.now() < deadline; ) {
+    const left = await userProcesses(uid);
+    if (left.length === 0) break;
+    for (const pid of left) {
+      signal(pid, 'SIGKILL');
+      killed.add(pid);
+    }
+    await sleep(10);
+  }
+  return killed.size;
+}

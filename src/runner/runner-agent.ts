@@ -4,7 +4,7 @@ import { RUNNER_FENCE_LEASES } from '../domain/job-retry.js';
 import { PROTOCOL_VERSION, type JobSpec, type RegisteredReply, type RunnerChannel, type ServerReply } from '../protocol/messages.js';
 import type { Executor, JobContext } from './executors/executor.js';
 import { runJobWork, type JobOutcome } from './job-work.js';
-import { resolveJobUser, type JobUser } from './job-user.js';
+import { JobSlots } from './job-slots.js';
 import { LogSink } from './log-sink.js';
 import { MaskedOutput } from './masked-output.js';
 import { agentSocket, startSshAgent, type JobSshAgent } from './ssh-agent.js';
@@ -21,7 +21,10 @@ export interface RunnerOptions {
   version: string;
   /** The server's base URL, for artifact transfers. */
   serverUrl: string;
-  /** The user jobs run as when the runner runs as root (checkouts and transfers run as it too). */
+  /**
+   * The base name of the users jobs run as when the runner runs as root: slot i's jobs run as
+   * `<jobUser>-i` (checkouts, transfers and the ssh-agent too).
+   */
   jobUser?: string | undefined;
   log: (msg: string, extra?: Record<string, unknown>) => void;
 }
@@ -38,8 +41,8 @@ export class RunnerAgent {
   private readonly running = new Map<string, { controller: AbortController; sink: LogSink }>();
   private readonly jobRuns = new Set<Promise<void>>();
   private leaseSeconds = 30;
-  /** Who checkouts, transfers and the ssh-agent run as (set when the runner runs as root). */
-  private jobUser: JobUser | undefined;
+  /** Each slot's user, and the cleanup that frees a slot for its next job. */
+  private slots: JobSlots | undefined;
   /** The id the server knows this runner by, once registered. */
   runnerId: string | undefined;
 
@@ -63,6 +66,13 @@ export class RunnerAgent {
 
   /** Registers (throws when the server refuses) and starts taking jobs. */
   async start(): Promise<void> {
+    this.slots = await JobSlots.open(this.opts.jobUser, this.opts.capacity, this.opts.workDir);
+    // Traversable but not listable: a job user reaches its own workspace, not the others' names.
+    await mkdir(this.opts.workDir, { recursive: true });
+    await chmod(this.opts.workDir, 0o711);
+    // What a crashed runner's jobs left (processes, workspaces) goes before this one connects.
+    const left = await this.slots.start();
+    if (left.processes + left.dirs > 0) this.opts.log('removed what jobs of an earlier run of this runner left', left);
     const reply = await this.channel.open(() => ({
       type: 'register',
       version: PROTOCOL_VERSION,
@@ -75,11 +85,7 @@ export class RunnerAgent {
     }));
     this.runnerId = reply.runnerId;
     this.leaseSeconds = reply.leaseSeconds;
-    this.jobUser = this.opts.jobUser ? await resolveJobUser(this.opts.jobUser) : undefined;
-    // Traversable but not listable: a job user reaches its own workspace, not the others' names.
-    await mkdir(this.opts.workDir, { recursive: true });
-    await chmod(this.opts.workDir, 0o711);
-    for (let i = 0; i < this.opts.capacity; i++) void this.slot();
+    for (let i = 0; i < this.opts.capacity; i++) void this.slot(i);
   }
 
   get activeJobs(): number {
@@ -97,7 +103,7 @@ export class RunnerAgent {
     }
   }
 
-  private async slot(): Promise<void> {
+  private async slot(index: number): Promise<void> {
     while (!this.draining) {
       let reply: ServerReply;
       try {
@@ -109,7 +115,7 @@ export class RunnerAgent {
       }
       // A job claimed while draining is not started: closing the connection gives it back.
       if (reply.type === 'job' && !this.draining) {
-        const job = this.runJob(reply.spec);
+        const job = this.runJob(reply.spec, index);
         this.jobRuns.add(job);
         await job;
         this.jobRuns.delete(job);
@@ -117,7 +123,7 @@ export class RunnerAgent {
     }
   }
 
-  private async runJob(spec: JobSpec): Promise<void> {
+  private async runJob(spec: JobSpec, slot: number): Promise<void> {
     const controller = new AbortController();
     const workspace = path.join(this.opts.workDir, spec.jobId);
     const scratch = path.join(this.opts.workDir, `.${spec.jobId}`);
@@ -154,7 +160,7 @@ export class RunnerAgent {
     const output = new MaskedOutput(sink, spec.secrets.map((s) => s.value));
     try {
       // Preparing the workspace overlaps the accept round trip: both are on the trigger-to-start path.
-      const user = this.jobUser;
+      const user = this.slots!.user(slot);
       const [accepted] = await Promise.all([
         this.channel.request({ type: 'accept', jobId: spec.jobId }),
         mkdir(workspace, { recursive: true, mode: 0o700 }),
@@ -168,7 +174,7 @@ export class RunnerAgent {
         ...Object.fromEntries(spec.secrets.filter((s) => s.kind === 'env').map((s) => [s.name, s.value])),
         ...(sshKeys.length > 0 ? { SSH_AUTH_SOCK: agentSocket(agentDir) } : {}),
       };
-      job = { spec: { ...spec, env }, workspace, scratch, signal: controller.signal };
+      job = { spec: { ...spec, env }, workspace, scratch, user, signal: controller.signal };
       await this.opts.executor.prepareJob(job);
       // The checkout's key and the ssh-agent's socket go there, used as the job user.
       if (user) await chown(scratch, user.uid, user.gid);
@@ -192,6 +198,8 @@ export class RunnerAgent {
       if (job) await this.opts.executor.cleanupJob(job);
       output.endOfStep();
       await sink.flush().catch(() => undefined);
+      // Nothing of the job may run on into the slot's next job, nor write while its files go.
+      await this.slots!.release(slot);
       await Promise.all([rm(workspace, { recursive: true, force: true }), rm(scratch, { recursive: true, force: true })]);
       if (job) {
         const { status, exitCode, error } = outcome;
@@ -228,5 +236,6 @@ export class RunnerAgent {
       for (const { controller } of this.running.values()) controller.abort('canceled');
       await all;
     }
+    this.slots?.stop();
   }
 }

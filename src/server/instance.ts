@@ -5,7 +5,7 @@ import { openDatabase } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
 import { FURROW_VERSION } from '../protocol/version.js';
 import { createExecutor } from '../runner/executors/create-executor.js';
-import { ensureJobUserWhenRoot } from '../runner/job-user.js';
+import { ensureSlotUsersWhenRoot } from '../runner/job-user.js';
 import { RunnerAgent } from '../runner/runner-agent.js';
 import { buildApp } from './build-app.js';
 import { localChannel } from './dispatch/local-channel.js';
@@ -75,7 +75,7 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
 
     let runner: RunnerAgent | undefined;
     if (config.localRunner) {
-      await ensureJobUserWhenRoot(config.executor.jobUser, (level, msg) => logger[level](msg));
+      await ensureSlotUsersWhenRoot(config.executor.jobUser, config.localRunnerCapacity, (level, msg) => logger[level](msg));
       runner = new RunnerAgent(localChannel(gateway), {
         name: `local@${config.runner.name}`,
         version: FURROW_VERSION,

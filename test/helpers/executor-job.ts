@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobSpec } from '../../src/protocol/messages.js';
 import type { Executor, JobContext, OutputSink, StepResult } from '../../src/runner/executors/executor.js';
+import type { JobUser } from '../../src/runner/job-user.js';
 
 /**
  * A spec with fresh ids, no image, the default network and FURROW_JOB_ID; `overrides` replace
@@ -37,10 +38,13 @@ export function stepSpec(script: string, id: string = randomUUID()): JobSpec['st
   return { id, name: 'step', script, env: {}, timeoutSeconds: null, continueOnError: false, when: { success: true, failure: false } };
 }
 
-/** A job as the agent lays it out: the spec, and an empty 0700 workspace and scratch dir in `dir`. */
-export async function makeJob(dir: string, spec: Partial<JobSpec> = {}, signal = new AbortController().signal): Promise<JobContext> {
+/**
+ * A job as the agent lays it out: the spec, and an empty 0700 workspace and scratch dir in `dir`,
+ * run as `user` (a slot's user when the tests run as root).
+ */
+export async function makeJob(dir: string, spec: Partial<JobSpec> = {}, signal = new AbortController().signal, user?: JobUser): Promise<JobContext> {
   const full = jobSpec(spec);
-  const job = { spec: full, workspace: path.join(dir, full.jobId), scratch: path.join(dir, `.${full.jobId}`), signal };
+  const job = { spec: full, workspace: path.join(dir, full.jobId), scratch: path.join(dir, `.${full.jobId}`), user, signal };
   await Promise.all([mkdir(job.workspace, { mode: 0o700 }), mkdir(job.scratch, { mode: 0o700 })]);
   return job;
 }

@@ -1,9 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { runsAsRoot } from '../../src/runner/job-user.js';
 import { BIN, furrowEnv } from './furrow-process.js';
+import { removeJobUsers } from './job-users.js';
 
 export interface RunnerProcess {
   child: ChildProcess;
@@ -12,7 +15,7 @@ export interface RunnerProcess {
   exited: Promise<number | null>;
   /** Signals the runner and waits for it to exit. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
-  /** Removes its work dir (after it exited). */
+  /** Removes its work dir and the job users it made for itself (after it exited). */
   cleanup(): Promise<void>;
 }
 
@@ -40,8 +43,10 @@ export async function startRunner(
 ): Promise<RunnerProcess> {
   const workDir = opts.workDir ?? (await mkdtemp(path.join(tmpdir(), 'furrow-runner-')));
   await chmod(workDir, 0o711);
+  // As root, job users of its own (see removeJobUsers), the same for a restart on the same work dir.
+  const own = runsAsRoot() && opts.env?.FURROW_JOB_USER === undefined ? `furrow-w${createHash('sha256').update(workDir).digest('hex').slice(0, 8)}` : undefined;
   const child = spawn(process.execPath, [BIN, 'runner', '--work-dir', workDir, ...args], {
-    env: furrowEnv({ FURROW_LOG_LEVEL: 'info', FURROW_SHUTDOWN_GRACE_SECONDS: '10', ...(opts.token ? { FURROW_RUNNER_TOKEN: opts.token } : {}), ...opts.env }),
+    env: furrowEnv({ FURROW_LOG_LEVEL: 'info', FURROW_SHUTDOWN_GRACE_SECONDS: '10', ...(own ? { FURROW_JOB_USER: own } : {}), ...(opts.token ? { FURROW_RUNNER_TOKEN: opts.token } : {}), ...opts.env }),
     stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
   if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
@@ -58,7 +63,10 @@ export async function startRunner(
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
-    cleanup: () => rm(workDir, { recursive: true, force: true }),
+    async cleanup() {
+      await rm(workDir, { recursive: true, force: true });
+      if (own) await removeJobUsers(own);
+    },
   };
   const waitFor = opts.waitFor ?? /is connected to/;
   await new Promise<void>((resolve, reject) => {

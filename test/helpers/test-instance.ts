@@ -5,8 +5,10 @@ import pino from 'pino';
 import WebSocket from 'ws';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { Role } from '../../src/db/schema.js';
+import { runsAsRoot } from '../../src/runner/job-user.js';
 import { startInstance, type Instance } from '../../src/server/instance.js';
 import { createApiToken, createUser } from '../../src/server/store/account-store.js';
+import { removeJobUsers } from './job-users.js';
 import { createTestDatabase } from './test-database.js';
 
 export interface ApiResponse<T = any> {
@@ -41,6 +43,10 @@ export interface TestInstance {
 
 const TERMINAL = ['succeeded', 'failed', 'canceled', 'timed_out', 'skipped'];
 let counter = 0;
+/** As root, each instance gets job users of its own (FURROW_JOB_USER); see removeJobUsers. */
+function ownJobUser(env: Record<string, string>): Record<string, string> {
+  return runsAsRoot() && env.FURROW_JOB_USER === undefined ? { FURROW_JOB_USER: `furrow-t${process.pid}-${++counter}` } : {};
+}
 
 /**
  * A whole Furrow instance (API, workers, local runner) on a fresh database, listening on a free
@@ -53,7 +59,8 @@ export async function startTestInstance(env: Record<string, string> = {}, existi
   // kept in the data dir (not under /var/lib/furrow) so that removing the data dir removes it.
   await chmod(dataDir, 0o711);
   // Tests serve repositories from bare repos on disk (file://); one test turns this off again.
-  const config = loadConfig({ FURROW_PORT: '0', FURROW_DATA_DIR: dataDir, FURROW_WORK_DIR: path.join(dataDir, 'work'), FURROW_SHUTDOWN_GRACE_SECONDS: '2', DATABASE_URL: database.url, FURROW_LOCAL_REPOSITORIES: 'true', ...env });
+  const own = ownJobUser(env);
+  const config = loadConfig({ FURROW_PORT: '0', FURROW_DATA_DIR: dataDir, FURROW_WORK_DIR: path.join(dataDir, 'work'), FURROW_SHUTDOWN_GRACE_SECONDS: '2', DATABASE_URL: database.url, FURROW_LOCAL_REPOSITORIES: 'true', ...own, ...env });
   const logs: string[] = [];
   const logger = process.env.FURROW_TEST_LOG ? pino({ level: 'debug' }) : pino({ level: 'warn' }, { write: (line: string) => void logs.push(line) });
   const instance = await startInstance(config, database.url, logger);
@@ -123,6 +130,7 @@ export async function startTestInstance(env: Record<string, string> = {}, existi
     },
     async stop(drop = true) {
       await instance.stop();
+      if (own.FURROW_JOB_USER) await removeJobUsers(own.FURROW_JOB_USER);
       if (drop) {
         await database.drop();
         if (!existing) await rm(dataDir, { recursive: true, force: true });

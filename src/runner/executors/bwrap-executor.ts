@@ -3,7 +3,7 @@ import { lstat, readFile, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { JobSpec } from '../../protocol/messages.js';
-import { resolveJobUser, type JobUser } from '../job-user.js';
+import { resolveJobUser, slotUserName, type JobUser } from '../job-user.js';
 import type { JobContext, ProbeResult, StepContext } from './executor.js';
 import { HostExecutor, type StepCommand } from './host-executor.js';
 import { JOB_PATH } from './spawn-step.js';
@@ -87,7 +87,7 @@ async function userNamespaceBlocker(): Promise<string | undefined> {
  * Runs each step as `bash FILE` in a bubblewrap sandbox: the host's system directories read-only,
  * fresh /dev, /proc and /tmp, the workspace as the only writable host path, own user, PID, IPC and
  * UTS namespaces (and network namespace for `network: none`). When the runner is root, bwrap
- * itself starts as the job user (FURROW_JOB_USER), really dropped to it: bwrap's own `--uid` only
+ * itself starts as the job's slot user (FURROW_JOB_USER-N), really dropped to it: bwrap's own `--uid` only
  * renames root inside the sandbox. As root, each job also gets a cgroup with the configured limits.
  */
 export class BwrapExecutor extends HostExecutor {
@@ -104,11 +104,11 @@ export class BwrapExecutor extends HostExecutor {
     }
     let user: JobUser | undefined;
     try {
-      user = await resolveJobUser(this.settings.jobUser);
+      user = await resolveJobUser(slotUserName(this.settings.jobUser, 0));
     } catch (err) {
       return { ok: false, detail: (err as Error).message };
     }
-    const who = user ? `the job user ${user.name} (uid ${user.uid})` : 'the runner\'s user (it is not root)';
+    const who = user ? `one user per job slot, ${this.settings.jobUser}-N (${user.name} is uid ${user.uid})` : 'the runner\'s user (it is not root)';
     // The smallest real sandbox, with every namespace a job may get, as the user jobs run as.
     const trial = [...(await sandboxArgs('none')), '--remount-ro', '/', '--', 'true'];
     try {

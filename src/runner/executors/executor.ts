@@ -1,4 +1,5 @@
 import type { JobSpec } from '../../protocol/messages.js';
+import type { JobUser } from '../job-user.js';
 
 /** Which of a process's streams a piece of output came from. */
 export type OutputStream = 'stdout' | 'stderr';
@@ -23,6 +24,11 @@ export interface JobContext {
   workspace: string;
   /** A private directory outside the workspace for the executor's own files (scripts, keys). */
   scratch: string;
+  /**
+   * Whom the job's processes run as: the user of the runner's slot that runs it, when the runner
+   * is root (no other job uses that user meanwhile); undefined when it is not (the runner's user).
+   */
+  user: JobUser | undefined;
   /** Aborted on cancel or timeout. */
   signal: AbortSignal;
 }

@@ -1,7 +1,7 @@
 import { chown } from 'node:fs/promises';
 import type { ExecutorSettings } from '../../config/load-config.js';
 import { describeCgroups, detectCgroups, JobCgroup, limitedControllers, type CgroupSupport } from '../cgroups.js';
-import { assertReachable, resolveJobUser, type JobUser } from '../job-user.js';
+import { assertReachable, type JobUser } from '../job-user.js';
 import type { JobContext } from './executor.js';
 
 /** What preparing a job set up for its steps and its cleanup. */
@@ -12,7 +12,7 @@ export interface PreparedJob {
 
 /**
  * The per-job setup of the executors that start job processes on this host (shell, bwrap): the
- * job user owns the workspace, and the job gets a cgroup with the configured limits.
+ * job's slot user owns the workspace, and the job gets a cgroup with the configured limits.
  */
 export class HostJobs {
   private readonly jobs = new Map<string, PreparedJob>();
@@ -31,7 +31,7 @@ export class HostJobs {
   }
 
   async prepare(job: JobContext): Promise<void> {
-    const user = await resolveJobUser(this.settings.jobUser);
+    const { user } = job;
     if (user) {
       await assertReachable(job.workspace, user);
       // The agent made both as root with mode 0700: now only the job user may enter them.

@@ -4,7 +4,7 @@ import { userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ExecutorSettings } from '../../config/load-config.js';
-import { resolveJobUser, type JobUser } from '../job-user.js';
+import type { JobUser } from '../job-user.js';
 import { shellQuote } from '../shell-quote.js';
 import type { Executor, JobContext, ProbeResult, StepContext, StepResult } from './executor.js';
 import { JOB_PATH, spawnStep, stepEnv, writeStepScript } from './spawn-step.js';
@@ -107,7 +107,7 @@ export class PodmanExecutor implements Executor {
     if (job.spec.secrets.some((s) => s.kind === 'ssh')) throw new Error('the podman executor cannot hand SSH secrets to a container yet: run the job on a shell or bwrap runner');
     const bad = Object.keys(env).find((name) => !ENV_NAME.test(name));
     if (bad !== undefined) throw new Error(`"${bad}" cannot be passed into a container as an environment variable (letters, digits and _ only)`);
-    const user = await resolveJobUser(this.settings.jobUser);
+    const { user } = job;
     if (user) await chown(job.workspace, user.uid, user.gid);
     try {
       await run('podman', ['image', 'exists', '--', image]);

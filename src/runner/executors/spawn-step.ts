@@ -14,6 +14,12 @@ const KILL_GRACE_MS = 1000;
  * writes a line, then runs the step's argv; a closed pipe without a line ends it unrun.
  */
 const CGROUP_GATE = 'read -r _ && exec "$@" </dev/null';
+/**
+ * Heads every step's process chain: the step's first process gets SIGKILL when the runner dies,
+ * even by SIGKILL (PR_SET_PDEATHSIG, kept across exec). Processes the step forks are not covered:
+ * as root, JobSlots kills them by their slot user.
+ */
+const DIE_WITH_RUNNER = ['setpriv', '--pdeathsig', 'KILL', '--'];
 
 export interface SpawnStepOptions {
   cwd: string;
@@ -62,7 +68,7 @@ export function stepEnv(ctx: StepContext, workspace: string): Record<string, str
  */
 export async function spawnStep(ctx: StepContext, argv: string[], options: SpawnStepOptions): Promise<StepResult> {
   const { user, cgroup } = options;
-  const [command, ...args] = cgroup ? ['/bin/sh', '-c', CGROUP_GATE, 'sh', ...argv] : argv;
+  const [command, ...args] = [...DIE_WITH_RUNNER, ...(cgroup ? ['/bin/sh', '-c', CGROUP_GATE, 'sh', ...argv] : argv)];
   const child = spawn(command!, args, {
     cwd: options.cwd,
     env: options.env,
