@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
- * Furrow benchmark: trigger-to-start latency and a 200 MiB log, each printed beside its floor
- * (the same work done straight from Node, without Furrow). See bench/README.md.
+ * Furrow benchmark: trigger-to-start latency, a `true` step, throughput under concurrent load, a
+ * fast log producer and a 200 MiB log, each printed beside its floor (the same work done straight
+ * from Node, without Furrow). See bench/README.md.
  *
- *   node bench/run.mjs [--runs N] [--warmup N] [--log-runs N] [--strict]
+ *   node bench/run.mjs [--runs N] [--warmup N] [--step-runs N] [--throughput-runs N] [--log-runs N] [--strict]
  *
  * Starts `node bin/furrow.js start` on a fresh temporary data dir (embedded PostgreSQL, or a fresh
  * database on DATABASE_URL when that is set), and removes everything it created afterwards.
@@ -17,14 +18,21 @@ import { BenchError } from './lib/bench-error.mjs';
 import { assertBuilt, cleanup, reportServerState, startFurrow } from './lib/furrow-server.mjs';
 import { largeLogScript, measureLargeLog } from './lib/large-log.mjs';
 import { latencyScript, measureLatency } from './lib/latency.mjs';
+import { measureLogProducer, producerScript } from './lib/log-producer.mjs';
 import { printReport } from './lib/report.mjs';
+import { CAPACITY, CLIENTS, measureThroughput, TRUE_SCRIPT } from './lib/throughput.mjs';
+import { measureTrueStep } from './lib/true-step.mjs';
 
-const USAGE = `Usage: node bench/run.mjs [--runs N] [--warmup N] [--log-runs N] [--strict]
+const USAGE = `Usage: node bench/run.mjs [--runs N] [--warmup N] [--step-runs N] [--throughput-runs N] [--log-runs N] [--strict]
 
-  --runs N      measured trigger-to-start samples, Furrow and floor each (default 200)
-  --warmup N    unmeasured warm-up runs before them (default 20)
-  --log-runs N  200 MiB log jobs through Furrow; medians are reported, the largest RSS growth (default 3)
-  --strict      exit with status 1 when a target is missed (default: 0 unless an error occurs)
+  --runs N             measured trigger-to-start samples, Furrow and floor each (default 200)
+  --warmup N           unmeasured warm-up runs before them (default 20)
+  --step-runs N        one-at-a-time \`true\` runs timed by their step, and as many floor spawns (default 50)
+  --throughput-runs N  \`true\` runs posted by ${CLIENTS} clients at runner capacity ${CAPACITY}, and as many
+                       floor spawns ${CAPACITY} at a time (default 400)
+  --log-runs N         jobs of each log figure (log producer, 200 MiB log) through Furrow; medians are
+                       reported, the largest RSS growth (default 3)
+  --strict             exit with status 1 when a target is missed (default: 0 unless an error occurs)
 
 Uses DATABASE_URL when set (a fresh database is created on it and dropped afterwards);
 otherwise Furrow's embedded PostgreSQL in a temporary data dir.`;
@@ -37,6 +45,8 @@ function parseOptions(argv) {
       options: {
         runs: { type: 'string', default: '200' },
         warmup: { type: 'string', default: '20' },
+        'step-runs': { type: 'string', default: '50' },
+        'throughput-runs': { type: 'string', default: '400' },
         'log-runs': { type: 'string', default: '3' },
         strict: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -54,7 +64,14 @@ function parseOptions(argv) {
     if (!Number.isInteger(n) || n < min) throw new BenchError(`--${name} must be an integer >= ${min} (got ${values[name]})\n\n${USAGE}`);
     return n;
   };
-  return { runs: int('runs', 1), warmup: int('warmup', 0), logRuns: int('log-runs', 1), strict: values.strict };
+  return {
+    runs: int('runs', 1),
+    warmup: int('warmup', 0),
+    stepRuns: int('step-runs', 1),
+    throughputRuns: int('throughput-runs', 1),
+    logRuns: int('log-runs', 1),
+    strict: values.strict,
+  };
 }
 
 const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
@@ -83,12 +100,19 @@ async function main() {
   };
   const stampFile = path.join(probeDir, 'started');
   const latencyProbe = { stampFile, ...(await addProbe('latency', latencyScript(stampFile), 60)) };
+  const trueProbe = { projectId: project.id, ...(await addProbe('true', TRUE_SCRIPT, 60)) };
+  const producerTimes = path.join(probeDir, 'producer-times');
+  const producerProbe = { timesFile: producerTimes, ...(await addProbe('log-producer', producerScript(producerTimes), 900)) };
   const timesFile = path.join(probeDir, 'log-times');
   const logProbe = { timesFile, ...(await addProbe('large-log', largeLogScript(timesFile), 900)) };
 
   const latency = await measureLatency(api, latencyProbe, opts, log);
+  const trueStep = await measureTrueStep(api, trueProbe, opts.stepRuns, log);
+  const throughput = await measureThroughput(api, trueProbe, opts.throughputRuns, furrow.databaseUrl, log);
+  // The floor writes next to the data dir, so onto the filesystem the embedded database uses.
+  const producer = await measureLogProducer(api, producerProbe, opts.logRuns, furrow, furrow.tmp, log);
   const largeLog = await measureLargeLog(api, logProbe, opts.logRuns, furrow, log);
-  const missed = printReport({ latency, largeLog, opts, external: furrow.external });
+  const missed = printReport({ latency, trueStep, throughput, producer, largeLog, opts, external: furrow.external });
   return missed > 0 && opts.strict ? 1 : 0;
 }
 

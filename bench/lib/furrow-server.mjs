@@ -14,6 +14,7 @@ import pg from 'pg';
 import { BenchError } from './bench-error.mjs';
 import { closed, exited } from './child-process.mjs';
 import { sleep, within } from './clock.mjs';
+import { CAPACITY } from './throughput.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FURROW_BIN = path.join(ROOT, 'bin', 'furrow.js');
@@ -34,7 +35,8 @@ export function assertBuilt() {
 
 /**
  * Starts the server and makes an admin user and API token with the CLI. `log` reports progress.
- * Resolves with { tmp, baseUrl, pid, token, external } (external: a DATABASE_URL database is used).
+ * Resolves with { tmp, baseUrl, pid, token, external, databaseUrl } (external: a DATABASE_URL
+ * database is used; databaseUrl: the database the server works on).
  */
 export async function startFurrow(log) {
   state.tmp = await mkdtemp(path.join(tmpdir(), 'furrow-bench-'));
@@ -48,6 +50,7 @@ export async function startFurrow(log) {
     FURROW_HOST: '127.0.0.1',
     FURROW_PORT: String(await freePort()),
     FURROW_SHUTDOWN_GRACE_SECONDS: '5',
+    FURROW_LOCAL_RUNNER_CAPACITY: String(CAPACITY),
   };
   const external = process.env.DATABASE_URL;
   if (external) env.DATABASE_URL = await createDatabase(external);
@@ -63,7 +66,16 @@ export async function startFurrow(log) {
   const tok = await furrowCli(['token', 'create', '--email', email, '--name', 'bench'], env);
   const token = tok.stdout.trim();
   if (tok.code !== 0 || !token) throw new BenchError(`furrow token create failed (${tok.code}): ${tok.stderr.trim()}`);
-  return { tmp: state.tmp, baseUrl, pid, token, external: Boolean(external) };
+  const databaseUrl = external ? env.DATABASE_URL : await embeddedDatabaseUrl();
+  return { tmp: state.tmp, baseUrl, pid, token, external: Boolean(external), databaseUrl };
+}
+
+/** The URL Furrow itself uses for its embedded cluster: its password file, postmaster.pid's port, database `furrow`. */
+async function embeddedDatabaseUrl() {
+  const password = (await readFile(path.join(state.dataDir, 'pg-password'), 'utf8')).trim();
+  const port = Number((await readFile(path.join(state.dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[3]);
+  if (!(port > 0)) throw new BenchError(`no port in ${path.join(state.dataDir, 'pg', 'postmaster.pid')}`);
+  return `postgres://furrow:${encodeURIComponent(password)}@127.0.0.1:${port}/furrow`;
 }
 
 /** After an error: says whether the server died, and shows its output when that may explain the error. */

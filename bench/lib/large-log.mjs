@@ -23,9 +23,11 @@ const LOG_LAST_LINE = `line ${String(LOG_LINES).padStart(10, '0')}: the quick br
 export const FLOOR_LOG_REPEATS = 3;
 export const RSS_SAMPLE_MS = 50;
 
-/** The job script times itself, so its elapsed time excludes Furrow's own overhead. */
-export const largeLogScript = (timesFile) =>
-  `start=$EPOCHREALTIME\n${LOG_COMMAND}\nend=$EPOCHREALTIME\nprintf '%s %s\\n' "$start" "$end" > ${shq(timesFile)}\n`;
+/** A job script that times `command` itself, so its elapsed time excludes Furrow's own overhead. */
+export const timedScript = (command, timesFile) =>
+  `start=$EPOCHREALTIME\n${command}\nend=$EPOCHREALTIME\nprintf '%s %s\\n' "$start" "$end" > ${shq(timesFile)}\n`;
+
+export const largeLogScript = (timesFile) => timedScript(LOG_COMMAND, timesFile);
 
 /**
  * Floor and pipe reference (FLOOR_LOG_REPEATS each), then `logRuns` jobs through Furrow, then one
@@ -35,7 +37,7 @@ export const largeLogScript = (timesFile) =>
 export async function measureLargeLog(api, probe, logRuns, server, log) {
   log(`large log floor: ${FLOOR_LOG_REPEATS} × bash ${path.basename(probe.file)} > /dev/null, then ${FLOOR_LOG_REPEATS} × through | cat`);
   const floors = await repeat(FLOOR_LOG_REPEATS, () => floorLog(probe));
-  const piped = await repeat(FLOOR_LOG_REPEATS, () => floorLog(probe, true));
+  const piped = await repeat(FLOOR_LOG_REPEATS, () => floorLog(probe, { throughCat: true }));
   const runs = await repeat(logRuns, (i) => {
     log(`large log through Furrow: run ${i + 1} of ${logRuns} (${LOG_BYTES} bytes)`);
     return furrowLog(api, probe, server);
@@ -62,7 +64,7 @@ export async function measureLargeLog(api, probe, logRuns, server, log) {
 }
 
 /** Runs `fn(i)` `count` times, one after the other (runs must not overlap: they are timed). */
-async function repeat(count, fn) {
+export async function repeat(count, fn) {
   const results = [];
   for (let i = 0; i < count; i++) results.push(await fn(i));
   return results;
@@ -75,18 +77,18 @@ async function scriptElapsedMs(timesFile) {
 }
 
 /**
- * The log command run by bash from Node with stdout on /dev/null; the script times itself.
- * With `throughCat`, stdout goes through a pipe to `cat > /dev/null` instead: a reference for
+ * The log script run by bash from Node with stdout on `outFile` (default /dev/null); the script
+ * times itself. With `throughCat`, stdout goes through a pipe to `cat` first: a reference for
  * what capturing output through any pipe costs (not the floor).
  */
-async function floorLog({ file, timesFile }, throughCat = false) {
+export async function floorLog({ file, timesFile }, { throughCat = false, outFile = '/dev/null' } = {}) {
   await unlink(timesFile).catch(() => undefined);
-  const devnull = openSync('/dev/null', 'w');
+  const out = openSync(outFile, 'w');
   const t0 = now();
   const child = throughCat
-    ? spawn('bash', ['-c', `bash ${shq(file)} | cat`], { stdio: ['ignore', devnull, 'pipe'] })
-    : spawn('bash', [file], { stdio: ['ignore', devnull, 'pipe'] });
-  closeSync(devnull);
+    ? spawn('bash', ['-c', `bash ${shq(file)} | cat`], { stdio: ['ignore', out, 'pipe'] })
+    : spawn('bash', [file], { stdio: ['ignore', out, 'pipe'] });
+  closeSync(out);
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const code = await closed(child);
@@ -95,7 +97,8 @@ async function floorLog({ file, timesFile }, throughCat = false) {
   return { scriptMs: await scriptElapsedMs(timesFile), wallMs };
 }
 
-async function furrowLog(api, { workflowId, timesFile }, server) {
+/** One job of the log workflow through Furrow: script and job times, server RSS growth and CPU. */
+export async function furrowLog(api, { workflowId, timesFile }, server) {
   const serverPid = server.pid;
   await unlink(timesFile).catch(() => undefined);
   const rss = sampleRss(serverPid);

@@ -10,28 +10,23 @@ import { describeRun, waitForRun } from './api-client.mjs';
 import { BenchError } from './bench-error.mjs';
 import { closed, shq } from './child-process.mjs';
 import { epochRealtimeMs, now } from './clock.mjs';
-import { percentile } from './stats.mjs';
+import { summary } from './stats.mjs';
 
 /** The probe script: its first line is a bash builtin (no fork), so the stamp is the earliest possible. */
 export const latencyScript = (stampFile) => `printf '%s\\n' "$EPOCHREALTIME" > ${shq(stampFile)}\necho "trigger-to-start probe"\n`;
 
 /**
  * Warm-up then measured runs, floor first, then through Furrow. `probe` is { file, stampFile,
- * workflowId } for latencyScript(stampFile). Resolves with { floor, furrow } latencyStats.
+ * workflowId } for latencyScript(stampFile). Resolves with { floor, furrow } summary() stats.
  */
 export async function measureLatency(api, probe, { runs, warmup }, log) {
   log(`trigger-to-start floor: ${warmup} warm-up + ${runs} spawns of bash`);
   await floorLatency(probe, warmup);
-  const floor = latencyStats(await floorLatency(probe, runs));
+  const floor = summary(await floorLatency(probe, runs));
   log(`trigger-to-start through Furrow: ${warmup} warm-up + ${runs} runs, one at a time`);
   await furrowLatency(api, probe, warmup);
-  const furrow = latencyStats(await furrowLatency(api, probe, runs));
+  const furrow = summary(await furrowLatency(api, probe, runs));
   return { floor, furrow };
-}
-
-function latencyStats(samples) {
-  const s = [...samples].sort((a, b) => a - b);
-  return { n: s.length, p50: percentile(s, 0.5), p90: percentile(s, 0.9), p99: percentile(s, 0.99), max: s[s.length - 1], min: s[0] };
 }
 
 /** Floor: the same script file spawned from Node; time from just before spawn() to its first line. */

@@ -1,10 +1,16 @@
 /** The printed result: a header, the table of figures against floors and targets, and notes. */
 import { availableParallelism } from 'node:os';
 import { FLOOR_LOG_REPEATS, LOG_BYTES, LOG_LINE_BYTES, LOG_LINES, RSS_SAMPLE_MS } from './large-log.mjs';
+import { PRODUCER_BYTES, PRODUCER_COMMAND } from './log-producer.mjs';
+import { CAPACITY, CLIENTS, STATS_SETTLE_MS } from './throughput.mjs';
 
 const TARGET = {
-  latencyP50Ms: 25,
-  latencyP99Ms: 100,
+  latencyP50Ms: 10,
+  latencyP99Ms: 40,
+  trueStepRatio: 2,
+  runsPerS: 200,
+  throughputRatio: 0.3,
+  producerRatio: 3,
   logRatio: 1.3,
   rssGrowthBytes: 64 * 1024 * 1024,
 };
@@ -12,7 +18,12 @@ const TARGET = {
 const fmtMs = (ms) => `${ms.toFixed(1)} ms`;
 const fmtS = (ms) => `${(ms / 1000).toFixed(2)} s`;
 const fmtMiB = (bytes) => `${(bytes / 1048576).toFixed(1)} MiB`;
+const fmtRate = (perS) => `${perS.toFixed(1)} runs/s`;
+const ratio = (a, b) => `${(a / b).toFixed(2)}x`;
 const verdict = (ok) => (ok ? 'PASS' : 'MISS');
+
+/** CPU use of the run whose script time is the median. */
+const medianCpu = (runs, scriptMs) => runs.find((r) => r.scriptMs === scriptMs).cpu;
 
 function table(rows) {
   const head = ['Figure', 'Furrow', 'Floor', 'Target', 'Result'];
@@ -23,12 +34,14 @@ function table(rows) {
 }
 
 /**
- * Writes the report to stdout and returns the number of targets missed. `latency` and
- * `largeLog` are what measureLatency() and measureLargeLog() resolved with; `external` says the
- * database is on DATABASE_URL, whose CPU time cannot be read.
+ * Writes the report to stdout and returns the number of targets missed. `latency`, `trueStep`,
+ * `throughput`, `producer` and `largeLog` are what measureLatency(), measureTrueStep(),
+ * measureThroughput(), measureLogProducer() and measureLargeLog() resolved with; `external` says
+ * the database is on DATABASE_URL, whose CPU time cannot be read.
  */
-export function printReport({ latency, largeLog, opts, external }) {
+export function printReport({ latency, trueStep, throughput, producer, largeLog, opts, external }) {
   const { furrow: furrowLat, floor: floorLat } = latency;
+  const { furrow: tp, floor: tpFloor } = throughput;
   const { floorScriptMs, floorWallMs, pipedScriptMs, runs: logRuns, big, download } = largeLog;
   const checks = [];
   const check = (ok) => {
@@ -40,6 +53,35 @@ export function printReport({ latency, largeLog, opts, external }) {
     ['Trigger-to-start p90', fmtMs(furrowLat.p90), fmtMs(floorLat.p90), '-', ''],
     ['Trigger-to-start p99', fmtMs(furrowLat.p99), fmtMs(floorLat.p99), `<= ${TARGET.latencyP99Ms} ms`, check(furrowLat.p99 <= TARGET.latencyP99Ms)],
     ['Trigger-to-start max', fmtMs(furrowLat.max), fmtMs(floorLat.max), '-', ''],
+    [
+      '`true` step p50',
+      `${fmtMs(trueStep.furrow.p50)} (${ratio(trueStep.furrow.p50, trueStep.floor.p50)})`,
+      `${fmtMs(trueStep.floor.p50)} (bash -c true)`,
+      `<= ${TARGET.trueStepRatio}x floor`,
+      check(trueStep.furrow.p50 <= TARGET.trueStepRatio * trueStep.floor.p50),
+    ],
+    ['`true` step p90', fmtMs(trueStep.furrow.p90), fmtMs(trueStep.floor.p90), '-', ''],
+    ['Throughput', fmtRate(tp.runsPerS), `${fmtRate(tpFloor.runsPerS)} (${CAPACITY}-wide spawn)`, `>= ${TARGET.runsPerS} runs/s`, check(tp.runsPerS >= TARGET.runsPerS)],
+    ['Throughput / floor', ratio(tp.runsPerS, tpFloor.runsPerS), '-', `>= ${TARGET.throughputRatio}x`, check(tp.runsPerS >= TARGET.throughputRatio * tpFloor.runsPerS)],
+    ['POST latency under load p50', fmtMs(tp.post.p50), '-', '-', ''],
+    ['POST latency under load p99', fmtMs(tp.post.p99), '-', '-', ''],
+    ['Database commits per run', tp.commitsPerRun.toFixed(1), '-', '-', ''],
+    [
+      'Log producer: script elapsed',
+      `${fmtS(producer.scriptMs)} (${ratio(producer.scriptMs, producer.floorScriptMs)})`,
+      `${fmtS(producer.floorScriptMs)} (> file)`,
+      `<= ${TARGET.producerRatio}x floor`,
+      check(producer.scriptMs <= TARGET.producerRatio * producer.floorScriptMs),
+    ],
+    [
+      'Log producer: job duration (API)',
+      `${fmtS(producer.jobMs)} (${ratio(producer.jobMs, producer.floorWallMs)})`,
+      `${fmtS(producer.floorWallMs)} (spawn to exit)`,
+      `<= ${TARGET.producerRatio}x floor`,
+      check(producer.jobMs <= TARGET.producerRatio * producer.floorWallMs),
+    ],
+    ['Log producer: server RSS growth', fmtMiB(producer.rssGrowth), '-', `<= ${fmtMiB(TARGET.rssGrowthBytes)}`, check(producer.rssGrowth <= TARGET.rssGrowthBytes)],
+    ['Log producer: stored output (logSize without step markers)', `${producer.outputBytes} B`, `${PRODUCER_BYTES} B written`, 'equal', check(producer.sizesOk)],
     [
       '200 MiB log: script elapsed',
       `${fmtS(big.scriptMs)} (${(big.scriptMs / floorScriptMs).toFixed(2)}x)`,
@@ -58,16 +100,26 @@ export function printReport({ latency, largeLog, opts, external }) {
     ['200 MiB log: stored output (logSize without step markers)', `${big.outputBytes} B`, `${LOG_BYTES} B written`, 'equal', check(big.sizesOk)],
   ];
 
-  const cpuLine = logRuns.find((r) => r.scriptMs === big.scriptMs).cpu;
+  const cpuLine = medianCpu(logRuns, big.scriptMs);
   const out = [
     '',
     `Furrow benchmark — node ${process.version}, ${availableParallelism()} CPUs, ${external ? 'external PostgreSQL (DATABASE_URL)' : 'embedded PostgreSQL'}`,
     `Trigger-to-start: ${furrowLat.n} sequential runs after ${opts.warmup} warm-up (floor: ${floorLat.n} × spawn('bash', [file]))`,
+    `\`true\` step: finishedAt − startedAt of the step of ${trueStep.furrow.n} sequential runs (floor: ${trueStep.floor.n} × spawn('bash', ['-c', 'true']) to exit)`,
+    `Throughput: ${opts.throughputRuns} \`true\` runs posted by ${CLIENTS} clients, local runner capacity ${CAPACITY}, first POST to last finishedAt` +
+      ` (floor: as many spawn('bash', [file]), ${CAPACITY} at a time)`,
+    `Log producer: \`${PRODUCER_COMMAND}\`; ${opts.logRuns} Furrow run(s), floor = median of ${FLOOR_LOG_REPEATS} into a file beside the data dir`,
     `Large log: ${LOG_BYTES} bytes (200 MiB) = ${LOG_LINES} lines × ${LOG_LINE_BYTES} B from \`seq -f …\`; ${opts.logRuns} Furrow run(s), floor = median of ${FLOOR_LOG_REPEATS} to /dev/null`,
     '',
     table(rows),
     '',
     `Notes: trigger-to-start min ${fmtMs(furrowLat.min)} (floor ${fmtMs(floorLat.min)}); large log POST-to-finished ${fmtS(big.e2eMs)};`,
+    `  throughput: all POSTs answered after ${fmtS(tp.postedMs)}, last run ended after ${fmtS(tp.elapsedMs)}; POST latency max ${fmtMs(tp.post.max)};` +
+      ` ${tp.commits} commits in the database from the first POST to ${STATS_SETTLE_MS / 1000} s after the last run,` +
+      ` which include the background worker's and those of the bench's ${tp.requests} API requests`,
+    `  log producer job times over ${producer.runs.length} run(s): ${producer.runs.map((r) => fmtS(r.jobMs)).join(', ')};` +
+      ` CPU in the median run: server (node) ${medianCpu(producer.runs, producer.scriptMs).serverS.toFixed(2)} s;` +
+      ` reference into /dev/null: ${fmtS(producer.devNullScriptMs)} (Furrow ${ratio(producer.scriptMs, producer.devNullScriptMs)} that)`,
     `  RSS before the first log run ${fmtMiB(logRuns[0].rssBefore)}, ${logRuns[0].rssSamples} samples every ${RSS_SAMPLE_MS} ms` +
       (big.peakGrowth !== undefined ? `, exact peak (VmHWM) growth ${fmtMiB(big.peakGrowth)}` : ''),
     `  large log script elapsed over ${logRuns.length} run(s): ${logRuns.map((r) => fmtS(r.scriptMs)).join(', ')};` +
