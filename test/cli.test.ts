@@ -174,7 +174,7 @@ describe('furrow commands', () => {
     await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => new Promise((resolve) => other.close(resolve)));
     const otherUrl = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
-    const runner = (url: string, ...more: string[]) => furrow(['runner', '--url', url, '--token', 'furrow_reg_x', '--work-dir', workDir, ...more], {});
+    const runner = (url: string, ...more: string[]) => furrow(['runner', '--url', url, '--work-dir', workDir, ...more], { FURROW_RUNNER_TOKEN: 'furrow_reg_x' });
 
     const cases: [string, string][] = [
       [`http://127.0.0.1:${closedPort}`, `cannot reach the server at http://127.0.0.1:${closedPort}: connection refused`],

@@ -194,13 +194,19 @@ describe('live limits', () => {
     const logs = (await done).filter((m) => m.type === 'log');
     ws.close();
     let expected = 0;
+    const chunks: Buffer[] = [];
     for (const m of logs) {
       expect(m.offset).toBe(expected);
-      const n = Buffer.from(m.data, 'base64').byteLength;
-      expect(n).toBeLessThanOrEqual(8 * 1024); // an eighth of the 64 KiB bound
-      expected += n;
+      const data = Buffer.from(m.data, 'base64');
+      expect(data.byteLength).toBeLessThanOrEqual(8 * 1024); // an eighth of the 64 KiB bound
+      expected += data.byteLength;
+      chunks.push(data);
     }
-    expect(expected).toBe(600000);
+    // The whole stored log (the step's output between its markers), in order.
+    const streamed = Buffer.concat(chunks).toString();
+    expect(streamed).toBe((await t.api('GET', `/api/v1/jobs/${jobId}/log`)).text);
+    // (the runner ends the output with a newline before the step's end marker)
+    expect(jobOutput(streamed) === `${'a'.repeat(600000)}\n`).toBe(true);
   });
 });
 

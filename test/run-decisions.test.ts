@@ -88,6 +88,8 @@ describe('run decisions', () => {
     expect(canceled).toMatchObject({ status: 'canceled', cancelForced: false });
     let jobs = await jobsOf(first);
     expect(jobs.work).toMatchObject({ status: 'canceled', error: expect.stringMatching(/^canceled by admin-/) });
+    // Its log says where its step ended, and who canceled it.
+    expect((await t.api('GET', `/api/v1/jobs/${jobs.work.id}/log`)).text).toMatch(/\] end \S+: canceled in [\d.]+s \(canceled by admin-[^)]*\)\n$/);
     expect(jobs.teardown.status).toBe('succeeded');
     expect((await t.api('GET', `/api/v1/jobs/${jobs.teardown.id}/log`)).text).toContain('tearing down');
     expect(jobs.report.status).toBe('canceled');

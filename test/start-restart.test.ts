@@ -3,7 +3,9 @@ import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { rootStateDir } from '../src/config/state-dir.js';
 import { openDatabase } from '../src/db/database.js';
+import { findCluster } from '../src/db/embedded-postgres.js';
 import { RUNNER_RESTARTED_ERROR } from '../src/server/dispatch/runner-gateway.js';
 import { createApiToken, createUser } from '../src/server/store/account-store.js';
 import { furrow, furrowStart } from './helpers/furrow-process.js';
@@ -44,12 +46,14 @@ const alive = (pid: number) => {
     return false;
   }
 };
-const postmasterPid = async (dataDir: string) => Number((await readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+// As root the cluster lives outside the data dir (see findCluster).
+const postmasterPid = async (dataDir: string) => Number((await readFile(path.join((await findCluster(dataDir))!, 'postmaster.pid'), 'utf8')).split('\n')[0]);
 
 describe('furrow start', () => {
   it('shuts down cleanly on a second signal without waiting out the grace period: jobs canceled, embedded PostgreSQL stopped', { timeout: 120_000 }, async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'furrow-signals-'));
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    cleanups.push(() => rm(rootStateDir(dataDir), { recursive: true, force: true }));
     const env = { FURROW_DATA_DIR: dataDir, FURROW_PORT: '0', FURROW_SHUTDOWN_GRACE_SECONDS: '60' };
     const server = started(await furrowStart(env));
     await furrow(['user', 'create', '--email', 'sig@example.com', '--password-stdin', '--admin'], env, 'a long password\n');
@@ -58,6 +62,7 @@ describe('furrow start', () => {
     await until('the job to run', async () => (await api(server.url, token, 'GET', `/api/v1/runs/${runId}/log`)).body.includes('begun\n'));
     const jobId = (await api(server.url, token, 'GET', `/api/v1/runs/${runId}/jobs`)).body.items[0].id;
     const postmaster = await postmasterPid(dataDir);
+    const cluster = (await findCluster(dataDir))!;
     expect(alive(postmaster)).toBe(true);
     expect(await processesWithEnv(`FURROW_JOB_ID=${jobId}`)).not.toEqual([]);
 
@@ -69,7 +74,7 @@ describe('furrow start', () => {
     expect(Date.now() - began).toBeLessThan(20_000); // not the 60 s grace period
     expect(server.output()).toMatch(/second signal/);
     expect(alive(postmaster)).toBe(false);
-    expect(existsSync(path.join(dataDir, 'pg', 'postmaster.pid'))).toBe(false);
+    expect(existsSync(path.join(cluster, 'postmaster.pid'))).toBe(false);
     expect(await processesWithEnv(`FURROW_JOB_ID=${jobId}`)).toEqual([]);
 
     // The next start runs a PostgreSQL of its own, and finds the job canceled.
@@ -86,6 +91,7 @@ describe('furrow start', () => {
     const database = await createTestDatabase();
     cleanups.push(() => database.drop());
     const dataDir = await mkdtemp(path.join(tmpdir(), 'furrow-crash-'));
+    cleanups.push(() => rm(rootStateDir(dataDir), { recursive: true, force: true }));
     await chmod(dataDir, 0o711); // the job user passes through to its workspace
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
     const handle = openDatabase(database.url, 2);

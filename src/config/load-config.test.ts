@@ -47,6 +47,8 @@ describe('loadConfig', () => {
       workDir: defaultWorkDir(path.resolve(SETTINGS.FURROW_DATA_DIR.default)),
       jobLeaseSeconds: SETTINGS.FURROW_JOB_LEASE_SECONDS.default,
       defaultTimeoutSeconds: SETTINGS.FURROW_DEFAULT_TIMEOUT_SECONDS.default,
+      queueTimeoutSeconds: SETTINGS.FURROW_QUEUE_TIMEOUT_SECONDS.default,
+      maxJobsPerRun: SETTINGS.FURROW_MAX_JOBS_PER_RUN.default,
       shutdownGraceSeconds: SETTINGS.FURROW_SHUTDOWN_GRACE_SECONDS.default,
       maxBodyBytes: SETTINGS.FURROW_MAX_BODY_BYTES.default,
       loginRateLimit: SETTINGS.FURROW_LOGIN_RATE_LIMIT.default,

@@ -30,6 +30,8 @@ describe('log markers', () => {
     expect(endReason({ ...base, status: 'timed_out', timedOutAfterSeconds: 600 })).toBe('timed out after 10 min');
     expect(endReason({ ...base, status: 'timed_out', timedOutAfterSeconds: 3600, jobTimedOut: true })).toBe('the job timed out after 1 h');
     expect(endReason({ ...base, status: 'canceled' })).toBe('canceled');
+    expect(endReason({ ...base, status: 'canceled', cancelReason: 'canceled by ana@example.com' })).toBe('canceled by ana@example.com');
+    expect(endReason({ ...base, status: 'canceled', cancelReason: 'a\nb' })).toBe('a b');
     expect(endReason({ ...base, status: 'failed' })).toBe('error, see above');
     expect([45, 90, 600, 5400, 7200, 100].map(formatSeconds)).toEqual(['45 s', '1.5 min', '10 min', '1.5 h', '2 h', '100 s']);
   });

@@ -28,6 +28,8 @@ export interface StepEnd {
   timedOutAfterSeconds?: number | null | undefined;
   /** Whether it was the job's timeout (not the step's own) that ended the step. */
   jobTimedOut?: boolean;
+  /** Who or what canceled it, e.g. `canceled by ana@example.com`, when known. */
+  cancelReason?: string | undefined;
 }
 
 /** Keeps a name on its one line: control characters (a newline, an escape) become spaces. */
@@ -42,11 +44,12 @@ export function formatSeconds(seconds: number): string {
 
 /**
  * Why a step ended, as a person reads it: `exit 1`, `killed by SIGKILL`, `timed out after 10 min`,
- * `canceled`, or `error, see above` when the runner could not run it (its message is logged).
+ * `canceled` (or who canceled it: `canceled by ana@example.com`), or `error, see above` when the
+ * runner could not run it (its message is logged).
  */
 export function endReason(end: StepEnd): string {
   if (end.status === 'timed_out') return `${end.jobTimedOut ? 'the job ' : ''}timed out after ${formatSeconds(end.timedOutAfterSeconds ?? 0)}`;
-  if (end.status === 'canceled') return 'canceled';
+  if (end.status === 'canceled') return end.cancelReason ? oneLine(end.cancelReason) : 'canceled';
   if (end.exitCode !== null) return `exit ${end.exitCode}`;
   return end.signal ? `killed by ${end.signal}` : 'error, see above';
 }

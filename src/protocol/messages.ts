@@ -183,7 +183,8 @@ export type ServerReply =
   | { type: 'ack'; cancel: boolean; end?: number; appended?: boolean }
   | { type: 'error'; code: string; message: string };
 
-export type ServerPush = { type: 'cancel'; jobId: string };
+/** `reason`, when known, says who or what canceled it ("canceled by ana@example.com"). */
+export type ServerPush = { type: 'cancel'; jobId: string; reason?: string };
 
 /** A request's connection went away before its reply came; raised for `log` requests only. */
 export class ConnectionLost extends Error {

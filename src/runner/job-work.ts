@@ -49,13 +49,13 @@ function stepMarker(w: JobWork): (id: string, name: string) => EndMark {
 /** The end of a step the job's cancel or timeout ended. */
 function abortedEnd(job: JobContext, exitCode: number | null): Omit<StepEnd, 'durationMs'> {
   const status = job.signal.reason as FinalStatus;
-  return { status, exitCode, timedOutAfterSeconds: job.spec.timeoutSeconds, jobTimedOut: true };
+  return { status, exitCode, timedOutAfterSeconds: job.spec.timeoutSeconds, jobTimedOut: true, cancelReason: job.cancelReason?.() };
 }
 
 /** The outcome of an aborted job: the abort's reason (canceled or timed_out). */
 function abortedOutcome(job: JobContext): JobOutcome {
   const status = job.signal.reason as FinalStatus;
-  return { status, exitCode: null, error: status === 'timed_out' ? `timed out after ${job.spec.timeoutSeconds}s` : 'canceled' };
+  return { status, exitCode: null, error: status === 'timed_out' ? `timed out after ${job.spec.timeoutSeconds}s` : (job.cancelReason?.() ?? 'canceled') };
 }
 
 /**

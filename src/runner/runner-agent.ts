@@ -38,7 +38,7 @@ const NEXT_WAIT_MS = 30_000;
  */
 export class RunnerAgent {
   private draining = false;
-  private readonly running = new Map<string, { controller: AbortController; sink: LogSink }>();
+  private readonly running = new Map<string, { controller: AbortController; sink: LogSink; cancelReason?: string }>();
   private readonly jobRuns = new Set<Promise<void>>();
   private leaseSeconds = 30;
   /** Each slot's user, and the cleanup that frees a slot for its next job. */
@@ -51,7 +51,7 @@ export class RunnerAgent {
     private readonly opts: RunnerOptions,
   ) {
     channel.onPush((msg) => {
-      if (msg.type === 'cancel') this.running.get(msg.jobId)?.controller.abort('canceled');
+      if (msg.type === 'cancel') this.cancel(msg.jobId, msg.reason);
     });
     channel.onRegistered((reply) => this.resumed(reply));
     // The server will not take this runner back: its jobs cannot report any more.
@@ -62,6 +62,14 @@ export class RunnerAgent {
         controller.abort('canceled');
       }
     });
+  }
+
+  /** Stops a running job as canceled; `reason` (who or what canceled it) goes into its log and outcome. */
+  private cancel(jobId: string, reason?: string): void {
+    const entry = this.running.get(jobId);
+    if (!entry || entry.controller.signal.aborted) return;
+    if (reason) entry.cancelReason = reason;
+    entry.controller.abort('canceled');
   }
 
   /** Registers (throws when the server refuses) and starts taking jobs. */
@@ -137,7 +145,7 @@ export class RunnerAgent {
       // elsewhere: the job is killed here first, so it never runs twice.
       if (Date.now() - renewedAt > this.leaseSeconds * RUNNER_FENCE_LEASES * 1000 && !controller.signal.aborted) {
         this.opts.log('could not renew the lease of a job for too long: killing it, the server may run it elsewhere', { jobId: spec.jobId });
-        controller.abort('canceled');
+        this.cancel(spec.jobId, `canceled by the runner: it could not renew the job's lease for ${this.leaseSeconds * RUNNER_FENCE_LEASES} s`);
       }
       if (extending) return; // still waiting for a reconnect: one extend is enough
       extending = true;
@@ -174,7 +182,7 @@ export class RunnerAgent {
         ...Object.fromEntries(spec.secrets.filter((s) => s.kind === 'env').map((s) => [s.name, s.value])),
         ...(sshKeys.length > 0 ? { SSH_AUTH_SOCK: agentSocket(agentDir) } : {}),
       };
-      job = { spec: { ...spec, env }, workspace, scratch, user, signal: controller.signal };
+      job = { spec: { ...spec, env }, workspace, scratch, user, signal: controller.signal, cancelReason: () => this.running.get(spec.jobId)?.cancelReason };
       await this.opts.executor.prepareJob(job);
       // The checkout's key and the ssh-agent's socket go there, used as the job user.
       if (user) await chown(scratch, user.uid, user.gid);
@@ -233,7 +241,7 @@ export class RunnerAgent {
     clearTimeout(timer);
     hurry?.removeEventListener('abort', skip!);
     if (expired) {
-      for (const { controller } of this.running.values()) controller.abort('canceled');
+      for (const jobId of this.running.keys()) this.cancel(jobId, 'canceled: the runner shut down and its grace period ran out');
       await all;
     }
     this.slots?.stop();

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { runsAsRoot } from '../../src/runner/job-user.js';
+import { removeJobUsers } from './job-users.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/furrow.js', import.meta.url));
 
@@ -32,12 +34,17 @@ export function furrow(args: string[], env: Record<string, string>, stdin?: stri
   });
 }
 
+let starts = 0;
+
 /** Starts `furrow start` and resolves with its URL once it says it is running. */
 export function furrowStart(env: Record<string, string>, at: FurrowAt = {}): Promise<{ child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
   const { bin = BIN, ...where } = at;
-  const child = spawn(process.execPath, [bin, 'start'], { env: furrowEnv(env), stdio: ['ignore', 'pipe', 'pipe'], ...where });
+  // As root, each start gets job users of its own, removed when it exits (see removeJobUsers).
+  const own = runsAsRoot() && env.FURROW_JOB_USER === undefined ? `furrow-s${process.pid}-${++starts}` : undefined;
+  const child = spawn(process.execPath, [bin, 'start'], { env: furrowEnv({ ...(own ? { FURROW_JOB_USER: own } : {}), ...env }), stdio: ['ignore', 'pipe', 'pipe'], ...where });
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  if (own) void exited.then(() => removeJobUsers(own));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`furrow start did not come up:\n${output}`)), 60_000);
     const onData = (d: Buffer) => {

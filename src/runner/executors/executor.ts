@@ -29,6 +29,8 @@ export interface JobContext {
    * is root (no other job uses that user meanwhile); undefined when it is not (the runner's user).
    */
   user: JobUser | undefined;
+  /** Who or what canceled the job, once `signal` aborted as canceled, when that is known. */
+  cancelReason?: () => string | undefined;
   /** Aborted on cancel or timeout. */
   signal: AbortSignal;
 }

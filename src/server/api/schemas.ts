@@ -24,6 +24,7 @@ export const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
   ['^\\S(.*\\S)?$', 'text without spaces at its start or end'],
   ['^[A-Za-z_][A-Za-z0-9_]*$', 'letters, digits and `_`, not starting with a digit'],
   ['^[0-9]{1,18}$', 'the `nextCursor` of the previous page'],
+  ['^[1-9]', 'a date from year 1000 on'],
   ['^[0-9a-f]{40}$', 'a full commit sha: 40 characters 0-9 and a-f'],
   ['^[^-\\s~^:?*\\[\\\\][^\\s~^:?*\\[\\\\]*$', REF_WORDS],
   ['^(?!-)[^\\s~^:?*\\[\\\\]+$', REF_WORDS],

@@ -78,14 +78,21 @@ export class RunnerGateway {
     };
     deps.listener.on('furrow_jobs', wake);
     deps.listener.on('reconnect', wake);
-    deps.listener.on('furrow_cancel', (jobId: string) => {
-      for (const c of this.connections) if (c.jobs.has(jobId)) for (const p of c.push) p({ type: 'cancel', jobId });
-    });
+    deps.listener.on('furrow_cancel', (jobId: string) => void this.pushCancel(jobId));
     deps.listener.on('furrow_runner_removed', (runnerId: string) => {
       for (const c of this.connections) if (c.runner?.id === runnerId) for (const k of c.kicked) k('this runner was removed');
     });
     this.heartbeat = setInterval(() => void markRunners(deps.db, this.connectedRunners(), true).catch(() => undefined), HEARTBEAT_MS);
     this.heartbeat.unref();
+  }
+
+  /** Tells the runner of a job to stop it, with why (who canceled it) when the job says. */
+  private async pushCancel(jobId: string): Promise<void> {
+    const holders = [...this.connections].filter((c) => c.jobs.has(jobId));
+    if (holders.length === 0) return;
+    const row = await this.deps.db.selectFrom('jobs').select('cancel_reason').where('id', '=', jobId).executeTakeFirst().catch(() => undefined);
+    const msg = { type: 'cancel' as const, jobId, ...(row?.cancel_reason ? { reason: row.cancel_reason } : {}) };
+    for (const c of holders) for (const p of c.push) p(msg);
   }
 
   private connectedRunners(): string[] {
