@@ -12,7 +12,7 @@ import type { JobSpec } from '../src/protocol/messages.js';
 import { detectCgroups } from '../src/runner/cgroups.js';
 import { BwrapExecutor } from '../src/runner/executors/bwrap-executor.js';
 import type { JobContext } from '../src/runner/executors/executor.js';
-import { ensureJobUser, runsAsRoot, slotUserName, type JobUser } from '../src/runner/job-user.js';
+import { ensureJobUser, lookupUser, runsAsRoot, slotUserName, type JobUser } from '../src/runner/job-user.js';
 import { executorAvailable } from './helpers/executor-available.js';
 import { collectOutput, makeJob, runJob, runStep, withPreparedJob } from './helpers/executor-job.js';
 import { processesWithEnv } from './helpers/processes.js';
@@ -257,6 +257,10 @@ describe.skipIf(!available)('bwrap executor in a Furrow instance', () => {
     const run = await t.waitForRun(res.body.id);
     const log = await t.api('GET', `/api/v1/runs/${res.body.id}/log`);
     expect(run.status, log.text).toBe('succeeded');
-    expect(runOutput(log.text)).toBe(`hello from the sandbox\nuid ${jobUid}\n`);
+    // As root it runs as the user of whichever job slot took it; else as this user.
+    const uids = root ? (await Promise.all([0, 1].map((i) => lookupUser(slotUserName(userEnv.FURROW_JOB_USER, i))))).flatMap((u) => (u ? [u.uid] : [])) : [jobUid];
+    const [hello, uid] = runOutput(log.text).split('\n');
+    expect(hello).toBe('hello from the sandbox');
+    expect(uids.map((u) => `uid ${u}`)).toContain(uid);
   });
 });
