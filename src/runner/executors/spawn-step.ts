@@ -92,7 +92,10 @@ export async function spawnStep(ctx: StepContext, argv: string[], options: Spawn
     });
   }
   const killAll = (graceMs: number) => (cgroup ? cgroup.kill(graceMs) : killProcessTree(child.pid!, marker, graceMs));
-  const onAbort = () => void killAll(KILL_GRACE_MS);
+  // Awaited before the step returns: a kill still sweeping for the job's marked processes must
+  // not reach the next step of the same job.
+  let aborting: Promise<void> | undefined;
+  const onAbort = () => void (aborting = killAll(KILL_GRACE_MS));
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   if (ctx.signal.aborted) onAbort(); // aborted while the step was being set up
   let entering: Error | undefined;
@@ -112,6 +115,7 @@ export async function spawnStep(ctx: StepContext, argv: string[], options: Spawn
   } finally {
     ctx.signal.removeEventListener('abort', onAbort);
   }
+  await aborting;
   // Background processes the script left behind do not outlive the step.
   await killAll(0);
   await Promise.all(streams.map((s) => (s.readableEnded || s.destroyed ? undefined : new Promise((r) => s.once('close', r)))));
