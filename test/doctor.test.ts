@@ -10,6 +10,7 @@ import { lookupUser, runsAsRoot } from '../src/runner/job-user.js';
 import { furrow } from './helpers/furrow-process.js';
 import { createTestDatabase } from './helpers/test-database.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
+import { testJobUser } from './helpers/job-users.js';
 
 const run = promisify(execFile);
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -58,7 +59,7 @@ describe('furrow doctor', () => {
   }, 120_000);
 
   it.skipIf(!runsAsRoot())('--fix creates the missing job users, one per slot, and the data dir, and says so', async () => {
-    const name = `furrow-test-${randomBytes(4).toString('hex')}`;
+    const name = testJobUser('d');
     const dataDir = freshDataDir();
     const env = { DATABASE_URL: databaseUrl, FURROW_DATA_DIR: dataDir, FURROW_JOB_USER: name, FURROW_LOCAL_RUNNER_CAPACITY: '2', FURROW_RUNNER_CAPACITY: '1' };
     try {
@@ -132,7 +133,7 @@ describe('furrow doctor and the secret key', () => {
   it('changes nothing without --fix: no file in the data dir, no user, no job user, no data dir', async () => {
     const users = async () => Number((await t.instance.resources.database.db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
     const before = { files: await snapshot(t.dataDir), users: await users() };
-    const jobUser = `furrow-test-${randomBytes(4).toString('hex')}`;
+    const jobUser = testJobUser('d');
     const res = await furrow(['doctor'], env({ FURROW_JOB_USER: jobUser }));
     expect(line(res.stdout, 'database')?.status).toBe('ok');
     expect({ files: await snapshot(t.dataDir), users: await users() }).toEqual(before);

@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runOutput } from './helpers/log-output.js';
 import { loadConfig } from '../src/config/load-config.js';
@@ -17,11 +15,11 @@ import { executorAvailable } from './helpers/executor-available.js';
 import { collectOutput, makeJob, runJob, runStep, withPreparedJob } from './helpers/executor-job.js';
 import { processesWithEnv } from './helpers/processes.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
+import { testJobUser } from './helpers/job-users.js';
 
-const run = promisify(execFile);
 const root = runsAsRoot();
 // As root, jobs run as the job user, which the runner or `furrow doctor --fix` creates on a real host.
-const userEnv = { FURROW_JOB_USER: `furrow-test-${randomBytes(4).toString('hex')}` };
+const userEnv = { FURROW_JOB_USER: testJobUser('b') };
 const user: JobUser | undefined = root ? (await ensureJobUser(slotUserName(userEnv.FURROW_JOB_USER, 0))).user : undefined;
 const jobUid = user?.uid ?? process.getuid!();
 const jobGid = user?.gid ?? process.getgid!();
@@ -84,7 +82,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(others.map((job) => executor.cleanupJob(job)));
   await Promise.all([rm(dataDir, { recursive: true, force: true }), rm(elsewhere, { recursive: true, force: true })]);
-  if (user) await run('userdel', [user.name]);
 });
 
 describe.skipIf(!available)('bwrap executor', () => {

@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,12 +13,13 @@ import { BUSYBOX_MARKER, ensureBusyboxImage } from './helpers/busybox-image.js';
 import { executorAvailable } from './helpers/executor-available.js';
 import { collectOutput, makeJob, runJob, runStep, withPreparedJob } from './helpers/executor-job.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
+import { testJobUser } from './helpers/job-users.js';
 
 const run = promisify(execFile);
 const available = await executorAvailable('podman');
 const root = runsAsRoot();
 
-const userName = `furrow-test-${randomBytes(4).toString('hex')}`;
+const userName = testJobUser('p');
 let user: JobUser | undefined;
 let image: string;
 let workDir: string;
@@ -49,7 +49,6 @@ describe.skipIf(!available)('podman executor', () => {
 
   afterAll(async () => {
     if (workDir) await rm(workDir, { recursive: true, force: true });
-    if (user) await run('userdel', [user.name]);
   });
 
   it('says in its probe which podman and runtime it uses', async () => {

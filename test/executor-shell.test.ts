@@ -1,25 +1,22 @@
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load-config.js';
 import { detectCgroups } from '../src/runner/cgroups.js';
 import { ShellExecutor } from '../src/runner/executors/shell-executor.js';
 import { ensureJobUser, runsAsRoot, slotUserName, type JobUser } from '../src/runner/job-user.js';
 import { collectOutput, makeJob, runStep, withPreparedJob } from './helpers/executor-job.js';
+import { testJobUser } from './helpers/job-users.js';
 
-const run = promisify(execFile);
 const root = runsAsRoot();
 const cgroups = await detectCgroups();
 if (process.env.CI && root && !cgroups.available) throw new Error(`no cgroups on this CI host: ${cgroups.reason}`);
 if (!cgroups.available) console.warn(`skipping cgroup tests: ${cgroups.reason}`);
 const hasController = (c: 'memory' | 'pids' | 'cpu') => cgroups.available && cgroups.controllers.includes(c);
 
-const userName = `furrow-test-${randomBytes(4).toString('hex')}`;
+const userName = testJobUser('h');
 let user: JobUser | undefined;
 let workDir: string;
 
@@ -31,7 +28,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await rm(workDir, { recursive: true, force: true });
-  if (root) await run('userdel', [slotUserName(userName, 0)]);
 });
 
 function executor(env: Record<string, string> = {}): ShellExecutor {

@@ -10,7 +10,7 @@ import { lookupUser, runsAsRoot, slotUserNames } from '../src/runner/job-user.js
 import { ensureBusyboxImage } from './helpers/busybox-image.js';
 import { executorAvailable } from './helpers/executor-available.js';
 import { furrow, furrowStart } from './helpers/furrow-process.js';
-import { removeJobUsers } from './helpers/job-users.js';
+import { removeJobUsers, testJobUser } from './helpers/job-users.js';
 import { processesWithEnv } from './helpers/processes.js';
 import { startRunner, type RunnerProcess } from './helpers/runner-process.js';
 import { createTestDatabase } from './helpers/test-database.js';
@@ -163,7 +163,7 @@ for (const { kind, ssh } of kinds) {
 describe.skipIf(!root)('job processes never outlive their runner', () => {
   let t: TestInstance;
   let runner: RunnerProcess | undefined;
-  const base = `furrow-r${process.pid}`;
+  const base = testJobUser('i');
 
   beforeAll(async () => {
     t = await startTestInstance({ FURROW_LOCAL_RUNNER: 'false' });
@@ -217,7 +217,7 @@ describe.skipIf(!root)('job processes never outlive their runner', () => {
     const database = await createTestDatabase();
     const dataDir = await mkdtemp(path.join(tmpdir(), 'furrow-start-'));
     await run('chmod', ['0711', dataDir]);
-    const startBase = `furrow-st${process.pid}`;
+    const startBase = testJobUser('i');
     const env = { DATABASE_URL: database.url, FURROW_DATA_DIR: dataDir, FURROW_PORT: '0', FURROW_JOB_USER: startBase };
     const server = await furrowStart(env);
     try {

@@ -125,7 +125,12 @@ function put(url: string, headers: Record<string, string>, body: Readable, signa
         req.destroy(); // after a refusal, the rest of the body is not wanted
       });
     });
-    req.on('error', reject);
+    // A server that refuses an upload answers and closes while the body still streams: the write
+    // fails (EPIPE, a reset) but the answer, which says why, may still be on its way.
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE' || err.code === 'ECONNRESET') setTimeout(() => reject(err), 1000).unref();
+      else reject(err);
+    });
     body.on('error', (err) => req.destroy(err));
     body.pipe(req);
   });

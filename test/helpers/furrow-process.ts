@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runsAsRoot } from '../../src/runner/job-user.js';
-import { removeJobUsers } from './job-users.js';
+import { removeJobUsers, testJobUser } from './job-users.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/furrow.js', import.meta.url));
 
@@ -34,13 +34,11 @@ export function furrow(args: string[], env: Record<string, string>, stdin?: stri
   });
 }
 
-let starts = 0;
-
 /** Starts `furrow start` and resolves with its URL once it says it is running. */
 export function furrowStart(env: Record<string, string>, at: FurrowAt = {}): Promise<{ child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
   const { bin = BIN, ...where } = at;
-  // As root, each start gets job users of its own, removed when it exits (see removeJobUsers).
-  const own = runsAsRoot() && env.FURROW_JOB_USER === undefined ? `furrow-s${process.pid}-${++starts}` : undefined;
+  // As root, each start gets job users of its own, whose processes are killed when it exits.
+  const own = runsAsRoot() && env.FURROW_JOB_USER === undefined ? testJobUser('s') : undefined;
   const child = spawn(process.execPath, [bin, 'start'], { env: furrowEnv({ ...(own ? { FURROW_JOB_USER: own } : {}), ...env }), stdio: ['ignore', 'pipe', 'pipe'], ...where });
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -1,12 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runsAsRoot } from '../../src/runner/job-user.js';
 import { BIN, furrowEnv } from './furrow-process.js';
-import { removeJobUsers } from './job-users.js';
+import { removeJobUsers, testJobUser } from './job-users.js';
 
 export interface RunnerProcess {
   child: ChildProcess;
@@ -37,6 +36,14 @@ export function freePort(): Promise<number> {
  * goes in as the runner takes it: `token` in the environment (FURROW_RUNNER_TOKEN), never in `args`;
  * `stdin`, when given, is written to its standard input (for `--token-stdin`).
  */
+const usersByWorkDir = new Map<string, string>();
+/** The job users of the runner on `workDir`: the same for a restart on it. */
+function ownUsers(workDir: string): string {
+  const known = usersByWorkDir.get(workDir) ?? testJobUser('r');
+  usersByWorkDir.set(workDir, known);
+  return known;
+}
+
 export async function startRunner(
   args: string[],
   opts: { env?: Record<string, string>; workDir?: string; waitFor?: RegExp; token?: string; stdin?: string } = {},
@@ -44,7 +51,7 @@ export async function startRunner(
   const workDir = opts.workDir ?? (await mkdtemp(path.join(tmpdir(), 'furrow-runner-')));
   await chmod(workDir, 0o711);
   // As root, job users of its own (see removeJobUsers), the same for a restart on the same work dir.
-  const own = runsAsRoot() && opts.env?.FURROW_JOB_USER === undefined ? `furrow-w${createHash('sha256').update(workDir).digest('hex').slice(0, 8)}` : undefined;
+  const own = runsAsRoot() && opts.env?.FURROW_JOB_USER === undefined ? ownUsers(workDir) : undefined;
   const child = spawn(process.execPath, [BIN, 'runner', '--work-dir', workDir, ...args], {
     env: furrowEnv({ FURROW_LOG_LEVEL: 'info', FURROW_SHUTDOWN_GRACE_SECONDS: '10', ...(own ? { FURROW_JOB_USER: own } : {}), ...(opts.token ? { FURROW_RUNNER_TOKEN: opts.token } : {}), ...opts.env }),
     stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],

@@ -8,7 +8,7 @@ import type { Role } from '../../src/db/schema.js';
 import { runsAsRoot } from '../../src/runner/job-user.js';
 import { startInstance, type Instance } from '../../src/server/instance.js';
 import { createApiToken, createUser } from '../../src/server/store/account-store.js';
-import { removeJobUsers } from './job-users.js';
+import { removeJobUsers, testJobUser } from './job-users.js';
 import { createTestDatabase } from './test-database.js';
 
 export interface ApiResponse<T = any> {
@@ -45,7 +45,7 @@ const TERMINAL = ['succeeded', 'failed', 'canceled', 'timed_out', 'skipped'];
 let counter = 0;
 /** As root, each instance gets job users of its own (FURROW_JOB_USER); see removeJobUsers. */
 function ownJobUser(env: Record<string, string>): Record<string, string> {
-  return runsAsRoot() && env.FURROW_JOB_USER === undefined ? { FURROW_JOB_USER: `furrow-t${process.pid}-${++counter}` } : {};
+  return runsAsRoot() && env.FURROW_JOB_USER === undefined ? { FURROW_JOB_USER: testJobUser('t') } : {};
 }
 
 /**
