@@ -130,12 +130,15 @@ export class ArtifactStorage {
     });
     body.pipe(meter);
     let unpacked: TarSummary;
+    const out = createWriteStream(temp, { flags: 'wx', mode: 0o600 });
     try {
-      await pipeline(meter, createWriteStream(temp, { flags: 'wx', mode: 0o600 }));
+      await pipeline(meter, out);
       unpacked = await checked;
     } catch (err) {
       body.unpipe(meter);
       gunzip.destroy();
+      // A stream destroyed early may still be opening (creating) the file: remove it once it is shut.
+      if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
       await rm(temp, { force: true });
       throw err;
     } finally {
