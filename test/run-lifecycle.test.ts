@@ -42,6 +42,19 @@ describe('run lifecycle', () => {
     expect(activities.body.items.map((a: { type: string }) => a.type)).toEqual(['run.succeeded', 'run.running', 'run.queued']);
   });
 
+  it('numbers concurrent runs of one workflow 1..N, with no gap for a refused start', async () => {
+    const { workflowId } = await t.workflow('true');
+    const posts = Array.from({ length: 28 }, (_, i) =>
+      t.api('POST', `/api/v1/workflows/${workflowId}/runs`, i % 7 === 3 ? { parameters: { BASH_ENV: '/tmp/x' } } : {}),
+    );
+    const answers = await Promise.all(posts);
+    expect(answers.filter((a) => a.status === 400).map((a) => a.body.code)).toEqual(Array(4).fill('parameter_not_allowed'));
+    const accepted = answers.filter((a) => a.status === 202);
+    expect(accepted).toHaveLength(24);
+    expect(accepted.map((a) => a.body.number as number).sort((a, b) => a - b)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+    for (const a of accepted) expect((await t.waitForRun(a.body.id)).status).toBe('succeeded');
+  });
+
   it('reads the log from a byte offset', async () => {
     const { runId } = await startRun('printf "0123456789"');
     await t.waitForRun(runId);

@@ -70,12 +70,17 @@ export async function startFurrow(log) {
   return { tmp: state.tmp, baseUrl, pid, token, external: Boolean(external), databaseUrl };
 }
 
-/** The URL Furrow itself uses for its embedded cluster: its password file, postmaster.pid's port, database `furrow`. */
+/**
+ * The URL Furrow itself uses for its embedded cluster, database `furrow`: found the way Furrow's
+ * own commands find it (the cluster may live outside the data dir, as it does for root).
+ */
 async function embeddedDatabaseUrl() {
-  const password = (await readFile(path.join(state.dataDir, 'pg-password'), 'utf8')).trim();
-  const port = Number((await readFile(path.join(state.dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[3]);
-  if (!(port > 0)) throw new BenchError(`no port in ${path.join(state.dataDir, 'pg', 'postmaster.pid')}`);
-  return `postgres://furrow:${encodeURIComponent(password)}@127.0.0.1:${port}/furrow`;
+  const { runningEmbeddedPostgres } = await import('../../dist/db/embedded-postgres.js');
+  const url = await runningEmbeddedPostgres(state.dataDir);
+  if (!url) throw new BenchError(`no running embedded PostgreSQL found for ${state.dataDir}`);
+  const u = new URL(url);
+  u.pathname = '/furrow';
+  return u.toString();
 }
 
 /** After an error: says whether the server died, and shows its output when that may explain the error. */
@@ -93,6 +98,11 @@ export function cleanup() {
   cleaning ??= (async () => {
     await stopServer().catch((err) => process.stderr.write(`bench: warning: stopping the server: ${err.message}\n`));
     await dropDatabase();
+    if (state.dataDir && process.getuid?.() === 0) {
+      // As root the cluster and work dirs live outside the data dir, keyed by its path.
+      const { rootStateDir } = await import('../../dist/config/state-dir.js');
+      await rm(rootStateDir(state.dataDir), { recursive: true, force: true }).catch(() => undefined);
+    }
     if (state.tmp) await rm(state.tmp, { recursive: true, force: true }).catch((err) => process.stderr.write(`bench: warning: removing ${state.tmp}: ${err.message}\n`));
   })();
   return cleaning;
@@ -209,9 +219,11 @@ async function startServer(env) {
 /** The embedded cluster, if one is still running on our data dir (e.g. the server was killed). */
 async function stopStrayPostgres() {
   if (!state.dataDir) return;
+  const { findCluster } = await import('../../dist/db/embedded-postgres.js');
+  const clusterDir = await findCluster(state.dataDir);
   let pid;
   try {
-    pid = Number((await readFile(path.join(state.dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    pid = Number((await readFile(path.join(clusterDir ?? '', 'postmaster.pid'), 'utf8')).split('\n')[0]);
   } catch {
     return;
   }

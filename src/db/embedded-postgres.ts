@@ -182,14 +182,27 @@ async function initialise(bin: Binaries, dataDir: string, pgDir: string, user: R
   await rm(pwfile);
 }
 
-const urlFor = (password: string, port: number) => `postgres://${PG_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+/** Where the cluster's Unix socket goes: its own dir, which only its account (and root) may enter. */
+const socketPath = (pgDir: string, port: number) => path.join(pgDir, `.s.PGSQL.${port}`);
+/** Longest socket path the kernel takes (sun_path is 108 bytes with its NUL). */
+const MAX_SOCKET_PATH = 107;
+
+/**
+ * The cluster's URL: over its Unix socket when it has one, since a query over loopback TCP costs
+ * the server several times more CPU; over TCP when the socket is missing (a cluster started by an
+ * older version, or a cluster dir too deep for a socket path).
+ */
+function urlFor(password: string, port: number, pgDir: string): string {
+  const host = existsSync(socketPath(pgDir, port)) ? encodeURIComponent(pgDir) : '127.0.0.1';
+  return `postgres://${PG_USER}:${encodeURIComponent(password)}@${host}:${port}/postgres`;
+}
 const readPassword = async (dataDir: string) => (await readFile(path.join(dataDir, 'pg-password'), 'utf8')).trim();
 
 /** The URL of the cluster of `dataDir` when a process runs it; starts nothing, writes nothing. */
 export async function runningEmbeddedPostgres(dataDir: string): Promise<string | undefined> {
   const pgDir = await findCluster(dataDir);
   const port = pgDir && (await runningPort(pgDir));
-  return port ? urlFor(await readPassword(dataDir), port) : undefined;
+  return port ? urlFor(await readPassword(dataDir), port, pgDir) : undefined;
 }
 
 /**
@@ -214,21 +227,21 @@ export async function startEmbeddedPostgres(
   const password = await readPassword(dataDir);
 
   const existing = await runningPort(pgDir);
-  if (existing) return { url: urlFor(password, existing), owned: false, clusterDir: pgDir, stop: async () => undefined };
+  if (existing) return { url: urlFor(password, existing, pgDir), owned: false, clusterDir: pgDir, stop: async () => undefined };
 
   const port = options.port || (await freePort());
   let stderr = '';
   const child = spawn(
     bin.postgres,
-    ['-D', pgDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
+    ['-D', pgDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${socketPath(pgDir, port).length <= MAX_SOCKET_PATH ? pgDir : ''}`, '-c', 'max_connections=200'],
     // Own process group: a Ctrl-C meant for Furrow must not stop the database under a draining server.
     { ...user, detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: PG_ENV, cwd: path.dirname(pgDir) },
   );
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-8192);
   });
-  const url = urlFor(password, port);
-  await waitReady(url, child, () => stderr);
+  await waitReady(`postgres://${PG_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`, child, () => stderr);
+  const url = urlFor(password, port, pgDir);
   options.log(`embedded PostgreSQL listening on 127.0.0.1:${port}`);
   return {
     url,

@@ -88,6 +88,8 @@ export interface WorkflowsTable {
   definition: string | null;
   repository_id: string | null;
   path: string | null;
+  /** The number of the workflow's latest run (see queue-run.ts). */
+  run_counter: Generated<number>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }

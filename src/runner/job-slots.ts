@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { access, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
+import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { JOB_PATH } from './executors/spawn-step.js';
 import { lookupUser, resolveJobUser, slotUserName, slotUserNames, type JobUser } from './job-user.js';
@@ -133,14 +134,12 @@ async function freeUser(user: JobUser): Promise<number> {
   return killed;
 }
 
-/** Removes the entries of `dir` (not deeper) that belong to `uid`; never follows a link. */
+/**
+ * Removes the entries of `dir` (not deeper) that belong to `uid`; never follows a link. Owners are
+ * read synchronously (see scanProcesses in process-tree.ts): this runs after every job.
+ */
 async function removeOwnedBy(dir: string, uid: number): Promise<void> {
   const entries = await readdir(dir).catch(() => [] as string[]);
-  await Promise.all(
-    entries.map(async (e) => {
-      const file = path.join(dir, e);
-      const s = await lstat(file).catch(() => undefined);
-      if (s?.uid === uid) await rm(file, { recursive: true, force: true }).catch(() => undefined);
-    }),
-  );
+  const owned = entries.map((e) => path.join(dir, e)).filter((file) => lstatSync(file, { throwIfNoEntry: false })?.uid === uid);
+  await Promise.all(owned.map((file) => rm(file, { recursive: true, force: true }).catch(() => undefined)));
 }

@@ -54,7 +54,10 @@ interface Connection {
   jobs: Set<string>;
   push: ((msg: ServerPush) => void)[];
   kicked: ((reason: string) => void)[];
-  /** Wake this connection's waiting `next` requests (one per free slot) when it drains or closes. */
+  /**
+   * Wakes of this connection's waiting `next` requests (one per free slot), oldest first: a queued
+   * job wakes one of them, a drain or close all.
+   */
   waiting: Set<() => void>;
 }
 
@@ -65,19 +68,22 @@ interface Connection {
  */
 export class RunnerGateway {
   private readonly connections = new Set<Connection>();
-  private wakeAll: (() => void)[] = [];
   private readonly heartbeat: NodeJS.Timeout;
   /** Maskers of the secrets of the jobs running through this instance: their logs are masked again. */
   private readonly maskers = new Map<string, LogMasker>();
 
   constructor(private readonly deps: GatewayDeps) {
-    const wake = () => {
-      const waiters = this.wakeAll;
-      this.wakeAll = [];
-      for (const w of waiters) w();
+    // A queued job (its id the payload) wakes one waiting slot of each connection, not all of
+    // them: the others would only race for it. One that gets a job wakes the next (more may wait).
+    // Anything else (claims given back, a reconnect after missed notifications) wakes every slot.
+    const wake = (payload?: string) => {
+      for (const c of this.connections) {
+        if (payload) wakeOne(c);
+        else for (const w of [...c.waiting]) w();
+      }
     };
     deps.listener.on('furrow_jobs', wake);
-    deps.listener.on('reconnect', wake);
+    deps.listener.on('reconnect', () => wake());
     deps.listener.on('furrow_cancel', (jobId: string) => void this.pushCancel(jobId));
     deps.listener.on('furrow_runner_removed', (runnerId: string) => {
       for (const c of this.connections) if (c.runner?.id === runnerId) for (const k of c.kicked) k('this runner was removed');
@@ -136,10 +142,6 @@ export class RunnerGateway {
   private drain(c: Connection): void {
     c.draining = true;
     for (const wake of c.waiting) wake();
-  }
-
-  private nextWake(): Promise<void> {
-    return new Promise((resolve) => this.wakeAll.push(resolve));
   }
 
   /**
@@ -283,37 +285,46 @@ export class RunnerGateway {
     const deadline = Date.now() + waitMs;
     while (!c.draining && !gone?.aborted) {
       // Subscribe before looking, so a job queued between the look and the wait still wakes us.
-      const woken = this.nextWake();
-      const token = newJobToken();
-      const claimed = await retryTransient(() => claimJob(this.deps.db, runnerId, this.deps.leaseSeconds, token.hash));
-      if (claimed) {
-        const spec = await this.complete(c, claimed, token.token);
-        if (!spec) continue;
-        // Nobody would receive it: give it back at once rather than after the lease.
-        if (c.closed || gone?.aborted) {
-          await releaseClaims(this.deps.db, [spec.jobId], runnerId);
-          break;
-        }
-        this.maskers.set(spec.jobId, new LogMasker(spec.secrets.map((s) => s.value)));
-        c.claimed.add(spec.jobId);
-        return { type: 'job', spec };
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) break;
+      let wake!: () => void;
+      const woken = new Promise<void>((resolve) => (wake = resolve));
+      c.waiting.add(wake);
       let timer: NodeJS.Timeout | undefined;
-      let release: (() => void) | undefined;
-      await Promise.race([
-        woken,
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, left);
-          release = resolve;
-          c.waiting.add(resolve);
-          gone?.addEventListener('abort', () => resolve(), { once: true });
-        }),
-      ]);
-      clearTimeout(timer);
-      c.waiting.delete(release!);
+      try {
+        const token = newJobToken();
+        const claimed = await retryTransient(() => claimJob(this.deps.db, runnerId, this.deps.leaseSeconds, token.hash));
+        if (claimed) {
+          c.waiting.delete(wake);
+          wakeOne(c);
+          const spec = await this.complete(c, claimed, token.token);
+          if (!spec) continue;
+          // Nobody would receive it: give it back at once rather than after the lease.
+          if (c.closed || gone?.aborted) {
+            await releaseClaims(this.deps.db, [spec.jobId], runnerId);
+            break;
+          }
+          this.maskers.set(spec.jobId, new LogMasker(spec.secrets.map((s) => s.value)));
+          c.claimed.add(spec.jobId);
+          return { type: 'job', spec };
+        }
+        const left = deadline - Date.now();
+        if (left <= 0) break;
+        timer = setTimeout(wake, left);
+        gone?.addEventListener('abort', wake, { once: true });
+        await woken;
+      } finally {
+        clearTimeout(timer);
+        gone?.removeEventListener('abort', wake);
+        c.waiting.delete(wake);
+      }
     }
     return { type: 'none' };
   }
+}
+
+/** Wakes the connection's longest-waiting `next`, if one waits. */
+function wakeOne(c: Connection): void {
+  const first = c.waiting.values().next();
+  if (first.done) return;
+  c.waiting.delete(first.value);
+  first.value();
 }

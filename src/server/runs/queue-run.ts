@@ -52,36 +52,53 @@ function branchAndTag(ref: string | null): { branch: string | null; tag: string 
  * otherwise, skipped when its `if` says no), their steps, and `run.queued`. Runners waiting for
  * work hear of it when the transaction commits.
  */
-export function queueRun(db: Db, input: QueueRunInput) {
+export async function queueRun(db: Db, input: QueueRunInput) {
   if (input.plan.jobs.length > input.maxJobs) {
     throw new AppError('too_many_jobs', `The workflow makes ${input.plan.jobs.length} jobs (matrix instances included); a run may have at most ${input.maxJobs} (FURROW_MAX_JOBS_PER_RUN). Split it, or narrow its matrices.`);
   }
-  return db.transaction().execute(async (tx) => {
-    // Locking the workflow row serialises run numbering per workflow.
-    const wf = await tx
-      .selectFrom('workflows')
-      .innerJoin('projects', 'projects.id', 'workflows.project_id')
-      .select(['workflows.id', 'workflows.name', 'workflows.project_id', 'workflows.default_environment_id', 'workflows.timeout_seconds', 'workflows.labels', 'workflows.image', 'workflows.network', 'projects.organization_id'])
-      .where('workflows.id', '=', input.workflowId)
-      .forUpdate('workflows')
-      .executeTakeFirstOrThrow();
-    const environments = await projectEnvironments(tx, wf.project_id);
-    const runEnvironmentId = input.environmentId ?? wf.default_environment_id;
-    const runEnvironment = runEnvironmentId ? [...environments.values()].find((e) => e.id === runEnvironmentId) : undefined;
-    if (runEnvironmentId && !runEnvironment) {
-      throw new AppError('validation_failed', 'environmentId does not name an environment of this project.', [{ field: 'environmentId', message: 'no such environment in this project' }]);
+  const wf = await db
+    .selectFrom('workflows')
+    .innerJoin('projects', 'projects.id', 'workflows.project_id')
+    .select(['workflows.id', 'workflows.name', 'workflows.project_id', 'workflows.default_environment_id', 'workflows.timeout_seconds', 'workflows.labels', 'workflows.image', 'workflows.network', 'projects.organization_id'])
+    .where('workflows.id', '=', input.workflowId)
+    .executeTakeFirstOrThrow();
+  const environments = await projectEnvironments(db, wf.project_id);
+  const runEnvironmentId = input.environmentId ?? wf.default_environment_id;
+  const runEnvironment = runEnvironmentId ? [...environments.values()].find((e) => e.id === runEnvironmentId) : undefined;
+  if (runEnvironmentId && !runEnvironment) {
+    throw new AppError('validation_failed', 'environmentId does not name an environment of this project.', [{ field: 'environmentId', message: 'no such environment in this project' }]);
+  }
+  const jobEnvironments = input.plan.jobs.map((job) => (job.environment === null ? runEnvironment : environments.get(job.environment)));
+  input.plan.jobs.forEach((job, i) => {
+    if (job.environment !== null && !jobEnvironments[i]) {
+      throw new AppError('validation_failed', `Job "${job.key}" runs in environment "${job.environment}", which this project does not have.`, [
+        { field: `jobs.${job.id}.environment`, message: 'no such environment in this project' },
+      ]);
     }
-    const jobEnvironments = input.plan.jobs.map((job) => (job.environment === null ? runEnvironment : environments.get(job.environment)));
-    input.plan.jobs.forEach((job, i) => {
-      if (job.environment !== null && !jobEnvironments[i]) {
-        throw new AppError('validation_failed', `Job "${job.key}" runs in environment "${job.environment}", which this project does not have.`, [
-          { field: `jobs.${job.id}.environment`, message: 'no such environment in this project' },
-        ]);
-      }
-    });
-    // A re-run repeats parameters that passed these checks when its run started.
-    if (!input.rerun) await checkRunParameters(tx, wf.project_id, input, jobEnvironments);
-    const { next } = await tx.selectFrom('runs').select(sql<number>`coalesce(max(number), 0) + 1`.as('next')).where('workflow_id', '=', wf.id).executeTakeFirstOrThrow();
+  });
+  // A re-run repeats parameters that passed these checks when its run started.
+  if (!input.rerun) await checkRunParameters(db, wf.project_id, input, jobEnvironments);
+  // The number is taken in a statement of its own, after the checks: the workflow's row is
+  // locked for that statement only, so runs of one workflow queue side by side. A run whose
+  // queueing fails after this (the database went away) leaves a gap in the numbers.
+  const { run_counter: next } = await db
+    .updateTable('workflows')
+    .set({ run_counter: sql`run_counter + 1` })
+    .where('id', '=', wf.id)
+    .returning('run_counter')
+    .executeTakeFirstOrThrow();
+  return db.transaction().execute((tx) => insertRun(tx, input, { wf, runEnvironment, jobEnvironments, next }));
+}
+
+interface QueuedWorkflow {
+  wf: { id: string; name: string; project_id: string; timeout_seconds: number | null; labels: string[]; image: string | null; network: 'default' | 'none'; organization_id: string };
+  runEnvironment: JobEnvironment | undefined;
+  jobEnvironments: (JobEnvironment | undefined)[];
+  next: number;
+}
+
+/** The run, its jobs and steps, and `run.queued`, in one transaction. */
+async function insertRun(tx: Tx, input: QueueRunInput, { wf, runEnvironment, jobEnvironments, next }: QueuedWorkflow) {
     const runId = randomUUID();
     const { ref, commit } = input.origin;
     const furrow: ConditionContext['furrow'] = { event: input.origin.event, ref, ...branchAndTag(ref), sha: commit, workflow: wf.name, run_number: Number(next) };
@@ -117,7 +134,8 @@ export function queueRun(db: Db, input: QueueRunInput) {
       })
       .returning(runColumns)
       .executeTakeFirstOrThrow();
-    for (const [i, job] of input.plan.jobs.entries()) await insertJob(tx, ctx, job, jobEnvironments[i], input.rerun?.keep.get(job.key));
+    const statuses: RunStatus[] = [];
+    for (const [i, job] of input.plan.jobs.entries()) statuses.push(await insertJob(tx, ctx, job, jobEnvironments[i], input.rerun?.keep.get(job.key)));
     // A re-run keeps the artifacts of the jobs whose outcome it keeps (the files are shared).
     if (input.rerun) await copyArtifacts(tx, input.rerun.runId, runId, [...input.rerun.keep.values()]);
     await cancelSupersededRuns(tx, ctx, input.plan);
@@ -130,14 +148,14 @@ export function queueRun(db: Db, input: QueueRunInput) {
       subjectId: runId,
       payload: { workflowId: wf.id, number: next, reason: input.reason, ...(commit ? { commit } : {}) },
     });
-    // Jobs whose `if` said no at once, or kept ones, may already decide the run's status.
-    run.status = await settleRun(tx, await lockRun(tx, runId));
+    // Jobs whose `if` said no at once, or kept ones, may already decide the run's status (and
+    // release waiting ones); with every job queued or waiting there is nothing to decide yet.
+    if (statuses.length === 0 || statuses.some((st) => st !== 'queued' && st !== 'waiting')) run.status = await settleRun(tx, await lockRun(tx, runId));
     return run;
-  });
 }
 
 /** Parameters pass only where they cannot redirect a deployment: see domain/run-parameters.ts. */
-async function checkRunParameters(tx: Tx, projectId: string, input: QueueRunInput, jobEnvironments: (JobEnvironment | undefined)[]): Promise<void> {
+async function checkRunParameters(tx: Db, projectId: string, input: QueueRunInput, jobEnvironments: (JobEnvironment | undefined)[]): Promise<void> {
   if (Object.keys(input.parameters).length === 0) return;
   const protectedNames = new Map<string, string>();
   const used = [...new Map(jobEnvironments.flatMap((e) => (e ? [[e.id, e] as const] : []))).values()];
@@ -154,7 +172,7 @@ async function checkRunParameters(tx: Tx, projectId: string, input: QueueRunInpu
   if (problems.length > 0) throw new AppError('parameter_not_allowed', `The run's parameters: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}.`, problems);
 }
 
-async function projectEnvironments(tx: Tx, projectId: string): Promise<Map<string, JobEnvironment>> {
+async function projectEnvironments(tx: Db, projectId: string): Promise<Map<string, JobEnvironment>> {
   const rows = await tx.selectFrom('environments').select(['id', 'name', 'variables', 'requires_approval']).where('project_id', '=', projectId).execute();
   return new Map(rows.map((e) => [e.name, { id: e.id, name: e.name, variables: e.variables, requiresApproval: e.requires_approval }]));
 }
@@ -167,8 +185,8 @@ function initialStatus(ctx: RunContext, job: CompiledJob, environment: JobEnviro
   return environment?.requiresApproval ? 'waiting' : 'queued';
 }
 
-/** Inserts a job and its steps; `kept` is the earlier run's job whose success this one takes over. */
-async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment: JobEnvironment | undefined, kept: string | undefined): Promise<void> {
+/** Inserts a job and its steps; `kept` is the earlier run's job whose success this one takes over. Resolves with the job's status. */
+async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment: JobEnvironment | undefined, kept: string | undefined): Promise<RunStatus> {
   const spec = jobSpec(ctx, job, environment);
   const status = initialStatus(ctx, job, environment, kept);
   const concurrency = job.concurrency;
@@ -214,6 +232,7 @@ async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment:
       .execute();
   }
   if (kept) await keepOutput(tx, kept, spec.jobId);
+  return status;
 }
 
 /** A kept job shows what the job it stands for did: its steps' outcomes, its times and its log. */

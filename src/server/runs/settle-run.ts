@@ -56,8 +56,10 @@ export async function settleRun(tx: Tx, run: LockedRun, actorUserId: string | nu
       return compiled && plan ? evaluateCondition(condition.get(job.id) ?? null, conditionContext(plan.furrow, compiled, outcome)) : outcome === 'success';
     });
     for (const decision of decisions) await apply(tx, decision);
+    // Jobs changed: their statuses are read again.
+    if (decisions.length > 0) return syncRunStatus(tx, run, actorUserId);
   }
-  return syncRunStatus(tx, run, actorUserId);
+  return syncRunStatus(tx, run, actorUserId, rows);
 }
 
 async function apply(tx: Tx, d: JobDecision): Promise<void> {
@@ -96,9 +98,9 @@ async function apply(tx: Tx, d: JobDecision): Promise<void> {
 }
 
 /** The run's status from its jobs' latest attempts, applied through the state machine. */
-async function syncRunStatus(tx: Tx, run: LockedRun, actorUserId: string | null): Promise<RunStatus> {
+async function syncRunStatus(tx: Tx, run: LockedRun, actorUserId: string | null, known?: { status: RunStatus; continue_on_error: boolean }[]): Promise<RunStatus> {
   // Attempts that were retried do not count: their retry speaks for them.
-  const jobs = await tx.selectFrom('jobs').select(['status', 'continue_on_error']).where('run_id', '=', run.id).where('retried', '=', false).execute();
+  const jobs = known ?? (await tx.selectFrom('jobs').select(['status', 'continue_on_error']).where('run_id', '=', run.id).where('retried', '=', false).execute());
   const next = runStatusOf(jobs.map((j) => (j.status === 'failed' && j.continue_on_error ? 'succeeded' : j.status)));
   if (next === run.status || !canTransition(run.status, next)) return run.status;
   await tx
