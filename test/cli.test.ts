@@ -234,7 +234,8 @@ describe('furrow commands', () => {
 
     const doctorDir = path.join(tmpdir(), `furrow-doctor-${Date.now()}`);
     cleanups.push(() => rm(doctorDir, { recursive: true, force: true }));
-    const doctor = await furrow(['doctor'], { ...env, FURROW_DATA_DIR: doctorDir });
+    // `furrow runner`'s default work dir is in the current directory, which may be a closed checkout.
+    const doctor = await furrow(['doctor'], { ...env, FURROW_DATA_DIR: doctorDir, FURROW_RUNNER_WORK_DIR: path.join(doctorDir, 'runner') });
     expect(doctor.code).toBe(0);
     expect(doctor.stdout).toMatch(/^ok\s+node\s+Node\.js 2\d/m);
     expect(doctor.stdout).toMatch(/^ok\s+database\s+PostgreSQL \d+.*DATABASE_URL.*migrations applied/m);
@@ -252,7 +253,9 @@ async function privateCheckout(owner: { uid: number; gid: number } | undefined):
   cleanups.push(() => rm(home, { recursive: true, force: true }));
   const checkout = path.join(home, 'furrow');
   for (const part of ['bin', 'dist', 'package.json', 'src/db/migrations']) await cp(path.join(ROOT, part), path.join(checkout, part), { recursive: true });
-  await symlink(path.join(ROOT, 'node_modules'), path.join(checkout, 'node_modules'));
+  // Another owner may not pass through the directories above this checkout (a home under /root).
+  if (owner) await run('cp', ['-a', path.join(ROOT, 'node_modules'), path.join(checkout, 'node_modules')]);
+  else await symlink(path.join(ROOT, 'node_modules'), path.join(checkout, 'node_modules'));
   if (owner) await run('chown', ['-R', `${owner.uid}:${owner.gid}`, home]);
   await chmod(home, 0o700);
   return checkout;

@@ -33,6 +33,16 @@ function freshDataDir(): string {
   return dir;
 }
 
+/**
+ * `furrow runner`'s work dir for the checks of the job users: its default is in the current
+ * directory, and the checkout the tests run from may be closed to other users (a home under /root).
+ */
+function runnerWorkDir(): string {
+  const dir = path.join(tmpdir(), `furrow-doctor-runner-${randomBytes(4).toString('hex')}`);
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 /** The doctor line of check `name`: its status and detail. */
 function line(stdout: string, name: string): { status: string; detail: string } | undefined {
   const m = new RegExp(`^(ok|warn|FAIL)\\s+${name}\\s+(.*)$`, 'm').exec(stdout);
@@ -41,7 +51,7 @@ function line(stdout: string, name: string): { status: string; detail: string } 
 
 describe('furrow doctor', () => {
   it('probes every executor, requires only the configured one, and reports the job user and cgroups', async () => {
-    const env = { DATABASE_URL: databaseUrl, FURROW_DATA_DIR: freshDataDir(), FURROW_JOB_PIDS_MAX: '20' };
+    const env = { DATABASE_URL: databaseUrl, FURROW_DATA_DIR: freshDataDir(), FURROW_RUNNER_WORK_DIR: runnerWorkDir(), FURROW_JOB_PIDS_MAX: '20' };
     const shell = await furrow(['doctor'], env);
     expect(shell.code).toBe(0);
     for (const kind of ['shell', 'bwrap', 'podman', 'ssh']) expect(line(shell.stdout, `executor ${kind}`), kind).toBeDefined();
@@ -61,7 +71,7 @@ describe('furrow doctor', () => {
   it.skipIf(!runsAsRoot())('--fix creates the missing job users, one per slot, and the data dir, and says so', async () => {
     const name = testJobUser('d');
     const dataDir = freshDataDir();
-    const env = { DATABASE_URL: databaseUrl, FURROW_DATA_DIR: dataDir, FURROW_JOB_USER: name, FURROW_LOCAL_RUNNER_CAPACITY: '2', FURROW_RUNNER_CAPACITY: '1' };
+    const env = { DATABASE_URL: databaseUrl, FURROW_DATA_DIR: dataDir, FURROW_RUNNER_WORK_DIR: runnerWorkDir(), FURROW_JOB_USER: name, FURROW_LOCAL_RUNNER_CAPACITY: '2', FURROW_RUNNER_CAPACITY: '1' };
     try {
       const before = await furrow(['doctor'], env);
       expect(line(before.stdout, 'job users')).toEqual({ status: 'warn', detail: `${name}-0, ${name}-1 do not exist; the runner creates them when it starts ("furrow doctor --fix" does now)` });

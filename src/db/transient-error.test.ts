@@ -12,6 +12,9 @@ describe('isTransientDatabaseError', () => {
     expect(isTransientDatabaseError(new Error('Client has encountered a connection error and is not queryable'))).toBe(true);
     expect(isTransientDatabaseError(new AggregateError([withCode('ECONNREFUSED')], ''))).toBe(true);
     expect(isTransientDatabaseError(new Error('wrapped', { cause: withCode('57P03') }))).toBe(true);
+    // A Unix socket missing while its server restarts; any other missing file is not transient.
+    expect(isTransientDatabaseError(Object.assign(withCode('ENOENT'), { syscall: 'connect' }))).toBe(true);
+    expect(isTransientDatabaseError(Object.assign(withCode('ENOENT'), { syscall: 'open' }))).toBe(false);
   });
 
   it('says no to errors a retry would only repeat', () => {

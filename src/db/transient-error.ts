@@ -17,6 +17,8 @@ export function isTransientDatabaseError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && (TRANSIENT_CODES.has(code) || code.startsWith('08') || TRANSIENT_SOCKET_CODES.has(code))) return true;
+  // A Unix socket that is missing while its server restarts (it removes the socket as it stops).
+  if (code === 'ENOENT' && (err as { syscall?: unknown }).syscall === 'connect') return true;
   if (TRANSIENT_MESSAGE.test(err.message)) return true;
   // An AggregateError (several addresses refused) or a wrapped cause.
   if (err instanceof AggregateError && err.errors.some(isTransientDatabaseError)) return true;
