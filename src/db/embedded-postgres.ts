@@ -192,8 +192,8 @@ const MAX_SOCKET_PATH = 107;
  * the server several times more CPU; over TCP when the socket is missing (a cluster started by an
  * older version, or a cluster dir too deep for a socket path).
  */
-function urlFor(password: string, port: number, pgDir: string): string {
-  const host = existsSync(socketPath(pgDir, port)) ? encodeURIComponent(pgDir) : '127.0.0.1';
+function urlFor(password: string, port: number, pgDir?: string): string {
+  const host = pgDir && existsSync(socketPath(pgDir, port)) ? encodeURIComponent(pgDir) : '127.0.0.1';
   return `postgres://${PG_USER}:${encodeURIComponent(password)}@${host}:${port}/postgres`;
 }
 const readPassword = async (dataDir: string) => (await readFile(path.join(dataDir, 'pg-password'), 'utf8')).trim();
@@ -240,7 +240,8 @@ export async function startEmbeddedPostgres(
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-8192);
   });
-  await waitReady(`postgres://${PG_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`, child, () => stderr);
+  // Over TCP: the socket appears only once the cluster is up.
+  await waitReady(urlFor(password, port), child, () => stderr);
   const url = urlFor(password, port, pgDir);
   options.log(`embedded PostgreSQL listening on 127.0.0.1:${port}`);
   return {

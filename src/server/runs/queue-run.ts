@@ -47,9 +47,10 @@ function branchAndTag(ref: string | null): { branch: string | null; tag: string 
 }
 
 /**
- * Queues a run of a compiled workflow in one transaction: the run with its plan, one job per
- * compiled job (waiting when it needs others or a protected environment's approval, queued
- * otherwise, skipped when its `if` says no), their steps, and `run.queued`. Runners waiting for
+ * Checks a run of a compiled workflow (its environments and parameters), takes its number, then
+ * queues it in one transaction: the run with its plan, one job per compiled job (waiting when it
+ * needs others or a protected environment's approval, queued otherwise, skipped when its `if`
+ * says no), their steps, and `run.queued`. Runners waiting for
  * work hear of it when the transaction commits.
  */
 export async function queueRun(db: Db, input: QueueRunInput) {
@@ -99,59 +100,59 @@ interface QueuedWorkflow {
 
 /** The run, its jobs and steps, and `run.queued`, in one transaction. */
 async function insertRun(tx: Tx, input: QueueRunInput, { wf, runEnvironment, jobEnvironments, next }: QueuedWorkflow) {
-    const runId = randomUUID();
-    const { ref, commit } = input.origin;
-    const furrow: ConditionContext['furrow'] = { event: input.origin.event, ref, ...branchAndTag(ref), sha: commit, workflow: wf.name, run_number: Number(next) };
-    const ctx: RunContext = {
-      runId,
-      projectId: wf.project_id,
-      organizationId: wf.organization_id,
-      workflow: { id: wf.id, name: wf.name, labels: wf.labels, image: wf.image, network: wf.network, timeoutSeconds: wf.timeout_seconds },
-      runNumber: Number(next),
-      furrow,
-      repository: input.origin.repository,
-      parameters: input.parameters,
-      defaultTimeoutSeconds: input.defaultTimeoutSeconds,
-      leaseSeconds: input.leaseSeconds,
-    };
-    const plan: RunPlan = { workflow: input.plan, furrow };
-    const run = await tx
-      .insertInto('runs')
-      .values({
-        id: runId,
-        project_id: wf.project_id,
-        workflow_id: wf.id,
-        number: next,
-        reason: JSON.stringify(input.reason),
-        environment_id: runEnvironment?.id ?? null,
-        parameters: JSON.stringify(input.parameters),
-        created_by: input.actorUserId,
-        repository_id: input.origin.repository?.id ?? null,
-        ref,
-        commit_sha: commit,
-        plan: JSON.stringify(plan),
-        rerun_of: input.rerun?.runId ?? null,
-      })
-      .returning(runColumns)
-      .executeTakeFirstOrThrow();
-    const statuses: RunStatus[] = [];
-    for (const [i, job] of input.plan.jobs.entries()) statuses.push(await insertJob(tx, ctx, job, jobEnvironments[i], input.rerun?.keep.get(job.key)));
-    // A re-run keeps the artifacts of the jobs whose outcome it keeps (the files are shared).
-    if (input.rerun) await copyArtifacts(tx, input.rerun.runId, runId, [...input.rerun.keep.values()]);
-    await cancelSupersededRuns(tx, ctx, input.plan);
-    await recordActivity(tx, {
-      type: 'run.queued',
-      organizationId: wf.organization_id,
-      projectId: wf.project_id,
-      actorUserId: input.actorUserId,
-      subjectType: 'run',
-      subjectId: runId,
-      payload: { workflowId: wf.id, number: next, reason: input.reason, ...(commit ? { commit } : {}) },
-    });
-    // Jobs whose `if` said no at once, or kept ones, may already decide the run's status (and
-    // release waiting ones); with every job queued or waiting there is nothing to decide yet.
-    if (statuses.length === 0 || statuses.some((st) => st !== 'queued' && st !== 'waiting')) run.status = await settleRun(tx, await lockRun(tx, runId));
-    return run;
+  const runId = randomUUID();
+  const { ref, commit } = input.origin;
+  const furrow: ConditionContext['furrow'] = { event: input.origin.event, ref, ...branchAndTag(ref), sha: commit, workflow: wf.name, run_number: Number(next) };
+  const ctx: RunContext = {
+    runId,
+    projectId: wf.project_id,
+    organizationId: wf.organization_id,
+    workflow: { id: wf.id, name: wf.name, labels: wf.labels, image: wf.image, network: wf.network, timeoutSeconds: wf.timeout_seconds },
+    runNumber: Number(next),
+    furrow,
+    repository: input.origin.repository,
+    parameters: input.parameters,
+    defaultTimeoutSeconds: input.defaultTimeoutSeconds,
+    leaseSeconds: input.leaseSeconds,
+  };
+  const plan: RunPlan = { workflow: input.plan, furrow };
+  const run = await tx
+    .insertInto('runs')
+    .values({
+      id: runId,
+      project_id: wf.project_id,
+      workflow_id: wf.id,
+      number: next,
+      reason: JSON.stringify(input.reason),
+      environment_id: runEnvironment?.id ?? null,
+      parameters: JSON.stringify(input.parameters),
+      created_by: input.actorUserId,
+      repository_id: input.origin.repository?.id ?? null,
+      ref,
+      commit_sha: commit,
+      plan: JSON.stringify(plan),
+      rerun_of: input.rerun?.runId ?? null,
+    })
+    .returning(runColumns)
+    .executeTakeFirstOrThrow();
+  const statuses: RunStatus[] = [];
+  for (const [i, job] of input.plan.jobs.entries()) statuses.push(await insertJob(tx, ctx, job, jobEnvironments[i], input.rerun?.keep.get(job.key)));
+  // A re-run keeps the artifacts of the jobs whose outcome it keeps (the files are shared).
+  if (input.rerun) await copyArtifacts(tx, input.rerun.runId, runId, [...input.rerun.keep.values()]);
+  await cancelSupersededRuns(tx, ctx, input.plan);
+  await recordActivity(tx, {
+    type: 'run.queued',
+    organizationId: wf.organization_id,
+    projectId: wf.project_id,
+    actorUserId: input.actorUserId,
+    subjectType: 'run',
+    subjectId: runId,
+    payload: { workflowId: wf.id, number: next, reason: input.reason, ...(commit ? { commit } : {}) },
+  });
+  // Jobs whose `if` said no at once, or kept ones, may already decide the run's status (and
+  // release waiting ones); with every job queued or waiting there is nothing to decide yet.
+  if (statuses.length === 0 || statuses.some((st) => st !== 'queued' && st !== 'waiting')) run.status = await settleRun(tx, await lockRun(tx, runId));
+  return run;
 }
 
 /** Parameters pass only where they cannot redirect a deployment: see domain/run-parameters.ts. */
