@@ -55,6 +55,14 @@ describe('run lifecycle', () => {
     for (const a of accepted) expect((await t.waitForRun(a.body.id)).status).toBe('succeeded');
   });
 
+  it('ends a step that left a setsid escapee holding its output, and kills the escapee', async () => {
+    const { runId } = await startRun('setsid sleep 297 &\necho ok');
+    const run = await t.waitForRun(runId, 20_000);
+    expect(run.status).toBe('succeeded');
+    expect(runOutput((await t.api('GET', `/api/v1/runs/${runId}/log`)).text)).toBe('ok\n');
+    expect(await processesWithEnv(`FURROW_RUN_ID=${runId}`)).toEqual([]);
+  });
+
   it('reads the log from a byte offset', async () => {
     const { runId } = await startRun('printf "0123456789"');
     await t.waitForRun(runId);

@@ -39,11 +39,6 @@ async function scanProcesses(matches: (pid: number) => boolean): Promise<number[
   return found;
 }
 
-/** Signals process group `pgid`, if any member is left. */
-export function signalGroup(pgid: number, sig: NodeJS.Signals): void {
-  signal(-pgid, sig);
-}
-
 function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);

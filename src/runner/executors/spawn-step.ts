@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import type { JobCgroup } from '../cgroups.js';
 import type { JobUser } from '../job-user.js';
-import { killProcessTree, signalGroup } from '../process-tree.js';
+import { killProcessTree } from '../process-tree.js';
 import type { StepContext, StepResult } from './executor.js';
 
 /** PATH for job processes and the git and ssh commands run for them: the runner's own environment is never passed on. */
@@ -116,11 +116,8 @@ export async function spawnStep(ctx: StepContext, argv: string[], options: Spawn
     ctx.signal.removeEventListener('abort', onAbort);
   }
   await aborting;
-  // Background processes the script left behind in its group do not outlive the step. A job user
-  // of its own needs no search of /proc for those that left the group: every process of that user
-  // is killed when the job ends, before its slot takes another job.
-  if (user && !cgroup) signalGroup(child.pid!, 'SIGKILL');
-  else await killAll(0);
+  // Background processes the script left behind do not outlive the step.
+  await killAll(0);
   await Promise.all(streams.map((s) => (s.readableEnded || s.destroyed ? undefined : new Promise((r) => s.once('close', r)))));
   if (entering) throw entering;
   return result;
