@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -193,6 +194,35 @@ describe('artifacts', () => {
     );
     expect((await artifactRows(job.runId)).map((r) => r.name).sort()).toEqual(['a', 'b']);
     expect(await storedFiles(job.runId)).toHaveLength(2);
+  });
+
+  it('answers a refused upload to a client that asked to close, and reads the rest of its body until it does', async () => {
+    const job = await runningJob();
+    const ws = await workspace({ 'a.bin': randomBytes(0.9 * MiB), 'b.bin': randomBytes(0.9 * MiB), 'c.bin': randomBytes(0.9 * MiB) });
+    await uploadArtifacts(options(job, ws, { upload: [{ name: 'a', paths: ['a.bin'] }, { name: 'b', paths: ['b.bin'] }] }));
+    const body = await tarGz(ws, ['c.bin']);
+    // The body goes on arriving after the answer: writes to a connection the server closed fail.
+    const url = new URL(t.url);
+    const socket = connect({ port: Number(url.port), host: url.hostname, allowHalfOpen: true });
+    const head = `PUT /api/v1/jobs/${job.jobId}/artifacts/c HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${job.token}\r\nContent-Type: application/gzip\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+    const received: Buffer[] = [];
+    let failure: string | undefined;
+    socket.on('data', (d: Buffer) => received.push(d));
+    socket.on('error', (err: NodeJS.ErrnoException) => (failure = err.code ?? err.message));
+    const closed = new Promise((resolve) => socket.on('close', resolve));
+    const write = (chunk: Buffer | string) => new Promise<void>((resolve) => socket.write(chunk, () => resolve()));
+    await write(head);
+    for (let at = 0; at < body.length && !failure; at += 64 * 1024) {
+      await write(body.subarray(at, at + 64 * 1024));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    socket.end();
+    await closed;
+    expect(failure).toBeUndefined();
+    const answer = Buffer.concat(received).toString();
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).code).toBe('artifact_too_large');
+    expect((await artifactRows(job.runId)).map((r) => r.name).sort()).toEqual(['a', 'b']);
   });
 
   it('keeps nothing of an upload that breaks off', async () => {

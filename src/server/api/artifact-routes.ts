@@ -33,6 +33,29 @@ function jobOf(req: FastifyRequest): JobIdentity {
   return req.job;
 }
 
+/** How long a refused upload may go on sending after its answer went out. */
+const REFUSED_UPLOAD_GRACE_MS = 10_000;
+
+/**
+ * Ends the connection of a refused upload with a lingering close (RFC 9112, 9.6): the answer goes
+ * out, then the server stops sending but reads and drops the rest of the body until the client
+ * closes. Node would otherwise close at once (the client asked for it, or it could not reuse the
+ * connection), and a socket closed with unread data is reset, which can overtake the answer that
+ * says why. A client that goes on sending is cut off after a grace period.
+ */
+function lingerAfterRefusal(req: FastifyRequest, reply: FastifyReply): void {
+  const socket = req.raw.socket;
+  req.raw.resume();
+  reply.raw.removeHeader('connection');
+  reply.raw.shouldKeepAlive = true;
+  reply.raw.once('finish', () => {
+    if (req.raw.complete) return;
+    socket.end();
+    const cut = setTimeout(() => socket.destroy(), REFUSED_UPLOAD_GRACE_MS).unref();
+    socket.once('close', () => clearTimeout(cut));
+  });
+}
+
 export const artifactRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (app, { res }) => {
   const { db } = res.database;
   const storage = new ArtifactStorage(path.join(res.config.dataDir, 'artifacts'), { maxBytes: res.config.artifactMaxBytes, runMaxBytes: res.config.artifactRunMaxBytes });
@@ -72,8 +95,7 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asy
       try {
         return reply.status(201).send(await uploadArtifact(db, storage, jobOf(req), req.params.name, req.body));
       } catch (err) {
-        // Whatever the client has not sent yet is not wanted: it should stop sending.
-        if (!req.raw.complete) void reply.header('connection', 'close');
+        if (!req.raw.complete) lingerAfterRefusal(req, reply);
         throw err;
       }
     },
