@@ -6,7 +6,7 @@ import type { CheckoutSpec } from '../protocol/messages.js';
 import { JOB_PATH, writeStepScript } from './executors/spawn-step.js';
 import { GIT_ALLOW_PROTOCOL, gitSshCommand, localRepositoryTrust } from './git-ssh-command.js';
 import type { JobUser } from './job-user.js';
-import { killProcessTree } from './process-tree.js';
+import { killProcessTree, processTree } from './process-tree.js';
 
 export interface CheckoutOptions {
   /** Where the commit is checked out (made by `git init` when missing). */
@@ -46,7 +46,8 @@ function runCommand(argv: string[], env: Record<string, string>, opts: CheckoutO
     });
     child.stdout.on('data', opts.output);
     child.stderr.on('data', opts.output);
-    const onAbort = () => void killProcessTree(child.pid!, marker, KILL_GRACE_MS);
+    const tree = child.pid !== undefined ? processTree(child.pid, marker) : undefined;
+    const onAbort = () => void (tree && killProcessTree(tree, KILL_GRACE_MS));
     opts.signal.addEventListener('abort', onAbort, { once: true });
     const done = (code: number | null) => {
       opts.signal.removeEventListener('abort', onAbort);
@@ -81,9 +82,9 @@ export async function runCheckout(spec: CheckoutSpec, opts: CheckoutOptions): Pr
   // HOME is the scratch dir: this is git's global config for the checkout.
   const gitConfig = path.join(opts.scratch, '.gitconfig');
   try {
-    if (keyFile) await writeStepScript(keyFile, spec.privateKey!.endsWith('\n') ? spec.privateKey! : `${spec.privateKey}\n`, opts.user);
-    await writeStepScript(knownHostsFile, spec.knownHosts?.trim() ? `${spec.knownHosts.trim()}\n` : '', opts.user);
-    if (trust) await writeStepScript(gitConfig, trust, opts.user);
+    if (keyFile) writeStepScript(keyFile, spec.privateKey!.endsWith('\n') ? spec.privateKey! : `${spec.privateKey}\n`, opts.user);
+    writeStepScript(knownHostsFile, spec.knownHosts?.trim() ? `${spec.knownHosts.trim()}\n` : '', opts.user);
+    if (trust) writeStepScript(gitConfig, trust, opts.user);
     const env = {
       PATH: JOB_PATH,
       HOME: opts.scratch,

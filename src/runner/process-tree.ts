@@ -2,18 +2,45 @@ import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 
 /**
- * Live (non-zombie) processes of a job: those in its process group, and those whose environment
- * carries `marker` (FURROW_JOB_ID=…) because they left the group with setsid. Zombies are skipped:
- * they are dead, merely not yet reaped by whoever adopted them. Linux only (reads /proc).
+ * The processes of a step or a command: those in its process group (`pgid`, its first process),
+ * and those whose environment carries `marker` (FURROW_JOB_ID=…) because they left the group with
+ * setsid. `since` is when its first process started: every other one descends from it, so an older
+ * process is none of the tree's and its environment need not be read.
  */
-async function jobProcesses(pgid: number, marker: string): Promise<number[]> {
+export interface ProcessTree {
+  pgid: number;
+  marker: string;
+  /** Start time of the first process, in clock ticks after boot (field 22 of /proc/PID/stat). */
+  since: number;
+}
+
+/** What /proc/PID/stat says of a process: fields after the parenthesised command name. */
+function statOf(pid: number): { state: string; pgrp: number; started: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Field 3 is the state, 5 the process group, 22 the start time.
+  return { state: fields[0]!, pgrp: Number(fields[2]), started: Number(fields[19]) };
+}
+
+/** The tree headed by `pid`, read right after it was spawned. */
+export function processTree(pid: number, marker: string): ProcessTree {
+  let since = 0;
+  try {
+    since = statOf(pid).started;
+  } catch {
+    // gone already: every process is looked at
+  }
+  return { pgid: pid, marker, since };
+}
+
+/** Live (non-zombie) processes of `tree`: zombies are dead, merely not yet reaped by whoever adopted them. Linux only (reads /proc). */
+function treeProcesses({ pgid, marker, since }: ProcessTree): Promise<number[]> {
   const needle = Buffer.from(`\0${marker}\0`);
   return scanProcesses((pid) => {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name: state, ppid, pgrp, …
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const { state, pgrp, started } = statOf(pid);
     if (state === 'Z' || state === 'X') return false;
-    if (Number(pgrp) === pgid) return true;
+    if (pgrp === pgid) return true;
+    if (started < since) return false;
     return Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${pid}/environ`), Buffer.from([0])]).includes(needle);
   });
 }
@@ -50,19 +77,20 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Ends every process of a job: SIGTERM to its process group, up to `graceMs` for them to exit,
+ * Ends every process of `tree`: SIGTERM to its process group, up to `graceMs` for them to exit,
  * then SIGKILL to whatever is left (group members and marked escapees). Resolves once none lives.
  */
-export async function killProcessTree(pgid: number, marker: string, graceMs: number): Promise<void> {
+export async function killProcessTree(tree: ProcessTree, graceMs: number): Promise<void> {
+  const { pgid } = tree;
   if (graceMs > 0) {
     signal(-pgid, 'SIGTERM');
-    for (const pid of await jobProcesses(pgid, marker)) signal(pid, 'SIGTERM');
+    for (const pid of await treeProcesses(tree)) signal(pid, 'SIGTERM');
     const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline && (await jobProcesses(pgid, marker)).length > 0) await sleep(20);
+    while (Date.now() < deadline && (await treeProcesses(tree)).length > 0) await sleep(20);
   }
   for (let round = 0; round < 50; round++) {
     signal(-pgid, 'SIGKILL');
-    const left = await jobProcesses(pgid, marker);
+    const left = await treeProcesses(tree);
     if (left.length === 0) return;
     for (const pid of left) signal(pid, 'SIGKILL');
     await sleep(20);

@@ -39,7 +39,7 @@ export abstract class HostExecutor implements Executor {
   async runStep(ctx: StepContext): Promise<StepResult> {
     const prepared = this.host.get(ctx.spec.jobId);
     const script = path.join(ctx.scratch, `step-${ctx.step.id}.sh`);
-    await writeStepScript(script, ctx.step.script, prepared.user);
+    writeStepScript(script, ctx.step.script, prepared.user);
     const { argv, cwd } = await this.stepCommand(ctx, script);
     return spawnStep(ctx, argv, { cwd, env: stepEnv(ctx, ctx.workspace), user: prepared.user, cgroup: prepared.cgroup });
   }

@@ -171,7 +171,8 @@ export class PodmanExecutor implements Executor {
     const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`);
     await mkdir(dir, { mode: 0o700 });
     if (user) await chown(dir, user.uid, user.gid);
-    await Promise.all([writeStepScript(path.join(dir, 'env'), exports.join(''), user), writeStepScript(path.join(dir, 'step.sh'), ctx.step.script, user)]);
+    writeStepScript(path.join(dir, 'env'), exports.join(''), user);
+    writeStepScript(path.join(dir, 'step.sh'), ctx.step.script, user);
   }
 
   private async runArgs(ctx: StepContext, name: string, stepDir: string, user: JobUser | undefined): Promise<string[]> {

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { open } from 'node:fs/promises';
+import { closeSync, fchownSync, openSync, writeFileSync } from 'node:fs';
 import type { JobCgroup } from '../cgroups.js';
 import type { JobUser } from '../job-user.js';
-import { killProcessTree } from '../process-tree.js';
+import { killProcessTree, processTree } from '../process-tree.js';
 import type { StepContext, StepResult } from './executor.js';
 
 /** PATH for job processes and the git and ssh commands run for them: the runner's own environment is never passed on. */
@@ -35,15 +35,17 @@ export interface SpawnStepOptions {
 
 /**
  * Writes a step's script, owned by `user` when given. `wx` never follows a link planted at its
- * path by an earlier step of the job (the scratch dir belongs to the job user).
+ * path by an earlier step of the job (the scratch dir belongs to the job user). Synchronous: a
+ * script is small, and four trips through the thread pool would each wait behind every other file
+ * operation of a busy runner, on the way to the step's start.
  */
-export async function writeStepScript(file: string, script: string, user: JobUser | undefined): Promise<void> {
-  const handle = await open(file, 'wx', 0o600);
+export function writeStepScript(file: string, script: string, user: JobUser | undefined): void {
+  const fd = openSync(file, 'wx', 0o600);
   try {
-    await handle.writeFile(script);
-    if (user) await handle.chown(user.uid, user.gid);
+    writeFileSync(fd, script);
+    if (user) fchownSync(fd, user.uid, user.gid);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -81,7 +83,7 @@ export async function spawnStep(ctx: StepContext, argv: string[], options: Spawn
     child.once('exit', (code, signal) => resolve({ exitCode: code, signal }));
   });
   exited.catch(() => undefined); // awaited below, after the cgroup is entered; this keeps an early failure handled
-  const marker = `FURROW_JOB_ID=${ctx.spec.jobId}`;
+  const tree = child.pid !== undefined ? processTree(child.pid, `FURROW_JOB_ID=${ctx.spec.jobId}`) : undefined;
   const streams = [child.stdout!, child.stderr!];
   for (const [i, s] of streams.entries()) {
     s.on('data', (d: Buffer) => {
@@ -91,7 +93,10 @@ export async function spawnStep(ctx: StepContext, argv: string[], options: Spawn
       }
     });
   }
-  const killAll = (graceMs: number) => (cgroup ? cgroup.kill(graceMs) : killProcessTree(child.pid!, marker, graceMs));
+  const killAll = async (graceMs: number) => {
+    if (cgroup) await cgroup.kill(graceMs);
+    else if (tree) await killProcessTree(tree, graceMs);
+  };
   // Awaited before the step returns: a kill still sweeping for the job's marked processes must
   // not reach the next step of the same job.
   let aborting: Promise<void> | undefined;

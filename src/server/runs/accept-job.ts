@@ -1,6 +1,6 @@
 import type { Db } from '../../db/database.js';
 import { closeSteps, transitionJob } from '../store/job-transitions.js';
-import { lockRun, runOfJob } from './lock-run.js';
+import { lockRunOfJob } from './lock-run.js';
 import { settleRun } from './settle-run.js';
 
 /**
@@ -9,9 +9,8 @@ import { settleRun } from './settle-run.js';
  */
 export function acceptJob(db: Db, jobId: string, runnerId: string): Promise<boolean> {
   return db.transaction().execute(async (tx) => {
-    const runId = await runOfJob(tx, jobId);
-    if (!runId) return false;
-    const run = await lockRun(tx, runId);
+    const run = await lockRunOfJob(tx, jobId);
+    if (!run) return false;
     const job = await tx.selectFrom('jobs').select(['cancel_requested', 'cancel_reason', 'status', 'runner_id']).where('id', '=', jobId).executeTakeFirst();
     // A resend after a reconnect: the first accept went through.
     if (job?.status === 'running' && job.runner_id === runnerId) return !job.cancel_requested;

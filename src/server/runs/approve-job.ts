@@ -1,7 +1,7 @@
 import type { Db } from '../../db/database.js';
 import { AppError } from '../app-error.js';
 import { recordActivity } from '../store/activity-store.js';
-import { lockRun, runOfJob } from './lock-run.js';
+import { lockRunOfJob } from './lock-run.js';
 import { settleRun } from './settle-run.js';
 
 /**
@@ -10,8 +10,7 @@ import { settleRun } from './settle-run.js';
  */
 export function approveJob(db: Db, jobId: string, actorUserId: string) {
   return db.transaction().execute(async (tx) => {
-    const runId = await runOfJob(tx, jobId);
-    const run = runId ? await lockRun(tx, runId) : undefined;
+    const run = await lockRunOfJob(tx, jobId);
     const job = await tx
       .updateTable('jobs')
       .set({ approval: 'approved', approved_by: actorUserId })

@@ -5,7 +5,7 @@ import { decideRetry } from '../../domain/job-retry.js';
 import type { FinalStatus, JobSpec } from '../../protocol/messages.js';
 import { recordActivity } from '../store/activity-store.js';
 import { closeSteps, transitionJob } from '../store/job-transitions.js';
-import { lockRun, runOfJob, type LockedRun } from './lock-run.js';
+import { lockRunOfJob, type LockedRun } from './lock-run.js';
 import { settleRun } from './settle-run.js';
 
 export interface FinishOptions {
@@ -29,9 +29,8 @@ export interface FinishOptions {
  */
 export function finishJob(db: Db, jobId: string, status: FinalStatus | 'runner_lost', opts: FinishOptions = {}): Promise<boolean> {
   return db.transaction().execute(async (tx) => {
-    const runId = await runOfJob(tx, jobId);
-    if (!runId) return false;
-    const run = await lockRun(tx, runId);
+    const run = await lockRunOfJob(tx, jobId);
+    if (!run) return false;
     const ended = await endJob(tx, run, jobId, status, opts);
     if (ended) await settleRun(tx, run);
     return ended;

@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
+import { sql, type SelectQueryBuilder } from 'kysely';
 import type { Tx } from '../../db/database.js';
+import type { Database } from '../../db/schema.js';
 import type { RunStatus } from '../../db/schema.js';
 import { notFound } from '../app-error.js';
 import type { RunPlan } from './run-plan.js';
@@ -25,6 +26,20 @@ export interface LockedRun {
  * transactions deadlock, and each sees the jobs as the one before it left them.
  */
 export async function lockRun(tx: Tx, runId: string): Promise<LockedRun> {
+  const run = await lockedRun(tx, runId);
+  if (!run) throw notFound('Run');
+  return run;
+}
+
+/**
+ * Takes the lock of the run `jobId` belongs to, in the same statement that finds it (a job never
+ * moves), as lockRun would; undefined when there is no such job.
+ */
+export function lockRunOfJob(tx: Tx, jobId: string): Promise<LockedRun | undefined> {
+  return lockedRun(tx, tx.selectFrom('jobs').select('run_id').where('id', '=', jobId));
+}
+
+async function lockedRun(tx: Tx, runId: string | SelectQueryBuilder<Database, 'jobs', { run_id: string }>): Promise<LockedRun | undefined> {
   const run = await tx
     .selectFrom('runs')
     .innerJoin('projects', 'projects.id', 'runs.project_id')
@@ -43,12 +58,5 @@ export async function lockRun(tx: Tx, runId: string): Promise<LockedRun> {
     .where('runs.id', '=', runId)
     .forUpdate('runs')
     .executeTakeFirst();
-  if (!run) throw notFound('Run');
-  return { ...run, plan: run.plan as RunPlan | null, cancelRequestedAt: run.cancelRequestedAt as Date | null };
-}
-
-/** The run a job belongs to (a job never moves), for taking the run's lock before the job's. */
-export async function runOfJob(tx: Tx, jobId: string): Promise<string | undefined> {
-  const row = await tx.selectFrom('jobs').select('run_id').where('id', '=', jobId).executeTakeFirst();
-  return row?.run_id;
+  return run && { ...run, plan: run.plan as RunPlan | null, cancelRequestedAt: run.cancelRequestedAt as Date | null };
 }
