@@ -250,6 +250,26 @@ describe('runner protocol and leases', () => {
     expect((reply as Extract<ServerReply, { type: 'job' }>).spec.runId).toBe(run.body.id);
     await channel.close();
   });
+  it('wakes one waiting slot of a runner for each job queued, so that jobs queued together start together', async () => {
+    const { projectId } = await t.workflow('true');
+    const definition = ['on: manual', 'jobs:', '  m:', '    strategy: {matrix: {i: [1, 2, 3]}}', '    steps: [{run: "true"}]'].join('\n');
+    const wf = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'three', definition });
+    expect(wf.status).toBe(201);
+    const channel = connect();
+    expect((await channel.request({ ...hello(), capacity: 4 })).type).toBe('registered');
+    const slots = Array.from({ length: 4 }, () => channel.request<ServerReply>({ type: 'next', waitMs: 3000 }).then((reply) => ({ reply, at: Date.now() })));
+    await new Promise((r) => setTimeout(r, 100));
+    const began = Date.now();
+    const run = await t.api('POST', `/api/v1/workflows/${wf.body.id}/runs`, {});
+    const answers = await Promise.all(slots);
+    const jobs = answers.filter((a) => a.reply.type === 'job');
+    expect(jobs.map((a) => (a.reply as Extract<ServerReply, { type: 'job' }>).spec.runId)).toEqual([run.body.id, run.body.id, run.body.id]);
+    // Far below the 3 s wait: each was woken, none waited for its wait to end.
+    for (const a of jobs) expect(a.at - began).toBeLessThan(1500);
+    expect(answers.filter((a) => a.reply.type === 'none')).toHaveLength(1);
+    await channel.close();
+  });
+
   it('ends a job asked to stop while claimed when its claim is given back, instead of leaving it queued for nobody', async () => {
     const first = await runner();
     const { runId, jobId } = await queueAndClaim(first);

@@ -74,7 +74,8 @@ export class RunnerGateway {
 
   constructor(private readonly deps: GatewayDeps) {
     // A queued job (its id the payload) wakes one waiting slot of each connection, not all of
-    // them: the others would only race for it. One that gets a job wakes the next (more may wait).
+    // them: the others would only race for it. One that gets a job wakes the next when its claim
+    // saw more jobs waiting.
     // Anything else (claims given back, a reconnect after missed notifications) wakes every slot.
     const wake = (payload?: string) => {
       for (const c of this.connections) {
@@ -294,7 +295,7 @@ export class RunnerGateway {
         const claimed = await retryTransient(() => claimJob(this.deps.db, runnerId, this.deps.leaseSeconds, token.hash));
         if (claimed) {
           c.waiting.delete(wake);
-          wakeOne(c);
+          if (claimed.more) wakeOne(c);
           const spec = await this.complete(c, claimed, token.token);
           if (!spec) continue;
           // Nobody would receive it: give it back at once rather than after the lease.

@@ -9,6 +9,8 @@ import { settleRun } from './settle-run.js';
 export interface ClaimedJob {
   spec: JobSpec;
   environmentId: string | null;
+  /** Whether other jobs the runner could take were queued too, as the claim saw them: another slot may look. */
+  more: boolean;
 }
 
 /**
@@ -56,7 +58,9 @@ async function claimWhere(db: Db, runnerId: string, leaseSeconds: number, tokenH
         AND (runners.organization_id IS NULL OR j.organization_id = runners.organization_id)
         AND ${condition}
       ORDER BY j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
-    RETURNING spec, environment_id AS "environmentId"`.execute(db);
+    RETURNING spec, environment_id AS "environmentId", EXISTS (SELECT 1 FROM jobs q, runners r
+      WHERE r.id = ${runnerId}::uuid AND q.status = 'queued' AND q.runner_id IS NULL AND q.id <> jobs.id AND q.labels <@ r.labels
+        AND (q.not_before IS NULL OR q.not_before <= now())) AS more`.execute(db);
   return rows[0];
 }
 
