@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMarker } from '../src/domain/log-markers.js';
 import { jobOutput, runJobs, runOutput } from './helpers/log-output.js';
-import { processesWithEnv } from './helpers/processes.js';
+import { processesRunning, processesWithEnv } from './helpers/processes.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 let t: TestInstance;
@@ -61,6 +61,19 @@ describe('run lifecycle', () => {
     expect(run.status).toBe('succeeded');
     expect(runOutput((await t.api('GET', `/api/v1/runs/${runId}/log`)).text)).toBe('ok\n');
     expect(await processesWithEnv(`FURROW_RUN_ID=${runId}`)).toEqual([]);
+  });
+
+  it('ends a step whose output a process it cannot find holds open, and says so in the log', async () => {
+    const { runId } = await startRun('setsid env -i sleep 296 &\necho ok\nsleep 0.2');
+    const run = await t.waitForRun(runId, 20_000);
+    expect(run.status).toBe('succeeded');
+    expect(runOutput((await t.api('GET', `/api/v1/runs/${runId}/log`)).text)).toBe(
+      "ok\na process the step left running (one that left its process group and cleared its environment) holds the step's output open: the step ends without reading more of it\n",
+    );
+    // As root it ran as the slot's user, whose processes all die with the job.
+    const left = await processesRunning('sleep 296');
+    if (process.getuid?.() === 0) expect(left).toEqual([]);
+    else for (const pid of left) process.kill(pid, 'SIGKILL');
   });
 
   it('reads the log from a byte offset', async () => {

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { closeSync, fchownSync, openSync, writeFileSync } from 'node:fs';
 import type { JobCgroup } from '../cgroups.js';
 import type { JobUser } from '../job-user.js';
@@ -7,6 +8,11 @@ import type { StepContext, StepResult } from './executor.js';
 
 /** PATH for job processes and the git and ssh commands run for them: the runner's own environment is never passed on. */
 export const JOB_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/**
+ * How long output may stay open, with nothing read meanwhile, once every process of the step that
+ * the runner can find is gone: it is then held by one it cannot find (`setsid env -i …`).
+ */
+const HELD_OUTPUT_MS = 2000;
 /** Time between the polite SIGTERM and the SIGKILL when a step is canceled or times out. */
 const KILL_GRACE_MS = 1000;
 /**
@@ -123,7 +129,37 @@ export async function spawnStep(ctx: StepContext, argv: string[], options: Spawn
   await aborting;
   // Background processes the script left behind do not outlive the step.
   await killAll(0);
-  await Promise.all(streams.map((s) => (s.readableEnded || s.destroyed ? undefined : new Promise((r) => s.once('close', r)))));
+  const held = await Promise.all(streams.map((s) => untilClosed(s)));
+  if (held.some(Boolean)) ctx.output.write(Buffer.from(`a process the step left running (one that left its process group and cleared its environment) holds the step's output open: the step ends without reading more of it\n`), 'stderr');
   if (entering) throw entering;
   return result;
+}
+
+/**
+ * Resolves once `stream` closes (false), or once it stayed open for HELD_OUTPUT_MS without a read
+ * and without waiting on the log's backpressure (true): then it is destroyed, and its holder gets
+ * EPIPE or SIGPIPE when it writes.
+ */
+function untilClosed(stream: Readable): Promise<boolean> {
+  if (stream.readableEnded || stream.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(check, HELD_OUTPUT_MS);
+    };
+    const check = () => {
+      if (stream.isPaused()) return arm();
+      stream.off('data', arm);
+      stream.destroy();
+      resolve(true);
+    };
+    stream.on('data', arm);
+    stream.once('close', () => {
+      clearTimeout(timer);
+      stream.off('data', arm);
+      resolve(false);
+    });
+    arm();
+  });
 }
