@@ -1,7 +1,6 @@
 import { sql, type SelectQueryBuilder } from 'kysely';
 import type { Tx } from '../../db/database.js';
-import type { Database } from '../../db/schema.js';
-import type { RunStatus } from '../../db/schema.js';
+import type { Database, RunStatus } from '../../db/schema.js';
 import { notFound } from '../app-error.js';
 import type { RunPlan } from './run-plan.js';
 
