@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect, type Transaction } from 'kysely';
 import pg from 'pg';
+import { namedStatementPool } from './named-statements.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -22,7 +23,7 @@ export function openDatabase(url: string, max = 20): DatabaseHandle {
   // An idle client losing its connection (server restart) must not crash the process.
   pool.on('error', () => undefined);
   pool.on('connect', (client) => client.on('error', () => undefined));
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: namedStatementPool(pool) as unknown as pg.Pool }) });
   // Kysely ends the pool only if it used it itself; end it in every case.
   const close = async () => {
     await db.destroy();
