@@ -6,7 +6,7 @@ import type { CheckoutSpec } from '../protocol/messages.js';
 import { JOB_PATH, writeStepScript } from './executors/spawn-step.js';
 import { GIT_ALLOW_PROTOCOL, gitSshCommand, localRepositoryTrust } from './git-ssh-command.js';
 import type { JobUser } from './job-user.js';
-import { killProcessTree, processTree } from './process-tree.js';
+import { killProcessTree, pidMark, processTree } from './process-tree.js';
 
 export interface CheckoutOptions {
   /** Where the commit is checked out (made by `git init` when missing). */
@@ -37,6 +37,7 @@ export function checkoutArgv(spec: CheckoutSpec, workspace: string): string[][] 
 function runCommand(argv: string[], env: Record<string, string>, opts: CheckoutOptions, marker: string): Promise<number | null> {
   return new Promise((resolve) => {
     const [command, ...args] = argv;
+    const born = pidMark();
     const child = spawn(command!, args, {
       cwd: opts.scratch,
       env,
@@ -46,7 +47,7 @@ function runCommand(argv: string[], env: Record<string, string>, opts: CheckoutO
     });
     child.stdout.on('data', opts.output);
     child.stderr.on('data', opts.output);
-    const tree = child.pid !== undefined ? processTree(child.pid, marker) : undefined;
+    const tree = child.pid !== undefined ? processTree(child.pid, marker, born) : undefined;
     const onAbort = () => void (tree && killProcessTree(tree, KILL_GRACE_MS));
     opts.signal.addEventListener('abort', onAbort, { once: true });
     const done = (code: number | null) => {

@@ -26,9 +26,12 @@ afterAll(async () => {
 });
 
 describe.skipIf(!runsAsRoot())('job slots', () => {
-  it('gives each slot its own user and frees one by killing all its processes and removing its temporary files', async () => {
+  it('gives each slot its own user and frees one by killing all its processes (those created since its job began) and removing its temporary files', async () => {
     const slots = await JobSlots.open(base, 2, workDir);
     try {
+      await slots.start();
+      slots.occupy(0);
+      slots.occupy(1);
       expect([slots.user(0)?.name, slots.user(1)?.name]).toEqual([`${base}-0`, `${base}-1`]);
       expect(slots.user(0)!.uid).not.toBe(slots.user(1)!.uid);
       const [mine, other] = users as [JobUser, JobUser];

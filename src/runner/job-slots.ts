@@ -4,7 +4,7 @@ import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import { JOB_PATH } from './executors/spawn-step.js';
 import { lookupUser, resolveJobUser, slotUserName, slotUserNames, type JobUser } from './job-user.js';
-import { killUserProcesses } from './process-tree.js';
+import { killUserProcesses, pidMark, type PidMark } from './process-tree.js';
 
 /** A job's workspace (`<job id>`) or scratch dir (`.<job id>`) in the runner's work dir. */
 const JOB_DIR = /^\.?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -31,6 +31,12 @@ const SENTINEL = 'while read -r _; do :; done; while pkill -KILL -U "$1"; do sle
  */
 export class JobSlots {
   private sentinel: ChildProcess | undefined;
+  /**
+   * Per slot, where pid allocation stood when its job began, while its user had no process: the
+   * release then looks only at newer processes. Undefined where the last cleanup gave up on one.
+   */
+  private readonly born: (PidMark | undefined)[] = [];
+  private readonly clean: boolean[] = [];
 
   private constructor(
     /** Each slot's user; empty when the runner is not root. */
@@ -72,11 +78,17 @@ export class JobSlots {
    */
   async start(): Promise<{ processes: number; dirs: number }> {
     const killed = await Promise.all([...this.users, ...this.former].map((u) => freeUser(u)));
+    this.users.forEach((_, i) => (this.clean[i] = !killed[i]!.left));
     const entries = await readdir(this.workDir).catch(() => [] as string[]);
     const left = entries.filter((e) => JOB_DIR.test(e));
     await Promise.all(left.map((e) => rm(path.join(this.workDir, e), { recursive: true, force: true })));
     if (this.users.length > 0) this.startSentinel();
-    return { processes: killed.reduce((a, b) => a + b, 0), dirs: left.length };
+    return { processes: killed.reduce((a, b) => a + b.killed, 0), dirs: left.length };
+  }
+
+  /** Slot `index` begins a job: before anything of it runs as the slot's user. */
+  occupy(index: number): void {
+    this.born[index] = this.clean[index] ? pidMark() : undefined;
   }
 
   /**
@@ -85,7 +97,10 @@ export class JobSlots {
    */
   async release(index: number): Promise<number> {
     const user = this.users[index];
-    return user ? freeUser(user) : 0;
+    if (!user) return 0;
+    const { killed, left } = await freeUser(user, this.born[index]);
+    this.clean[index] = !left;
+    return killed;
   }
 
   /** Stops the sentinel and gives up the job users (the runner stops; its jobs are done). */
@@ -127,11 +142,14 @@ async function claim(base: string): Promise<void> {
 }
 
 
-/** Kills every process of `user` and removes its files in the shared temporary dirs; resolves with how many processes it killed. */
-async function freeUser(user: JobUser): Promise<number> {
-  const killed = await killUserProcesses(user.uid);
+/**
+ * Kills every process of `user` (those created after `born` when given: it had none then) and
+ * removes its files in the shared temporary dirs; see killUserProcesses for what it resolves with.
+ */
+async function freeUser(user: JobUser, born?: PidMark): Promise<{ killed: number; left: boolean }> {
+  const result = await killUserProcesses(user.uid, born);
   await Promise.all(SHARED_TMP.map((dir) => removeOwnedBy(dir, user.uid)));
-  return killed;
+  return result;
 }
 
 /**

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JOB_PATH } from './executors/spawn-step.js';
-import { killProcessTree, processTree } from './process-tree.js';
+import { killProcessTree, pidFloor, pidMark, processTree, userProcesses } from './process-tree.js';
 
 const marker = 'FURROW_JOB_ID=process-tree-test';
 const env = { PATH: JOB_PATH, FURROW_JOB_ID: 'process-tree-test' };
@@ -37,9 +37,10 @@ describe('killProcessTree', () => {
     started.push(older);
     // A later clock tick (10 ms) for what follows.
     await new Promise((r) => setTimeout(r, 50));
+    const born = pidMark();
     const leader = spawn('bash', ['-c', 'sleep 30 & setsid sleep 30 & echo $!; wait'], { env, detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
     started.push(leader);
-    const tree = processTree(leader.pid!, marker);
+    const tree = processTree(leader.pid!, marker, born);
     const [line] = (await once(leader.stdout!, 'data')) as [Buffer];
     const escapee = Number(line.toString().trim());
     strays.push(escapee);
@@ -54,10 +55,73 @@ describe('killProcessTree', () => {
   it('reads the start time of the tree’s first process, and falls back to every process for one gone already', () => {
     const child = spawn('sleep', ['30'], { env, stdio: 'ignore' });
     started.push(child);
-    const tree = processTree(child.pid!, marker);
+    const tree = processTree(child.pid!, marker, undefined);
     const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-    expect(tree).toEqual({ pgid: child.pid, marker, since: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) });
+    expect(tree).toEqual({ pgid: child.pid, marker, since: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]), born: undefined });
     expect(tree.since).toBeGreaterThan(0);
-    expect(processTree(2 ** 22 + 1, marker).since).toBe(0);
+    expect(processTree(2 ** 22 + 1, marker, undefined).since).toBe(0);
+  });
+
+  it('kills an escapee that cleared nothing but left the group, found among the processes newer than the mark only', async () => {
+    const born = pidMark();
+    const leader = spawn('bash', ['-c', 'setsid sleep 30 & echo $!'], { env, detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    started.push(leader);
+    const tree = processTree(leader.pid!, marker, born);
+    const escapee = Number(((await once(leader.stdout!, 'data')) as [Buffer])[0].toString().trim());
+    strays.push(escapee);
+    await once(leader, 'exit');
+    expect(pidFloor(born)).toBe(born!.lastPid);
+    expect(escapee).toBeGreaterThan(pidFloor(born));
+    await killProcessTree(tree, 0);
+    expect(alive(escapee)).toBe(false);
+  });
+});
+
+describe('pidFloor', () => {
+  const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+
+  it('is below every process created after the mark and at or above every older one', async () => {
+    const older = spawn('sleep', ['30'], { stdio: 'ignore' });
+    started.push(older);
+    const born = pidMark()!;
+    const newer = Array.from({ length: 5 }, () => spawn('sleep', ['30'], { stdio: 'ignore' }));
+    started.push(...newer);
+    await Promise.all(newer.map((c) => once(c, 'spawn')));
+    const floor = pidFloor(born);
+    // Pid allocation wraps at pid_max (32768 on many hosts): then the floor is 0 and proves nothing.
+    if (floor > 0) {
+      expect(older.pid!).toBeLessThanOrEqual(floor);
+      for (const c of newer) expect(c.pid!).toBeGreaterThan(floor);
+    }
+    expect(born.forks).toBeGreaterThan(0);
+    expect(pidMark()!.forks - born.forks).toBeGreaterThanOrEqual(newer.length);
+  });
+
+  it('is 0 without a mark, and when allocation may have wrapped around pid_max since the mark', () => {
+    expect(pidFloor(undefined)).toBe(0);
+    const now = pidMark()!;
+    expect(pidFloor({ ...now, lastPid: pidMax - 10 })).toBe(0);
+    expect(pidFloor({ ...now, forks: now.forks - pidMax })).toBe(0);
+    // Skipped pids count too: with as many tasks as there are pids, any move may have wrapped.
+    expect(pidFloor({ ...now, lastPid: 1, tasks: pidMax })).toBe(0);
+    expect(pidFloor({ ...now, lastPid: 1, tasks: 1 })).toBe(1);
+  });
+});
+
+describe('userProcesses', () => {
+  it('with a mark lists only the processes of the user created after it', async () => {
+    const uid = process.getuid!();
+    const older = spawn('sleep', ['30'], { stdio: 'ignore' });
+    started.push(older);
+    await once(older, 'spawn');
+    const born = pidMark();
+    const newer = spawn('sleep', ['30'], { stdio: 'ignore' });
+    started.push(newer);
+    await once(newer, 'spawn');
+    const all = await userProcesses(uid);
+    expect(all).toEqual(expect.arrayContaining([older.pid, newer.pid]));
+    const since = await userProcesses(uid, born);
+    expect(since).toContain(newer.pid);
+    if (pidFloor(born) > 0) expect(since).not.toContain(older.pid);
   });
 });

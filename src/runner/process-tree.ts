@@ -4,14 +4,60 @@ import { readdir } from 'node:fs/promises';
 /**
  * The processes of a step or a command: those in its process group (`pgid`, its first process),
  * and those whose environment carries `marker` (FURROW_JOB_ID=…) because they left the group with
- * setsid. `since` is when its first process started: every other one descends from it, so an older
- * process is none of the tree's and its environment need not be read.
+ * setsid. Every one of them descends from the first process, so none is older: `since` (its start
+ * time) and `born` (where pid allocation stood just before it was spawned) spare reading the files
+ * of every other process.
  */
 export interface ProcessTree {
   pgid: number;
   marker: string;
   /** Start time of the first process, in clock ticks after boot (field 22 of /proc/PID/stat). */
   since: number;
+  born: PidMark | undefined;
+}
+
+/** Where pid allocation stood at a moment: see `pidFloor`. */
+export interface PidMark {
+  /** The last pid handed out (the last field of /proc/loadavg). */
+  lastPid: number;
+  /** Tasks created since boot (`processes` in /proc/stat). */
+  forks: number;
+  /** Tasks (threads included) that existed then (/proc/loadavg's fourth field, after the slash). */
+  tasks: number;
+}
+
+let pidMax: number | undefined;
+
+/** Where pid allocation stands now; undefined where /proc does not tell. */
+export function pidMark(): PidMark | undefined {
+  try {
+    const load = readFileSync('/proc/loadavg', 'utf8').trim().split(' ');
+    const forks = Number(/^processes (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    const mark = { lastPid: Number(load[4]), forks, tasks: Number(load[3]?.split('/')[1]) };
+    return Object.values(mark).every(Number.isSafeInteger) ? mark : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A pid at or below which no process created after `mark` can be, 0 when there is none. Pids are
+ * handed out upwards from the last one, skipping those in use, and start again low only past
+ * pid_max. Between the mark and now the cursor moved once per task created and once per pid in use
+ * that it skipped; a pid is in use as some live task's pid, process group or session, so at most
+ * three per task that existed at the mark or was created since. While that bound stays below
+ * pid_max allocation cannot have wrapped, and every newer process has a pid above the mark's.
+ */
+export function pidFloor(mark: PidMark | undefined): number {
+  const now = mark && pidMark();
+  if (!mark || !now) return 0;
+  try {
+    pidMax ??= Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+  } catch {
+    return 0;
+  }
+  const created = now.forks - mark.forks;
+  return mark.lastPid + created + 3 * (mark.tasks + created) < pidMax ? mark.lastPid : 0;
 }
 
 /** What /proc/PID/stat says of a process: fields after the parenthesised command name. */
@@ -22,21 +68,21 @@ function statOf(pid: number): { state: string; pgrp: number; started: number } {
   return { state: fields[0]!, pgrp: Number(fields[2]), started: Number(fields[19]) };
 }
 
-/** The tree headed by `pid`, read right after it was spawned. */
-export function processTree(pid: number, marker: string): ProcessTree {
+/** The tree headed by `pid`, read right after it was spawned; `born` was taken just before the spawn. */
+export function processTree(pid: number, marker: string, born: PidMark | undefined): ProcessTree {
   let since = 0;
   try {
     since = statOf(pid).started;
   } catch {
     // gone already: every process is looked at
   }
-  return { pgid: pid, marker, since };
+  return { pgid: pid, marker, since, born };
 }
 
 /** Live (non-zombie) processes of `tree`: zombies are dead, merely not yet reaped by whoever adopted them. Linux only (reads /proc). */
-function treeProcesses({ pgid, marker, since }: ProcessTree): Promise<number[]> {
+function treeProcesses({ pgid, marker, since, born }: ProcessTree): Promise<number[]> {
   const needle = Buffer.from(`\0${marker}\0`);
-  return scanProcesses((pid) => {
+  return scanProcesses(pidFloor(born), (pid) => {
     const { state, pgrp, started } = statOf(pid);
     if (state === 'Z' || state === 'X') return false;
     if (pgrp === pgid) return true;
@@ -46,17 +92,17 @@ function treeProcesses({ pgid, marker, since }: ProcessTree): Promise<number[]> 
 }
 
 /**
- * The pids for which `matches` holds, reading /proc synchronously: one call per file where the
- * asynchronous API takes four trips through the thread pool, which every other file operation of
- * the process (and of a busy server) waits behind. A pass over a few hundred processes takes
- * about a millisecond. A process gone meanwhile, or not ours to read, does not match.
+ * The pids above `floor` for which `matches` holds, reading /proc synchronously: one call per file
+ * where the asynchronous API takes four trips through the thread pool, which every other file
+ * operation of the process (and of a busy server) waits behind. A process gone meanwhile, or not
+ * ours to read, does not match.
  */
-async function scanProcesses(matches: (pid: number) => boolean): Promise<number[]> {
+async function scanProcesses(floor: number, matches: (pid: number) => boolean): Promise<number[]> {
   const entries = await readdir('/proc').catch(() => [] as string[]);
   const found: number[] = [];
   for (const e of entries) {
     const pid = Number(e);
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    if (!Number.isInteger(pid) || pid <= floor || pid === process.pid) continue;
     try {
       if (matches(pid)) found.push(pid);
     } catch {
@@ -97,9 +143,12 @@ export async function killProcessTree(tree: ProcessTree, graceMs: number): Promi
   }
 }
 
-/** Live (non-zombie) processes with `uid` as their real, effective, saved or filesystem uid. */
-export function userProcesses(uid: number): Promise<number[]> {
-  return scanProcesses((pid) => {
+/**
+ * Live (non-zombie) processes with `uid` as their real, effective, saved or filesystem uid; with
+ * `born`, only those created after that mark (the user had none then).
+ */
+export function userProcesses(uid: number, born?: PidMark): Promise<number[]> {
+  return scanProcesses(pidFloor(born), (pid) => {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const state = /^State:\s+(\S)/m.exec(status)?.[1];
     const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
@@ -113,18 +162,19 @@ const USER_KILL_WAIT_MS = 5000;
 /**
  * SIGKILLs every process of `uid` until none is left: whatever left the process group, cleared
  * its environment or daemonized. Rounds repeat because a process may fork while /proc is read.
- * Resolves with how many were killed; gives up after USER_KILL_WAIT_MS on a process stuck in the kernel.
+ * `born` says the user had no process at that mark. Resolves with how many were killed, and
+ * whether one is left: it gives up after USER_KILL_WAIT_MS on a process stuck in the kernel.
  */
-export async function killUserProcesses(uid: number): Promise<number> {
+export async function killUserProcesses(uid: number, born?: PidMark): Promise<{ killed: number; left: boolean }> {
   const killed = new Set<number>();
-  for (const deadline = Date.now() + USER_KILL_WAIT_MS; Date.now() < deadline; ) {
-    const left = await userProcesses(uid);
-    if (left.length === 0) break;
+  for (const deadline = Date.now() + USER_KILL_WAIT_MS; ; ) {
+    const left = await userProcesses(uid, born);
+    if (left.length === 0) return { killed: killed.size, left: false };
+    if (Date.now() >= deadline) return { killed: killed.size, left: true };
     for (const pid of left) {
       signal(pid, 'SIGKILL');
       killed.add(pid);
     }
     await sleep(10);
   }
-  return killed.size;
 }

@@ -132,6 +132,7 @@ export class RunnerAgent {
   }
 
   private async runJob(spec: JobSpec, slot: number): Promise<void> {
+    this.slots!.occupy(slot);
     const controller = new AbortController();
     const workspace = path.join(this.opts.workDir, spec.jobId);
     const scratch = path.join(this.opts.workDir, `.${spec.jobId}`);

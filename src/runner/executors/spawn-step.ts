@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { closeSync, fchownSync, openSync, writeFileSync } from 'node:fs';
 import type { JobCgroup } from '../cgroups.js';
 import type { JobUser } from '../job-user.js';
-import { killProcessTree, processTree } from '../process-tree.js';
+import { killProcessTree, pidMark, processTree } from '../process-tree.js';
 import type { StepContext, StepResult } from './executor.js';
 
 /** PATH for job processes and the git and ssh commands run for them: the runner's own environment is never passed on. */
@@ -77,6 +77,7 @@ export function stepEnv(ctx: StepContext, workspace: string): Record<string, str
 export async function spawnStep(ctx: StepContext, argv: string[], options: SpawnStepOptions): Promise<StepResult> {
   const { user, cgroup } = options;
   const [command, ...args] = [...DIE_WITH_RUNNER, ...(cgroup ? ['/bin/sh', '-c', CGROUP_GATE, 'sh', ...argv] : argv)];
+  const born = cgroup ? undefined : pidMark();
   const child = spawn(command!, args, {
     cwd: options.cwd,
     env: options.env,
@@ -89,7 +90,7 @@ export async function spawnStep(ctx: StepContext, argv: string[], options: Spawn
     child.once('exit', (code, signal) => resolve({ exitCode: code, signal }));
   });
   exited.catch(() => undefined); // awaited below, after the cgroup is entered; this keeps an early failure handled
-  const tree = child.pid !== undefined ? processTree(child.pid, `FURROW_JOB_ID=${ctx.spec.jobId}`) : undefined;
+  const tree = child.pid !== undefined ? processTree(child.pid, `FURROW_JOB_ID=${ctx.spec.jobId}`, born) : undefined;
   const streams = [child.stdout!, child.stderr!];
   for (const [i, s] of streams.entries()) {
     s.on('data', (d: Buffer) => {
