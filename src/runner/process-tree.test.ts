@@ -66,10 +66,11 @@ describe('killProcessTree', () => {
     const born = pidMark();
     const leader = spawn('bash', ['-c', 'setsid sleep 30 & echo $!'], { env, detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
     started.push(leader);
+    const exited = once(leader, 'exit');
     const tree = processTree(leader.pid!, marker, born);
     const escapee = Number(((await once(leader.stdout!, 'data')) as [Buffer])[0].toString().trim());
     strays.push(escapee);
-    await once(leader, 'exit');
+    await exited;
     expect(pidFloor(born)).toBe(born!.lastPid);
     expect(escapee).toBeGreaterThan(pidFloor(born));
     await killProcessTree(tree, 0);

@@ -206,7 +206,9 @@ export async function upsertLocalRunner(db: Db, hello: RunnerHello): Promise<Run
   return db
     .insertInto('runners')
     .values({ name: hello.name, local: true, credential_hash: hash, ...said })
-    .onConflict((oc) => oc.column('name').where('local', '=', true).doUpdateSet(said))
+    // The index's predicate as text, not a parameter: a prepared statement's generic plan could
+    // not match `local = $1` to the partial index `WHERE local`.
+    .onConflict((oc) => oc.column('name').where(sql<boolean>`local`).doUpdateSet(said))
     .returning(['id', 'name', 'organization_id as organizationId'])
     .executeTakeFirstOrThrow();
 }
