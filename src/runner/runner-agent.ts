@@ -165,17 +165,16 @@ export class RunnerAgent {
     let outcome: JobOutcome = { status: 'succeeded', exitCode: 0 };
     /** Set once the server confirmed the job: from then on it gets an outcome. */
     let job: JobContext | undefined;
+    /** Set once the executor prepared it: from then on it is cleaned up. */
+    let prepared: JobContext | undefined;
     let sshAgent: JobSshAgent | undefined;
     const output = new MaskedOutput(sink, spec.secrets.map((s) => s.value));
     try {
-      // Preparing the workspace overlaps the accept round trip: both are on the trigger-to-start path.
+      // The job is prepared while the server confirms it: both are on the trigger-to-start path.
+      // Nothing of it runs before the confirmation.
+      const accepting = this.channel.request({ type: 'accept', jobId: spec.jobId });
+      accepting.catch(() => undefined); // awaited below, after the preparation
       const user = this.slots!.user(slot);
-      const [accepted] = await Promise.all([
-        this.channel.request({ type: 'accept', jobId: spec.jobId }),
-        mkdir(workspace, { recursive: true, mode: 0o700 }),
-        mkdir(scratch, { recursive: true, mode: 0o700 }),
-      ]);
-      if (accepted.type !== 'ack' || accepted.cancel) return; // canceled (the server closed it) before it began
       const sshKeys = spec.secrets.filter((s) => s.kind === 'ssh').map((s) => s.value);
       const agentDir = path.join(scratch, 'ssh-agent');
       const env = {
@@ -183,11 +182,22 @@ export class RunnerAgent {
         ...Object.fromEntries(spec.secrets.filter((s) => s.kind === 'env').map((s) => [s.name, s.value])),
         ...(sshKeys.length > 0 ? { SSH_AUTH_SOCK: agentSocket(agentDir) } : {}),
       };
-      job = { spec: { ...spec, env }, workspace, scratch, user, signal: controller.signal, cancelReason: () => this.running.get(spec.jobId)?.cancelReason };
-      await this.opts.executor.prepareJob(job);
-      // The checkout's key and the ssh-agent's socket go there, used as the job user.
-      if (user) await chown(scratch, user.uid, user.gid);
-      if (sshKeys.length > 0) sshAgent = await startSshAgent(agentDir, sshKeys, user);
+      const context: JobContext = { spec: { ...spec, env }, workspace, scratch, user, signal: controller.signal, cancelReason: () => this.running.get(spec.jobId)?.cancelReason };
+      let preparing: Error | undefined;
+      try {
+        await Promise.all([mkdir(workspace, { recursive: true, mode: 0o700 }), mkdir(scratch, { recursive: true, mode: 0o700 })]);
+        prepared = context;
+        await this.opts.executor.prepareJob(context);
+        // The checkout's key and the ssh-agent's socket go there, used as the job user.
+        if (user) await chown(scratch, user.uid, user.gid);
+        if (sshKeys.length > 0) sshAgent = await startSshAgent(agentDir, sshKeys, user);
+      } catch (err) {
+        preparing = err as Error;
+      }
+      const accepted = await accepting;
+      if (accepted.type !== 'ack' || accepted.cancel) return; // canceled (the server closed it) before it began
+      job = context;
+      if (preparing) throw preparing;
       outcome = await runJobWork({
         executor: this.opts.executor,
         job,
@@ -204,7 +214,7 @@ export class RunnerAgent {
       clearTimeout(timeout);
       clearInterval(lease);
       sshAgent?.stop();
-      if (job) await this.opts.executor.cleanupJob(job);
+      if (prepared) await this.opts.executor.cleanupJob(prepared);
       output.endOfStep();
       await sink.flush().catch(() => undefined);
       // Nothing of the job may run on into the slot's next job, nor write while its files go.

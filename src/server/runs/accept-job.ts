@@ -1,7 +1,7 @@
 import type { Db } from '../../db/database.js';
-import { closeSteps, transitionJob } from '../store/job-transitions.js';
+import { transitionJob } from '../store/job-transitions.js';
 import { lockRunOfJob } from './lock-run.js';
-import { settleRun } from './settle-run.js';
+import { runStarted, settleRun } from './settle-run.js';
 
 /**
  * The runner starts the job it claimed: queued -> running, and so its run. A job asked to stop
@@ -17,8 +17,8 @@ export function acceptJob(db: Db, jobId: string, runnerId: string): Promise<bool
     const to = job?.cancel_requested ? 'canceled' : 'running';
     const moved = await transitionJob(tx, jobId, to, { runnerId, ...(to === 'canceled' ? { error: job?.cancel_reason ?? 'canceled before it started' } : {}) });
     if (!moved) return false;
-    if (to === 'canceled') await closeSteps(tx, jobId, 'canceled');
-    await settleRun(tx, run);
+    if (to === 'running') await runStarted(tx, run);
+    else await settleRun(tx, run);
     return to === 'running';
   });
 }

@@ -4,7 +4,7 @@ import type { Db, Tx } from '../../db/database.js';
 import { decideRetry } from '../../domain/job-retry.js';
 import type { FinalStatus, JobSpec } from '../../protocol/messages.js';
 import { recordActivity } from '../store/activity-store.js';
-import { closeSteps, transitionJob } from '../store/job-transitions.js';
+import { transitionJob } from '../store/job-transitions.js';
 import { lockRunOfJob, type LockedRun } from './lock-run.js';
 import { settleRun } from './settle-run.js';
 
@@ -49,10 +49,7 @@ export async function endJob(tx: Tx, run: LockedRun, jobId: string, status: Fina
   const error = status === 'canceled' && job.cancel_requested && job.cancel_reason ? job.cancel_reason : (opts.error ?? null);
   const ended = await transitionJob(tx, jobId, status, { exitCode: opts.exitCode ?? null, error, ...(opts.runnerId ? { runnerId: opts.runnerId } : {}) });
   if (!ended) return false;
-  await closeSteps(tx, jobId, status);
   await retryJob(tx, run, jobId, status, job.lease_expires_at as Date | null, opts);
-  // A limited job frees its concurrency group or matrix slot: waiting runners look again.
-  await sql`SELECT pg_notify('furrow_jobs', '') FROM jobs WHERE id = ${jobId} AND (max_parallel IS NOT NULL OR concurrency_group IS NOT NULL)`.execute(tx);
   return true;
 }
 

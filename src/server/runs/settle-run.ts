@@ -5,7 +5,7 @@ import { decideJobs, type CancelLevel, type JobDecision, type JobView } from '..
 import { canTransition, isTerminal } from '../../domain/run-state.js';
 import { runStatusOf } from '../../domain/run-status.js';
 import { evaluateCondition } from '../../pipeline/condition.js';
-import { recordActivity } from '../store/activity-store.js';
+import { activityRow } from '../store/activity-store.js';
 import { conditionContext } from '../store/job-rows.js';
 import { closeSteps, transitionJob } from '../store/job-transitions.js';
 import type { LockedRun } from './lock-run.js';
@@ -62,6 +62,15 @@ export async function settleRun(tx: Tx, run: LockedRun, actorUserId: string | nu
   return syncRunStatus(tx, run, actorUserId, rows);
 }
 
+/**
+ * Brings a run up to date after one of its jobs started, with the run's lock held: a job its
+ * runner held already (claimed) counts the same running, so no decision changes, and a run with a
+ * running job is running (see runStatusOf). Nothing is read; at most the run's status is written.
+ */
+export function runStarted(tx: Tx, run: LockedRun): Promise<RunStatus> {
+  return syncRunStatus(tx, run, null, [{ status: 'running', continue_on_error: false }]);
+}
+
 async function apply(tx: Tx, d: JobDecision): Promise<void> {
   switch (d.action) {
     case 'queue':
@@ -74,7 +83,7 @@ async function apply(tx: Tx, d: JobDecision): Promise<void> {
         .execute();
       return;
     case 'skip':
-      if (await transitionJob(tx, d.jobId, 'skipped', { error: null })) await closeSteps(tx, d.jobId, 'skipped');
+      await transitionJob(tx, d.jobId, 'skipped', { error: null });
       return;
     case 'cancel': {
       // Flag it first: a runner that claims it in between is told to stop when it accepts.
@@ -103,25 +112,32 @@ async function syncRunStatus(tx: Tx, run: LockedRun, actorUserId: string | null,
   const jobs = known ?? (await tx.selectFrom('jobs').select(['status', 'continue_on_error']).where('run_id', '=', run.id).where('retried', '=', false).execute());
   const next = runStatusOf(jobs.map((j) => (j.status === 'failed' && j.continue_on_error ? 'succeeded' : j.status)));
   if (next === run.status || !canTransition(run.status, next)) return run.status;
+  // One statement: the run's new status, its notification and `run.<status>`.
   await tx
-    .updateTable('runs')
-    .set((eb) => ({
-      status: next,
-      started_at: next === 'running' ? sql`coalesce(started_at, now())` : eb.ref('started_at'),
-      finished_at: isTerminal(next) ? sql`now()` : null,
-    }))
-    .where('id', '=', run.id)
-    .returning(sql<string>`pg_notify('furrow_run', ${run.id})`.as('notified'))
+    .with('moved', (db) =>
+      db
+        .updateTable('runs')
+        .set((eb) => ({
+          status: next,
+          started_at: next === 'running' ? sql`coalesce(started_at, now())` : eb.ref('started_at'),
+          finished_at: isTerminal(next) ? sql`now()` : null,
+        }))
+        .where('id', '=', run.id)
+        .returning(sql<string>`pg_notify('furrow_run', ${run.id})`.as('notified')),
+    )
+    .insertInto('activities')
+    .values(
+      activityRow({
+        type: `run.${next}`,
+        organizationId: run.organizationId,
+        projectId: run.projectId,
+        actorUserId,
+        subjectType: 'run',
+        subjectId: run.id,
+        payload: { workflowId: run.workflowId, number: run.number },
+      }),
+    )
     .execute();
-  await recordActivity(tx, {
-    type: `run.${next}`,
-    organizationId: run.organizationId,
-    projectId: run.projectId,
-    actorUserId,
-    subjectType: 'run',
-    subjectId: run.id,
-    payload: { workflowId: run.workflowId, number: run.number },
-  });
   run.status = next;
   return next;
 }

@@ -17,20 +17,22 @@ export interface ActivityInput {
   payload?: Record<string, unknown>;
 }
 
+/** An activity's row, for an insert of its own or one that rides on the statement making the change. */
+export function activityRow(a: ActivityInput) {
+  return {
+    type: a.type,
+    organization_id: a.organizationId,
+    project_id: a.projectId,
+    actor_user_id: a.actorUserId,
+    subject_type: a.subjectType,
+    subject_id: a.subjectId,
+    payload: JSON.stringify(a.payload ?? {}),
+  };
+}
+
 /** Writes an activity; call it inside the transaction that makes the change it records. */
 export async function recordActivity(tx: Tx, a: ActivityInput): Promise<void> {
-  await tx
-    .insertInto('activities')
-    .values({
-      type: a.type,
-      organization_id: a.organizationId,
-      project_id: a.projectId,
-      actor_user_id: a.actorUserId,
-      subject_type: a.subjectType,
-      subject_id: a.subjectId,
-      payload: JSON.stringify(a.payload ?? {}),
-    })
-    .execute();
+  await tx.insertInto('activities').values(activityRow(a)).execute();
 }
 
 export async function listProjectActivities(db: Db, projectId: string, opts: { before?: number; limit: number; type?: string }) {
