@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { access, constants, readFile, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { access, constants, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -100,8 +101,8 @@ export async function ensureSlotUsersWhenRoot(base: string, capacity: number, lo
  * Whether `user` may pass through directory `dir` (search permission by owner, group or other).
  * A directory not made yet counts as passable: the runner makes its directories 0711 or 0755.
  */
-async function traversable(dir: string, user: JobUser): Promise<boolean> {
-  const s = await stat(dir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+function traversable(dir: string, user: JobUser): boolean {
+  const s = statSync(dir, { throwIfNoEntry: false });
   if (!s) return true;
   // Only the primary group counts: job processes start without supplementary groups.
   const bit = s.uid === user.uid ? 0o100 : s.gid === user.gid ? 0o010 : 0o001;
@@ -110,7 +111,9 @@ async function traversable(dir: string, user: JobUser): Promise<boolean> {
 
 /**
  * Throws, saying which directory to open up, when `user` cannot reach `dir` because a directory
- * above it is not traversable for it. ACLs are not read.
+ * above it is not traversable for it. ACLs are not read. The directories are looked at
+ * synchronously: this runs before every job, and a few stat calls take microseconds where each
+ * trip through the thread pool waits behind every other file operation of a busy runner.
  */
 export async function assertReachable(dir: string, user: JobUser): Promise<void> {
   const above: string[] = [];
@@ -119,7 +122,7 @@ export async function assertReachable(dir: string, user: JobUser): Promise<void>
     if (d === path.dirname(d)) break;
   }
   for (const d of above) {
-    if (!(await traversable(d, user))) {
+    if (!traversable(d, user)) {
       throw new Error(
         `the job user ${user.name} cannot reach ${dir}: ${d} is not traversable for it; run "chmod o+x ${d}" or move the work dir (FURROW_DATA_DIR, FURROW_WORK_DIR or FURROW_RUNNER_WORK_DIR) elsewhere`,
       );
