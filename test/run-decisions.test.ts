@@ -115,6 +115,28 @@ describe('run decisions', () => {
     expect(jobs.teardown).toMatchObject({ status: 'canceled', startedAt: null });
   }, 90_000);
 
+  it('records a cancel at the moment it took hold of the run: a job started while the cancel waited for the run’s lock started before it', async () => {
+    const wf = await definition(['jobs:', '  work:', '    steps: [{run: sleep 30}]']);
+    const runId = await start(wf);
+    await until('work runs', async () => (await jobsOf(runId)).work.status === 'running');
+    // Another transaction holds the run's lock, as a job's accept or end does; the cancel waits.
+    const holder = await t.instance.resources.database.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT id FROM runs WHERE id = $1 FOR UPDATE', [runId]);
+      const canceling = t.api('POST', `/api/v1/runs/${runId}/cancel`, { force: true });
+      await new Promise((r) => setTimeout(r, 400));
+      const { rows } = await holder.query<{ now: Date }>('SELECT clock_timestamp() AS now');
+      await holder.query('COMMIT');
+      expect((await canceling).status).toBe(202);
+      const run = (await t.api('GET', `/api/v1/runs/${runId}`)).body;
+      expect(Date.parse(run.cancelRequestedAt)).toBeGreaterThanOrEqual(rows[0]!.now.getTime());
+    } finally {
+      holder.release();
+    }
+    expect((await t.waitForRun(runId, 20_000)).status).toBe('canceled');
+  });
+
   it('decides again, on a failed-only re-run, the jobs after those that run again; kept jobs show their output', async () => {
     const wf = await definition([
       'jobs:',

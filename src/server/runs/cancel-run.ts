@@ -17,9 +17,11 @@ export function cancelRun(db: Db, runId: string, actorUserId: string, force: boo
     if (isTerminal(run.status)) throw new AppError('run_finished', `The run has already finished (${run.status}).`);
     const forced = force || run.cancelRequestedAt !== null;
     if (run.cancelForced) return run.status; // nothing more to ask for
+    // The time the cancel took hold of the run (its lock), not when its transaction began: a job
+    // accepted while the cancel waited for that lock started before it, whatever the clocks say.
     await tx
       .updateTable('runs')
-      .set({ cancel_requested_at: sql`coalesce(cancel_requested_at, now())`, cancel_forced: forced, canceled_by: sql`coalesce(canceled_by, ${actorUserId}::uuid)` })
+      .set({ cancel_requested_at: sql`coalesce(cancel_requested_at, clock_timestamp())`, cancel_forced: forced, canceled_by: sql`coalesce(canceled_by, ${actorUserId}::uuid)` })
       .where('id', '=', runId)
       .execute();
     await recordActivity(tx, {
