@@ -47,21 +47,51 @@ export async function claimJob(db: Db, runnerId: string, leaseSeconds: number, t
 /** An arbitrary constant: the advisory lock that serialises claims of limited jobs. */
 const CONSTRAINED_CLAIM_LOCK = 7_402_115;
 
+/**
+ * How many of the oldest jobs nobody holds a claim looks at first. Only when none of them fits
+ * (all need other labels, another organization, or a limit is reached) does it look through the
+ * whole queue: a claim's cost does not grow with a backlog.
+ */
+export const CLAIM_WINDOW = 64;
+
 async function claimWhere(db: Db, runnerId: string, leaseSeconds: number, tokenHash: Buffer, condition: RawBuilder<unknown>): Promise<ClaimedJob | undefined> {
-  const { rows } = await sql<ClaimedJob>`
-    UPDATE jobs SET runner_id = ${runnerId}, lease_expires_at = now() + make_interval(secs => ${leaseSeconds}), job_token_hash = ${tokenHash}
-    WHERE id = (
-      SELECT j.id FROM jobs j, runners
-      WHERE runners.id = ${runnerId}::uuid AND NOT runners.paused AND ${runnerHeldJobs} < runners.capacity
-        AND j.status = 'queued' AND j.runner_id IS NULL AND NOT j.cancel_requested AND j.labels <@ runners.labels
-        AND (j.not_before IS NULL OR j.not_before <= now())
-        AND (runners.organization_id IS NULL OR j.organization_id = runners.organization_id)
-        AND ${condition}
-      ORDER BY j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
-    RETURNING spec, environment_id AS "environmentId", EXISTS (SELECT 1 FROM jobs q, runners r
-      WHERE r.id = ${runnerId}::uuid AND q.status = 'queued' AND q.runner_id IS NULL AND q.id <> jobs.id AND q.labels <@ r.labels
-        AND (q.not_before IS NULL OR q.not_before <= now())) AS more`.execute(db);
-  return rows[0];
+  const window = sql`(SELECT c.id, c.created_at FROM jobs c WHERE c.status = 'queued' AND c.runner_id IS NULL ORDER BY c.created_at LIMIT ${sql.lit(CLAIM_WINDOW)}) c
+    JOIN jobs j ON j.id = c.id`;
+  const [first] = (await claimStatement(runnerId, leaseSeconds, tokenHash, condition, window, sql`c.created_at`, true).execute(db)).rows;
+  if (first?.spec) return { spec: first.spec, environmentId: first.environmentId, more: first.more };
+  if (!first?.full) return undefined;
+  const [all] = (await claimStatement(runnerId, leaseSeconds, tokenHash, condition, sql`jobs j`, sql`j.created_at`, false).execute(db)).rows;
+  return all?.spec ? { spec: all.spec, environmentId: all.environmentId, more: all.more } : undefined;
+}
+
+/**
+ * One claim: the runner's record is read once (its labels, organization, and whether it is paused
+ * or full), then the oldest fitting job among `candidates` is taken. The statement always returns
+ * one row; `full` says whether the window was full, so a claim that found nothing there must look
+ * at the whole queue.
+ */
+function claimStatement(runnerId: string, leaseSeconds: number, tokenHash: Buffer, condition: RawBuilder<unknown>, candidates: RawBuilder<unknown>, order: RawBuilder<unknown>, windowed: boolean) {
+  return sql<{ spec: JobSpec | null; environmentId: string | null; more: boolean; full: boolean }>`
+    WITH runner AS MATERIALIZED (
+      SELECT runners.labels, runners.organization_id FROM runners
+      WHERE runners.id = ${runnerId}::uuid AND NOT runners.paused AND ${runnerHeldJobs} < runners.capacity),
+    claimed AS (
+      UPDATE jobs SET runner_id = ${runnerId}, lease_expires_at = now() + make_interval(secs => ${leaseSeconds}), job_token_hash = ${tokenHash}
+      WHERE id = (
+        SELECT j.id FROM ${candidates}, runner
+        WHERE j.status = 'queued' AND j.runner_id IS NULL AND NOT j.cancel_requested AND j.labels <@ runner.labels
+          AND (j.not_before IS NULL OR j.not_before <= now())
+          AND (runner.organization_id IS NULL OR j.organization_id = runner.organization_id)
+          AND ${condition}
+        ORDER BY ${order} LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
+      RETURNING jobs.id, spec, environment_id)
+    SELECT claimed.spec, claimed.environment_id AS "environmentId",
+      claimed.id IS NOT NULL AND EXISTS (SELECT 1 FROM jobs q, runner r
+        WHERE q.status = 'queued' AND q.runner_id IS NULL AND q.id <> claimed.id AND q.labels <@ r.labels
+          AND (q.not_before IS NULL OR q.not_before <= now()) AND (r.organization_id IS NULL OR q.organization_id = r.organization_id)) AS more,
+      ${windowed} AND claimed.id IS NULL AND EXISTS (SELECT 1 FROM runner)
+        AND (SELECT count(*) FROM (SELECT 1 FROM jobs w WHERE w.status = 'queued' AND w.runner_id IS NULL LIMIT ${sql.lit(CLAIM_WINDOW)}) w) >= ${sql.lit(CLAIM_WINDOW)} AS full
+    FROM (SELECT) one LEFT JOIN claimed ON true`;
 }
 
 /**
