@@ -197,6 +197,27 @@ describe('runner protocol and leases', () => {
     await Promise.all([first.close(), second.close()]);
   });
 
+  it('tells a runner not to start a job canceled between its claim and its accept, and answers a resent accept as the first', async () => {
+    const channel = await runner();
+    const canceled = await queueAndClaim(channel);
+    expect((await t.api('POST', `/api/v1/runs/${canceled.runId}/cancel`, {})).status).toBe(202);
+    expect(await channel.request({ type: 'accept', jobId: canceled.jobId })).toMatchObject({ type: 'ack', cancel: true });
+    expect((await t.api('GET', `/api/v1/runs/${canceled.runId}/jobs`)).body.items[0]).toMatchObject({ status: 'canceled', startedAt: null });
+    expect((await t.api('GET', `/api/v1/runs/${canceled.runId}`)).body.status).toBe('canceled');
+
+    const started = await queueAndClaim(channel);
+    expect(await channel.request({ type: 'accept', jobId: started.jobId })).toMatchObject({ type: 'ack', cancel: false });
+    expect(await channel.request({ type: 'accept', jobId: started.jobId })).toMatchObject({ type: 'ack', cancel: false });
+    const run = (await t.api('GET', `/api/v1/runs/${started.runId}`)).body;
+    expect(run.status).toBe('running');
+    expect(run.startedAt).not.toBeNull();
+    const activities = await t.api('GET', `/api/v1/projects/${run.projectId}/activities?type=run.*`);
+    const ofRun = activities.body.items.filter((a: { subjectId: string }) => a.subjectId === started.runId).map((a: { type: string }) => a.type);
+    expect(ofRun).toEqual(['run.running', 'run.queued']);
+    await channel.request({ type: 'done', jobId: started.jobId, status: 'succeeded', exitCode: 0 });
+    await channel.close();
+  });
+
   it('puts a claimed but never accepted job back in the queue for another runner', async () => {
     const first = await runner();
     const { runId, jobId } = await queueAndClaim(first);

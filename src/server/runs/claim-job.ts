@@ -55,23 +55,21 @@ const CONSTRAINED_CLAIM_LOCK = 7_402_115;
 export const CLAIM_WINDOW = 64;
 
 async function claimWhere(db: Db, runnerId: string, leaseSeconds: number, tokenHash: Buffer, condition: RawBuilder<unknown>): Promise<ClaimedJob | undefined> {
-  const window = sql`(SELECT c.id, c.created_at FROM jobs c WHERE c.status = 'queued' AND c.runner_id IS NULL ORDER BY c.created_at LIMIT ${sql.lit(CLAIM_WINDOW)}) c
-    JOIN jobs j ON j.id = c.id`;
-  const [first] = (await claimStatement(runnerId, leaseSeconds, tokenHash, condition, window, sql`c.created_at`, true).execute(db)).rows;
-  if (first?.spec) return { spec: first.spec, environmentId: first.environmentId, more: first.more };
-  if (!first?.full) return undefined;
-  const [all] = (await claimStatement(runnerId, leaseSeconds, tokenHash, condition, sql`jobs j`, sql`j.created_at`, false).execute(db)).rows;
-  return all?.spec ? { spec: all.spec, environmentId: all.environmentId, more: all.more } : undefined;
+  const first = await claimAmong(db, runnerId, leaseSeconds, tokenHash, condition, true);
+  if (first.claimed || !first.windowFull) return first.claimed;
+  return (await claimAmong(db, runnerId, leaseSeconds, tokenHash, condition, false)).claimed;
 }
 
 /**
  * One claim: the runner's record is read once (its labels, organization, and whether it is paused
- * or full), then the oldest fitting job among `candidates` is taken. The statement always returns
- * one row; `full` says whether the window was full, so a claim that found nothing there must look
- * at the whole queue.
+ * or full), then the oldest fitting job is taken, among the window's jobs or, if not `windowed`,
+ * the whole queue. `windowFull` says that the window found nothing although it was full: the
+ * whole queue must be looked at.
  */
-function claimStatement(runnerId: string, leaseSeconds: number, tokenHash: Buffer, condition: RawBuilder<unknown>, candidates: RawBuilder<unknown>, order: RawBuilder<unknown>, windowed: boolean) {
-  return sql<{ spec: JobSpec | null; environmentId: string | null; more: boolean; full: boolean }>`
+async function claimAmong(db: Db, runnerId: string, leaseSeconds: number, tokenHash: Buffer, condition: RawBuilder<unknown>, windowed: boolean): Promise<{ claimed?: ClaimedJob; windowFull: boolean }> {
+  const unclaimed = sql`FROM jobs w WHERE w.status = 'queued' AND w.runner_id IS NULL ORDER BY w.created_at LIMIT ${sql.lit(CLAIM_WINDOW)}`;
+  const candidates = windowed ? sql`(SELECT w.id, w.created_at ${unclaimed}) c JOIN jobs j ON j.id = c.id` : sql`jobs j`;
+  const { rows } = await sql<{ spec: JobSpec | null; environmentId: string | null; more: boolean; windowFull: boolean }>`
     WITH runner AS MATERIALIZED (
       SELECT runners.labels, runners.organization_id FROM runners
       WHERE runners.id = ${runnerId}::uuid AND NOT runners.paused AND ${runnerHeldJobs} < runners.capacity),
@@ -83,15 +81,16 @@ function claimStatement(runnerId: string, leaseSeconds: number, tokenHash: Buffe
           AND (j.not_before IS NULL OR j.not_before <= now())
           AND (runner.organization_id IS NULL OR j.organization_id = runner.organization_id)
           AND ${condition}
-        ORDER BY ${order} LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
+        ORDER BY ${windowed ? sql`c.created_at` : sql`j.created_at`} LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
       RETURNING jobs.id, spec, environment_id)
     SELECT claimed.spec, claimed.environment_id AS "environmentId",
       claimed.id IS NOT NULL AND EXISTS (SELECT 1 FROM jobs q, runner r
         WHERE q.status = 'queued' AND q.runner_id IS NULL AND q.id <> claimed.id AND q.labels <@ r.labels
           AND (q.not_before IS NULL OR q.not_before <= now()) AND (r.organization_id IS NULL OR q.organization_id = r.organization_id)) AS more,
-      ${windowed} AND claimed.id IS NULL AND EXISTS (SELECT 1 FROM runner)
-        AND (SELECT count(*) FROM (SELECT 1 FROM jobs w WHERE w.status = 'queued' AND w.runner_id IS NULL LIMIT ${sql.lit(CLAIM_WINDOW)}) w) >= ${sql.lit(CLAIM_WINDOW)} AS full
-    FROM (SELECT) one LEFT JOIN claimed ON true`;
+      ${windowed ? sql`CASE WHEN claimed.id IS NULL AND EXISTS (SELECT 1 FROM runner) THEN (SELECT count(*) FROM (SELECT 1 ${unclaimed}) w) >= ${sql.lit(CLAIM_WINDOW)} ELSE false END` : sql`false`} AS "windowFull"
+    FROM (SELECT) one LEFT JOIN claimed ON true`.execute(db);
+  const row = rows[0];
+  return { claimed: row?.spec ? { spec: row.spec, environmentId: row.environmentId, more: row.more } : undefined, windowFull: row?.windowFull === true };
 }
 
 /**
