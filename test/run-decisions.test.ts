@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runOutput } from './helpers/log-output.js';
+import { releaseClaims } from '../src/server/runs/claim-job.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
 let t: TestInstance;
@@ -135,6 +136,49 @@ describe('run decisions', () => {
       holder.release();
     }
     expect((await t.waitForRun(runId, 20_000)).status).toBe('canceled');
+  });
+
+  it('does not start an always() job after a cancel while a job it needs, claimed by a runner as the cancel decided, has not ended', async () => {
+    const wf = await definition([
+      'jobs:',
+      '  held:',
+      '    runs-on: [nobody-has-this-label]',
+      '    steps: [{run: echo held}]',
+      '  teardown:',
+      '    needs: held',
+      '    if: always()',
+      '    steps: [{run: echo teardown}]',
+    ]);
+    const runId = await start(wf);
+    const held = (await jobsOf(runId)).held;
+    const { pool } = t.instance.resources.database;
+    const runner = (await pool.query<{ id: string }>("SELECT id FROM runners WHERE name LIKE 'local@%' LIMIT 1")).rows[0]!.id;
+    // A runner claims `held` while the cancel decides: the claim commits after the cancel read the
+    // jobs (it saw `held` unclaimed) and before it could end `held`.
+    const claimer = await pool.connect();
+    try {
+      await claimer.query('BEGIN');
+      await claimer.query("UPDATE jobs SET runner_id = $2, lease_expires_at = now() + interval '60 seconds' WHERE id = $1", [held.id, runner]);
+      const canceling = t.api('POST', `/api/v1/runs/${runId}/cancel`, {});
+      await until('the cancel waits for the claim', async () => {
+        const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'");
+        return rows[0]!.n > 0;
+      });
+      await claimer.query('COMMIT');
+      expect((await canceling).status).toBe(202);
+    } finally {
+      claimer.release();
+    }
+    let jobs = await jobsOf(runId);
+    expect(jobs.held).toMatchObject({ status: 'queued', finishedAt: null });
+    expect(jobs.teardown.status).toBe('waiting');
+    // The claim goes back (its runner never accepted it): `held` ends canceled, then teardown runs.
+    expect(await releaseClaims(t.instance.resources.database.db, [held.id])).toBe(1);
+    expect((await t.waitForRun(runId, 20_000)).status).toBe('canceled');
+    jobs = await jobsOf(runId);
+    expect(jobs.held).toMatchObject({ status: 'canceled', startedAt: null });
+    expect(jobs.teardown.status).toBe('succeeded');
+    expect(Date.parse(jobs.teardown.startedAt)).toBeGreaterThanOrEqual(Date.parse(jobs.held.finishedAt));
   });
 
   it('decides again, on a failed-only re-run, the jobs after those that run again; kept jobs show their output', async () => {

@@ -28,25 +28,26 @@ function cancelLevel(run: LockedRun): CancelLevel {
  * told. This is the only place a run's jobs are released, skipped or canceled.
  */
 export async function settleRun(tx: Tx, run: LockedRun, actorUserId: string | null = null): Promise<RunStatus> {
-  const rows = await tx
-    .selectFrom('jobs')
-    .select(['id', 'status', 'job_key', 'instance_key', 'needs', 'condition', 'continue_on_error', 'approval', 'fail_fast', 'cancel_requested', 'cancel_reason', 'runner_id'])
-    .where('run_id', '=', run.id)
-    .where('retried', '=', false)
-    .execute();
-  const views: JobView[] = rows.map((j) => ({
-    id: j.id,
-    jobKey: j.job_key,
-    status: j.status,
-    needs: j.needs,
-    continueOnError: j.continue_on_error,
-    failFast: j.fail_fast,
-    approvalPending: j.approval === 'pending',
-    claimed: j.runner_id !== null,
-    cancelRequested: j.cancel_requested,
-    cancelReason: j.cancel_reason,
-  }));
-  if (views.some((j) => !isTerminal(j.status))) {
+  for (;;) {
+    const rows = await tx
+      .selectFrom('jobs')
+      .select(['id', 'status', 'job_key', 'instance_key', 'needs', 'condition', 'continue_on_error', 'approval', 'fail_fast', 'cancel_requested', 'cancel_reason', 'runner_id'])
+      .where('run_id', '=', run.id)
+      .where('retried', '=', false)
+      .execute();
+    const views: JobView[] = rows.map((j) => ({
+      id: j.id,
+      jobKey: j.job_key,
+      status: j.status,
+      needs: j.needs,
+      continueOnError: j.continue_on_error,
+      failFast: j.fail_fast,
+      approvalPending: j.approval === 'pending',
+      claimed: j.runner_id !== null,
+      cancelRequested: j.cancel_requested,
+      cancelReason: j.cancel_reason,
+    }));
+    if (!views.some((j) => !isTerminal(j.status))) return syncRunStatus(tx, run, actorUserId, rows);
     const plan = run.plan;
     const instanceKey = new Map(rows.map((r) => [r.id, r.instance_key]));
     const condition = new Map(rows.map((r) => [r.id, r.condition]));
@@ -55,11 +56,21 @@ export async function settleRun(tx: Tx, run: LockedRun, actorUserId: string | nu
       // A run from before plans were kept has nothing to evaluate: its jobs run on success only.
       return compiled && plan ? evaluateCondition(condition.get(job.id) ?? null, conditionContext(plan.furrow, compiled, outcome)) : outcome === 'success';
     });
-    for (const decision of decisions) await apply(tx, decision);
+    if (decisions.length === 0) return syncRunStatus(tx, run, actorUserId, rows);
     // Jobs changed: their statuses are read again.
-    if (decisions.length > 0) return syncRunStatus(tx, run, actorUserId);
+    if (await applyAll(tx, decisions)) return syncRunStatus(tx, run, actorUserId);
+    // A runner claimed a job this meant to cancel before it started (claims do not take the
+    // run's lock): it ends through its runner, and what depends on it is decided again.
   }
-  return syncRunStatus(tx, run, actorUserId, rows);
+}
+
+/**
+ * Applies the decisions in order; false, with the rest left out, when a job to cancel turned out
+ * to be held by a runner: the decisions after it assumed it had ended.
+ */
+async function applyAll(tx: Tx, decisions: JobDecision[]): Promise<boolean> {
+  for (const decision of decisions) if (!(await apply(tx, decision))) return false;
+  return true;
 }
 
 /**
@@ -71,7 +82,8 @@ export function runStarted(tx: Tx, run: LockedRun): Promise<RunStatus> {
   return syncRunStatus(tx, run, null, [{ status: 'running', continue_on_error: false }]);
 }
 
-async function apply(tx: Tx, d: JobDecision): Promise<void> {
+/** Applies one decision; false when a job to cancel was claimed meanwhile, and is told to stop instead. */
+async function apply(tx: Tx, d: JobDecision): Promise<boolean> {
   switch (d.action) {
     case 'queue':
       await tx
@@ -81,10 +93,10 @@ async function apply(tx: Tx, d: JobDecision): Promise<void> {
         .where('status', '=', 'waiting')
         .returning(sql<string>`pg_notify('furrow_jobs', ${d.jobId})`.as('notified'))
         .execute();
-      return;
+      return true;
     case 'skip':
       await transitionJob(tx, d.jobId, 'skipped', { error: null });
-      return;
+      return true;
     case 'cancel': {
       // Flag it first: a runner that claims it in between is told to stop when it accepts.
       await tx.updateTable('jobs').set({ cancel_requested: true, cancel_reason: sql`coalesce(cancel_reason, ${d.reason})` }).where('id', '=', d.jobId).execute();
@@ -95,14 +107,17 @@ async function apply(tx: Tx, d: JobDecision): Promise<void> {
         .where((eb) => eb.or([eb('status', '=', 'waiting'), eb.and([eb('status', '=', 'queued'), eb('runner_id', 'is', null)])]))
         .returning(sql<string>`pg_notify('furrow_job', ${d.jobId})`.as('notified'))
         .executeTakeFirst();
-      if (ended) await closeSteps(tx, d.jobId, 'canceled');
-      else await sql`SELECT pg_notify('furrow_cancel', ${d.jobId})`.execute(tx);
-      return;
+      if (ended) {
+        await closeSteps(tx, d.jobId, 'canceled');
+        return true;
+      }
+      await sql`SELECT pg_notify('furrow_cancel', ${d.jobId})`.execute(tx);
+      return false;
     }
     case 'stop':
       await tx.updateTable('jobs').set({ cancel_requested: true, cancel_reason: sql`coalesce(cancel_reason, ${d.reason})` }).where('id', '=', d.jobId).execute();
       await sql`SELECT pg_notify('furrow_cancel', ${d.jobId})`.execute(tx);
-      return;
+      return true;
   }
 }
 
