@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { JOB_PATH } from './executors/spawn-step.js';
-import { killProcessTree, pidFloor, pidMark, processTree, userProcesses } from './process-tree.js';
+import { killProcessTree, pidFloor, pidMark, processTree, treeProcesses, userProcesses, type PidMark, type ProcessTree } from './process-tree.js';
 
 const marker = 'FURROW_JOB_ID=process-tree-test';
 const env = { PATH: JOB_PATH, FURROW_JOB_ID: 'process-tree-test' };
@@ -62,19 +64,56 @@ describe('killProcessTree', () => {
     expect(processTree(2 ** 22 + 1, marker, undefined).since).toBe(0);
   });
 
-  it('kills an escapee that cleared nothing but left the group, found among the processes newer than the mark only', async () => {
+  /** Starts `command` through setsid from a leader that exits at once; `born` is the mark taken before. */
+  async function escape(...command: string[]): Promise<{ tree: ProcessTree; escapee: number; born: PidMark | undefined }> {
     const born = pidMark();
-    const leader = spawn('bash', ['-c', 'setsid sleep 30 & echo $!'], { env, detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    const leader = spawn('bash', ['-c', 'setsid "$@" & echo $!', 'bash', ...command], { env, detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
     started.push(leader);
     const exited = once(leader, 'exit');
     const tree = processTree(leader.pid!, marker, born);
     const escapee = Number(((await once(leader.stdout!, 'data')) as [Buffer])[0].toString().trim());
     strays.push(escapee);
     await exited;
+    return { tree, escapee, born };
+  }
+
+  it('kills an escapee that cleared nothing but left the group, found among the processes newer than the mark only', async () => {
+    const { tree, escapee, born } = await escape('sleep', '30');
     expect(pidFloor(born)).toBe(born!.lastPid);
     expect(escapee).toBeGreaterThan(pidFloor(born));
     await killProcessTree(tree, 0);
     expect(alive(escapee)).toBe(false);
+  });
+
+  describe('an escapee that execs itself without end', () => {
+    let dir: string;
+    let script: string;
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'furrow-reexec-'));
+      script = join(dir, 'reexec');
+      writeFileSync(script, '#!/bin/bash\nexec /bin/bash "$0"\n', { mode: 0o755 });
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('is found by every scan, or counted as not told yet while its environment cannot be read mid-exec', async () => {
+      const { tree, escapee } = await escape(script);
+      let unsure = 0;
+      for (let scan = 0; scan < 3000; scan++) {
+        const found = await treeProcesses(tree);
+        expect(found.found.includes(escapee) || found.unsure === 1, `scan ${scan}`).toBe(true);
+        unsure += found.unsure;
+      }
+      // Caught mid-exec at least once, or the test proves nothing.
+      expect(unsure).toBeGreaterThan(0);
+    });
+
+    it('is killed however often it is caught mid-exec', async () => {
+      for (let round = 0; round < 100; round++) {
+        const { tree, escapee } = await escape(script);
+        await killProcessTree(tree, 0);
+        expect(alive(escapee), `round ${round}`).toBe(false);
+      }
+    });
   });
 });
 

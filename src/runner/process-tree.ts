@@ -60,12 +60,15 @@ export function pidFloor(mark: PidMark | undefined): number {
   return mark.lastPid + created + 3 * (mark.tasks + created) < pidMax ? mark.lastPid : 0;
 }
 
+/** The kernel-thread bit of /proc/PID/stat's flags (PF_KTHREAD). */
+const KERNEL_THREAD = 0x00200000;
+
 /** What /proc/PID/stat says of a process: fields after the parenthesised command name. */
-function statOf(pid: number): { state: string; pgrp: number; started: number } {
+function statOf(pid: number): { state: string; pgrp: number; kernel: boolean; started: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Field 3 is the state, 5 the process group, 22 the start time.
-  return { state: fields[0]!, pgrp: Number(fields[2]), started: Number(fields[19]) };
+  // Field 3 is the state, 5 the process group, 9 the flags, 22 the start time.
+  return { state: fields[0]!, pgrp: Number(fields[2]), kernel: (Number(fields[6]) & KERNEL_THREAD) !== 0, started: Number(fields[19]) };
 }
 
 /** The tree headed by `pid`, read right after it was spawned; `born` was taken just before the spawn. */
@@ -79,16 +82,40 @@ export function processTree(pid: number, marker: string, born: PidMark | undefin
   return { pgid: pid, marker, since, born };
 }
 
-/** Live (non-zombie) processes of `tree`: zombies are dead, merely not yet reaped by whoever adopted them. Linux only (reads /proc). */
-function treeProcesses({ pgid, marker, since, born }: ProcessTree): Promise<number[]> {
-  const needle = Buffer.from(`\0${marker}\0`);
+/**
+ * Live (non-zombie) processes of `tree`: zombies are dead, merely not yet reaped by whoever adopted
+ * them. Linux only (reads /proc).
+ *
+ * What /proc shows of an environment is the process's own memory, which changes at two moments an
+ * escapee may be caught in: in the middle of an exec it reads empty until the new program's stack
+ * is laid out (the arguments first, then the environment), and bash, starting, parses each
+ * variable by writing a NUL over its `=` for a moment. The marker is matched in both forms, and a
+ * process whose environment reads empty is counted `unsure`: it may be an escapee not told yet.
+ */
+export function treeProcesses({ pgid, marker, since, born }: ProcessTree): Promise<Scan> {
+  const eq = marker.indexOf('=');
+  const needles = [marker, `${marker.slice(0, eq)}\0${marker.slice(eq + 1)}`].map((m) => Buffer.from(`\0${m}\0`));
   return scanProcesses(pidFloor(born), (pid) => {
-    const { state, pgrp, started } = statOf(pid);
+    const { state, pgrp, kernel, started } = statOf(pid);
     if (state === 'Z' || state === 'X') return false;
     if (pgrp === pgid) return true;
-    if (started < since) return false;
-    return Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${pid}/environ`), Buffer.from([0])]).includes(needle);
+    if (started < since || kernel) return false;
+    let environ = readFileSync(`/proc/${pid}/environ`);
+    if (environ.length === 0) {
+      if (readFileSync(`/proc/${pid}/cmdline`).length === 0) return 'unsure';
+      environ = readFileSync(`/proc/${pid}/environ`);
+      // A program started with an empty environment reads so too, and costs only a short wait.
+      if (environ.length === 0) return 'unsure';
+    }
+    const padded = Buffer.concat([Buffer.from([0]), environ, Buffer.from([0])]);
+    return needles.some((n) => padded.includes(n));
   });
+}
+
+/** Pids that matched, and how many processes could not be told yet. */
+export interface Scan {
+  found: number[];
+  unsure: number;
 }
 
 /**
@@ -97,19 +124,21 @@ function treeProcesses({ pgid, marker, since, born }: ProcessTree): Promise<numb
  * operation of the process (and of a busy server) waits behind. A process gone meanwhile, or not
  * ours to read, does not match.
  */
-async function scanProcesses(floor: number, matches: (pid: number) => boolean): Promise<number[]> {
+async function scanProcesses(floor: number, matches: (pid: number) => boolean | 'unsure'): Promise<Scan> {
   const entries = await readdir('/proc').catch(() => [] as string[]);
-  const found: number[] = [];
+  const scan: Scan = { found: [], unsure: 0 };
   for (const e of entries) {
     const pid = Number(e);
     if (!Number.isInteger(pid) || pid <= floor || pid === process.pid) continue;
     try {
-      if (matches(pid)) found.push(pid);
+      const verdict = matches(pid);
+      if (verdict === 'unsure') scan.unsure++;
+      else if (verdict) scan.found.push(pid);
     } catch {
       // gone meanwhile, or not ours to read
     }
   }
-  return found;
+  return scan;
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
@@ -122,23 +151,27 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Scans, 20 ms apart, that killProcessTree gives a process whose environment reads empty to show it. */
+const UNSURE_SCANS = 5;
+
 /**
  * Ends every process of `tree`: SIGTERM to its process group, up to `graceMs` for them to exit,
- * then SIGKILL to whatever is left (group members and marked escapees). Resolves once none lives.
+ * then SIGKILL to whatever is left (group members and marked escapees). Resolves once none lives,
+ * after looking again at processes whose environment read empty (see treeProcesses).
  */
 export async function killProcessTree(tree: ProcessTree, graceMs: number): Promise<void> {
   const { pgid } = tree;
   if (graceMs > 0) {
     signal(-pgid, 'SIGTERM');
-    for (const pid of await treeProcesses(tree)) signal(pid, 'SIGTERM');
+    for (const pid of (await treeProcesses(tree)).found) signal(pid, 'SIGTERM');
     const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline && (await treeProcesses(tree)).length > 0) await sleep(20);
+    while (Date.now() < deadline && (await treeProcesses(tree)).found.length > 0) await sleep(20);
   }
-  for (let round = 0; round < 50; round++) {
+  for (let round = 0, unsureScans = 0; round < 50; round++) {
     signal(-pgid, 'SIGKILL');
     const left = await treeProcesses(tree);
-    if (left.length === 0) return;
-    for (const pid of left) signal(pid, 'SIGKILL');
+    if (left.found.length === 0 && (left.unsure === 0 || ++unsureScans > UNSURE_SCANS)) return;
+    for (const pid of left.found) signal(pid, 'SIGKILL');
     await sleep(20);
   }
 }
@@ -147,13 +180,14 @@ export async function killProcessTree(tree: ProcessTree, graceMs: number): Promi
  * Live (non-zombie) processes with `uid` as their real, effective, saved or filesystem uid; with
  * `born`, only those created after that mark (the user had none then).
  */
-export function userProcesses(uid: number, born?: PidMark): Promise<number[]> {
-  return scanProcesses(pidFloor(born), (pid) => {
+export async function userProcesses(uid: number, born?: PidMark): Promise<number[]> {
+  const { found } = await scanProcesses(pidFloor(born), (pid) => {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const state = /^State:\s+(\S)/m.exec(status)?.[1];
     const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
     return state !== undefined && state !== 'Z' && state !== 'X' && uids.includes(uid);
   });
+  return found;
 }
 
 /** How long killUserProcesses keeps at it before giving up on a process SIGKILL does not end. */

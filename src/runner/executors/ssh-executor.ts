@@ -220,8 +220,11 @@ rm -rf ${ws} ${scr} && mkdir -m 700 ${ws} ${scr}`,
     try {
       const remote = this.remoteJob(job.spec.jobId);
       const [ws, scr] = [q(remote.workspace), q(remote.scratch)];
-      // Processes a lost connection left running go first; their files after.
+      // Processes a lost connection left running go first; their files after. A process caught
+      // in the middle of an exec shows no environment yet: the second pass finds it.
       await this.remote(`${reapFunctions(remote, undefined)}
+reap KILL
+sleep 0.1
 reap KILL
 chmod -R u+rwX ${ws} ${scr} 2>/dev/null
 rm -rf ${ws} ${scr}`);
