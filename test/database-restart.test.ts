@@ -7,7 +7,8 @@ import { runOutput } from './helpers/log-output.js';
 import { freePort, startRunner, type RunnerProcess } from './helpers/runner-process.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 
-// The database restarts (about 4 s away) while a local and a remote job log steadily. The
+// The database restarts (about 4 s away) while a local and a remote job log steadily, and API
+// requests meanwhile are told to come back. The
 // machine's PostgreSQL is shared, so this test runs a cluster of its own and restarts that one.
 let cluster: EmbeddedPostgres | undefined;
 let dataDir: string | undefined;
@@ -26,7 +27,7 @@ const expected = (who: string) => Array.from({ length: LINES }, (_, i) => `${who
 const script = (who: string) => `for i in $(seq 1 ${LINES}); do echo "${who} $i ${'.'.repeat(100)}"; sleep 0.1; done`;
 
 describe('a database restart', () => {
-  it('fails no job and loses no log byte', { timeout: 120_000 }, async () => {
+  it('fails no job, loses no log byte, and tells API clients meanwhile to come back', { timeout: 120_000 }, async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'furrow-pg-restart-'));
     const port = await freePort();
     const log = () => undefined;
@@ -50,6 +51,16 @@ describe('a database restart', () => {
     // Fast shutdown (clients are told "terminating connection due to administrator command"),
     // 4 s away, then the same cluster on the same port.
     await cluster.stop();
+    // Meanwhile the API says what is wrong and when to come back, and changes nothing.
+    for (const [method, route, body] of [
+      ['GET', `/api/v1/runs/${runs.local}`],
+      ['POST', `/api/v1/runs/${runs.local}/cancel`, {}],
+    ] as const) {
+      const res = await t.api(method, route, body);
+      expect(res.status, `${method} ${route}: ${res.text}`).toBe(503);
+      expect(res.body).toEqual({ code: 'database_unavailable', message: expect.stringContaining('try again') });
+      expect(res.headers.get('retry-after')).toBe('2');
+    }
     await new Promise((r) => setTimeout(r, 4000));
     cluster = await startEmbeddedPostgres(dataDir, { port, log });
     expect(cluster.owned).toBe(true);

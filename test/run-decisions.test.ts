@@ -265,4 +265,35 @@ describe('run decisions', () => {
     expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7].map((a) => `m (a=${a})`));
     expect((await t.api('GET', `/api/v1/runs/${runId}/jobs?cursor=nonsense`)).body.code).toBe('validation_failed');
   });
+
+  it.each(['organization', 'project'])('deletes a %s while a change of one of its runs holds the run and records an activity, without a deadlock', async (kind) => {
+    const { organizationId, projectId: ownProject, workflowId } = await t.workflow('true', { labels: ['nobody-has-this-label'] });
+    const runId = await start(workflowId);
+    const id = kind === 'organization' ? organizationId : ownProject;
+    const { name } = (await t.api('GET', `/api/v1/${kind}s/${id}`)).body;
+    const { pool } = t.instance.resources.database;
+    // What a run's use-case (a finish, a cancel) does: the run's lock, then an activity that
+    // refers to the organization and the project.
+    const holder = await pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT id FROM runs WHERE id = $1 FOR UPDATE', [runId]);
+      const holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const deleting = t.api('DELETE', `/api/v1/${kind}s/${id}?confirm=${encodeURIComponent(name)}`);
+      await until('the deletion waits for the run', async () => {
+        const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND $1 = ANY(pg_blocking_pids(pid))', [holderPid]);
+        return rows[0]!.n > 0;
+      });
+      // Had the deletion locked the organization first, this would wait for it (and it for us).
+      await holder.query("SET LOCAL lock_timeout = '500ms'");
+      await holder.query("INSERT INTO activities (type, organization_id, project_id, subject_type, subject_id) VALUES ('run.running', $1, $2, 'run', $3)", [organizationId, ownProject, runId]);
+      await holder.query('COMMIT');
+      const deleted = await deleting;
+      expect(deleted.status, deleted.text).toBe(204);
+    } finally {
+      holder.release();
+    }
+    expect((await t.api('GET', `/api/v1/${kind}s/${id}`)).status).toBe(404);
+    expect((await pool.query('SELECT 1 FROM runs WHERE id = $1', [runId])).rowCount).toBe(0);
+  });
 });

@@ -6,6 +6,14 @@
  */
 const TRANSIENT_CODES = new Set(['57P01', '57P02', '57P03', '53300', '40001', '40P01']);
 
+/** A serialization failure or a deadlock: PostgreSQL rolled the whole transaction back. */
+const ROLLED_BACK_CODES = new Set(['40001', '40P01']);
+
+/** Whether PostgreSQL aborted `err`'s transaction to resolve a conflict with another one. */
+export function isRolledBackConflict(err: unknown): boolean {
+  return err instanceof Error && ROLLED_BACK_CODES.has((err as { code?: unknown }).code as string);
+}
+
 /** Socket errors of a database that went away or is not back yet. */
 const TRANSIENT_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 

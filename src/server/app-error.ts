@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   parameter_not_allowed: [400, 'A parameter names a variable that parameters may not set.'],
   commit_not_found: [422, 'The repository has no such commit.'],
   rate_limited: [429, 'Too many attempts; try again later.'],
+  database_unavailable: [503, 'The database cannot be reached or is restarting; try again in a few seconds.'],
   internal: [500, 'Something went wrong on the server.'],
 } as const satisfies Record<string, readonly [number, string]>;
 

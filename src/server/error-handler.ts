@@ -4,6 +4,7 @@ import { AppError, ERROR_CODES, type ErrorCode } from './app-error.js';
 import { closestWord } from '../domain/closest-word.js';
 import { FORMAT_WORDS, PATTERN_WORDS } from './api/schemas.js';
 import { nameConflict } from './name-conflict.js';
+import { isTransientDatabaseError } from '../db/transient-error.js';
 
 interface AjvError {
   instancePath: string;
@@ -92,6 +93,9 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
 };
 
+/** What a 503 `database_unavailable` suggests: a restart or a failover takes seconds. */
+const RETRY_AFTER_SECONDS = 2;
+
 /** Every error leaves as `{ code, message, details? }`; nothing internal reaches the client. */
 export function installErrorHandler(app: FastifyInstance, db: Db): void {
   app.setErrorHandler(async (caught: FastifyError & { validationContext?: string }, req, reply) => {
@@ -118,6 +122,12 @@ export function installErrorHandler(app: FastifyInstance, db: Db): void {
       req.log.info({ err }, 'request refused by the database');
       status = dbStatus;
       body = { code, message };
+    } else if (isTransientDatabaseError(err)) {
+      // Not half-written either way: the request's transaction rolled back, never began, or (its connection broken at COMMIT) took effect whole.
+      req.log.warn({ err }, 'request failed while the database was unavailable');
+      status = 503;
+      body = { code: 'database_unavailable', message: ERROR_CODES.database_unavailable[1] };
+      void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
     } else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       status = err.statusCode;
       body = { code: 'bad_request', message: err.message };

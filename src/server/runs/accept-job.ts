@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import { sourcesOf } from '../../domain/run-state.js';
 import { transitionJob } from '../store/job-transitions.js';
 import { lockRunOfJob } from './lock-run.js';
@@ -11,7 +12,7 @@ import { runStarted, settleRun } from './settle-run.js';
  */
 export async function acceptJob(db: Db, jobId: string, runnerId: string): Promise<boolean> {
   if (await startClaimed(db, jobId, runnerId)) return true;
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const run = await lockRunOfJob(tx, jobId);
     if (!run) return false;
     const job = await tx.selectFrom('jobs').select(['cancel_requested', 'cancel_reason', 'status', 'runner_id']).where('id', '=', jobId).executeTakeFirst();

@@ -1,4 +1,5 @@
 import type { Db } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import { AppError } from '../app-error.js';
 import { recordActivity } from '../store/activity-store.js';
 import { lockRunOfJob } from './lock-run.js';
@@ -9,7 +10,7 @@ import { settleRun } from './settle-run.js';
  * needs have ended (and its `if` holds), or later when they do.
  */
 export function approveJob(db: Db, jobId: string, actorUserId: string) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const run = await lockRunOfJob(tx, jobId);
     const job = await tx
       .updateTable('jobs')

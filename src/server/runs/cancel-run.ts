@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import { isTerminal } from '../../domain/run-state.js';
 import { AppError } from '../app-error.js';
 import { recordActivity } from '../store/activity-store.js';
@@ -12,7 +13,7 @@ import { settleRun } from './settle-run.js';
  * `force`, stops those too. Jobs not started end at once; runners are told to stop the others.
  */
 export function cancelRun(db: Db, runId: string, actorUserId: string, force: boolean) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const run = await lockRun(tx, runId);
     if (isTerminal(run.status)) throw new AppError('run_finished', `The run has already finished (${run.status}).`);
     const forced = force || run.cancelRequestedAt !== null;

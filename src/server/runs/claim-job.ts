@@ -1,5 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Db } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import type { JobSpec } from '../../protocol/messages.js';
 import { runnerHeldJobs } from '../store/runner-sql.js';
 import { lockRun } from './lock-run.js';
@@ -34,7 +35,7 @@ export async function claimJob(db: Db, runnerId: string, leaseSeconds: number, t
   if (!rows[0]?.waiting) return undefined;
   // Jobs limited by their matrix or concurrency group are claimed one claim at a time: the lock
   // is taken before the claim's snapshot, so each claim sees the ones committed before it.
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     await sql`SELECT pg_advisory_xact_lock(${CONSTRAINED_CLAIM_LOCK})`.execute(tx);
     return claimWhere(tx, runnerId, leaseSeconds, tokenHash, sql`(j.max_parallel IS NOT NULL OR j.concurrency_group IS NOT NULL)
       AND (j.max_parallel IS NULL OR (SELECT count(*) FROM jobs s WHERE s.run_id = j.run_id AND s.job_key = j.job_key
@@ -105,7 +106,7 @@ export async function releaseClaims(db: Db, jobIds: string[], runnerId?: string)
   const released = await q.returning(['run_id', 'cancel_requested']).execute();
   if (released.length > 0) await sql`SELECT pg_notify('furrow_jobs', '')`.execute(db);
   for (const runId of new Set(released.filter((r) => r.cancel_requested).map((r) => r.run_id))) {
-    await db.transaction().execute(async (tx) => settleRun(tx, await lockRun(tx, runId)));
+    await inTransaction(db, async (tx) => settleRun(tx, await lockRun(tx, runId)));
   }
   return released.length;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import { decideRetry } from '../../domain/job-retry.js';
 import type { FinalStatus, JobSpec } from '../../protocol/messages.js';
 import { recordActivity } from '../store/activity-store.js';
@@ -28,7 +29,7 @@ export interface FinishOptions {
  * false when the job had ended already (or another runner holds it).
  */
 export function finishJob(db: Db, jobId: string, status: FinalStatus | 'runner_lost', opts: FinishOptions = {}): Promise<boolean> {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const run = await lockRunOfJob(tx, jobId);
     if (!run) return false;
     const ended = await endJob(tx, run, jobId, status, opts);

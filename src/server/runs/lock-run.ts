@@ -38,6 +38,20 @@ export function lockRunOfJob(tx: Tx, jobId: string): Promise<LockedRun | undefin
   return lockedRun(tx, tx.selectFrom('jobs').select('run_id').where('id', '=', jobId));
 }
 
+/**
+ * Takes the row locks of every run of a project or an organization, in id order, before deleting
+ * it. Its cascade would lock them only after the parent's row, which a run's use-cases refer to
+ * (recording an activity) while they hold the run's lock: locked first, the runs make the deletion
+ * wait for those use-cases instead of deadlocking with them.
+ */
+export async function lockRunsOf(tx: Tx, owner: { projectId: string } | { organizationId: string }): Promise<void> {
+  const projects =
+    'projectId' in owner
+      ? [owner.projectId]
+      : tx.selectFrom('projects').select('projects.id').where('projects.organization_id', '=', owner.organizationId);
+  await tx.selectFrom('runs').select('runs.id').where('runs.project_id', 'in', projects).orderBy('runs.id').forUpdate().execute();
+}
+
 async function lockedRun(tx: Tx, runId: string | SelectQueryBuilder<Database, 'jobs', { run_id: string }>): Promise<LockedRun | undefined> {
   const run = await tx
     .selectFrom('runs')

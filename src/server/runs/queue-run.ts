@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type QueryCreator } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import type { Database, RunStatus } from '../../db/schema.js';
 import { effectiveRetry } from '../../domain/job-retry.js';
 import { checkParameters } from '../../domain/run-parameters.js';
@@ -101,7 +102,7 @@ export async function queueRun(db: Db, input: QueueRunInput) {
     .where('id', '=', wf.id)
     .returning('run_counter')
     .executeTakeFirstOrThrow();
-  return db.transaction().execute((tx) => insertRun(tx, input, { wf, runEnvironment, jobEnvironments, next }));
+  return inTransaction(db, (tx) => insertRun(tx, input, { wf, runEnvironment, jobEnvironments, next }));
 }
 
 interface QueuedWorkflow {

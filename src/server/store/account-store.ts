@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hash, verify } from '@node-rs/argon2';
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import { notifyAccessChanged } from './access-notify.js';
 import { recordActivity } from './activity-store.js';
 
@@ -30,7 +31,7 @@ function accountActivity(tx: Tx, type: string, actorUserId: string | null, subje
 
 export async function createUser(db: Db, email: string, password: string, isAdmin: boolean): Promise<{ id: string }> {
   const passwordHash = await hashPassword(password);
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const user = await tx.insertInto('users').values({ email, password_hash: passwordHash, is_admin: isAdmin }).returning('id').executeTakeFirstOrThrow();
     await accountActivity(tx, 'user.created', null, 'user', user.id, { email, isAdmin });
     return user;
@@ -43,7 +44,7 @@ export function findUserByEmail(db: Db, email: string) {
 
 export async function createApiToken(db: Db, userId: string, name: string): Promise<{ id: string; token: string }> {
   const { secret, hash } = newSecret('furrow');
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const row = await tx.insertInto('api_tokens').values({ user_id: userId, name, token_hash: hash }).returning('id').executeTakeFirstOrThrow();
     await accountActivity(tx, 'token.created', userId, 'token', row.id, { name });
     return { id: row.id, token: secret };
@@ -80,7 +81,7 @@ export function listApiTokens(db: Db, userId: string) {
 
 /** Revokes one of the user's own tokens; false when the user has no such token. */
 export async function deleteApiToken(db: Db, userId: string, tokenId: string): Promise<boolean> {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const row = await tx.deleteFrom('api_tokens').where('id', '=', tokenId).where('user_id', '=', userId).returning('name').executeTakeFirst();
     if (!row) return false;
     await accountActivity(tx, 'token.revoked', userId, 'token', tokenId, { name: row.name });
@@ -109,7 +110,7 @@ export function principalForSession(db: Db, token: string): Promise<Principal | 
 }
 
 export async function deleteSession(db: Db, token: string): Promise<void> {
-  await db.transaction().execute(async (tx) => {
+  await inTransaction(db, async (tx) => {
     const row = await tx.deleteFrom('sessions').where('token_hash', '=', hashSecret(token)).returning('user_id').executeTakeFirst();
     if (row) await notifyAccessChanged(tx, row.user_id);
   });

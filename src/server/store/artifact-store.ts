@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Readable } from 'node:stream';
 import type { Db, Tx } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import { AppError } from '../app-error.js';
 import type { ArtifactStorage } from '../artifacts/artifact-storage.js';
 import { recordActivity } from './activity-store.js';
@@ -47,7 +48,7 @@ export async function uploadArtifact(db: Db, storage: ArtifactStorage, job: JobI
   if (await findArtifact(db, job.runId, name)) throw alreadyThere(name);
   const received = await storage.receive(job.runId, body, await bytesUsedBy(db, job.runId));
   try {
-    return await db.transaction().execute(async (tx) => {
+    return await inTransaction(db, async (tx) => {
       // Uploads of one run take turns here, so that together they stay within the run's limit.
       await tx.selectFrom('runs').select('id').where('id', '=', job.runId).forNoKeyUpdate().executeTakeFirstOrThrow();
       storage.assertFits(await bytesUsedBy(tx, job.runId), received.unpackedSize);

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import { recordActivity, type ProjectContext as Ctx } from './activity-store.js';
 
 const columns = ['id', 'project_id as projectId', 'name', 'variables', 'requires_approval as requiresApproval', 'created_at as createdAt', 'updated_at as updatedAt'] as const;
@@ -16,7 +17,7 @@ function log(tx: Parameters<typeof recordActivity>[0], ctx: Ctx, type: string, i
 }
 
 export function createEnvironment(db: Db, ctx: Ctx, input: EnvironmentInput) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const env = await tx
       .insertInto('environments')
       .values({ project_id: ctx.projectId, name: input.name, variables: JSON.stringify(input.variables), requires_approval: input.requiresApproval ?? false })
@@ -36,7 +37,7 @@ export function getEnvironment(db: Db, id: string) {
 }
 
 export function updateEnvironment(db: Db, ctx: Ctx, id: string, input: Partial<EnvironmentInput>) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const env = await tx
       .updateTable('environments')
       .set({
@@ -54,7 +55,7 @@ export function updateEnvironment(db: Db, ctx: Ctx, id: string, input: Partial<E
 }
 
 export function deleteEnvironment(db: Db, ctx: Ctx, id: string) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const env = await tx.deleteFrom('environments').where('id', '=', id).returning('name').executeTakeFirstOrThrow();
     await log(tx, ctx, 'environment.deleted', id, env.name);
   });

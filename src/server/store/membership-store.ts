@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import type { Role } from '../../db/schema.js';
 import type { Tx } from '../../db/database.js';
 import { AppError, notFound } from '../app-error.js';
@@ -90,7 +91,7 @@ async function recordMemberActivity(tx: Tx, scope: MemberScope, what: string, us
 
 /** Adds a member or changes the role of an existing one. */
 export function putMember(db: Db, scope: MemberScope, userId: string, role: Role, actor: MemberActor) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     await lockScope(tx, scope);
     await assertMayChange(tx, scope, actor, userId, role);
     await tx
@@ -105,7 +106,7 @@ export function putMember(db: Db, scope: MemberScope, userId: string, role: Role
 
 /** Removes a member; false when the user is not one. */
 export function removeMember(db: Db, scope: MemberScope, userId: string, actor: MemberActor) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     await lockScope(tx, scope);
     await assertMayChange(tx, scope, actor, userId, null);
     const res = await tx

@@ -1,11 +1,13 @@
 import type { Db } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import { confirmDeletion } from './confirm-deletion.js';
 import { recordActivity } from './activity-store.js';
+import { lockRunsOf } from '../runs/lock-run.js';
 
 const columns = ['organizations.id', 'organizations.name', 'organizations.created_at as createdAt'] as const;
 
 export function createOrganization(db: Db, name: string, ownerId: string) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const org = await tx.insertInto('organizations').values({ name }).returning(columns).executeTakeFirstOrThrow();
     await tx.insertInto('organization_members').values({ organization_id: org.id, user_id: ownerId, role: 'owner' }).execute();
     await recordActivity(tx, {
@@ -46,7 +48,7 @@ export function getOrganization(db: Db, id: string) {
 }
 
 export function renameOrganization(db: Db, id: string, name: string, actorUserId: string) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const org = await tx.updateTable('organizations').set({ name }).where('id', '=', id).returning(columns).executeTakeFirstOrThrow();
     await recordActivity(tx, { type: 'organization.updated', organizationId: id, projectId: null, actorUserId, subjectType: 'organization', subjectId: id, payload: { name } });
     return org;
@@ -55,7 +57,8 @@ export function renameOrganization(db: Db, id: string, name: string, actorUserId
 
 /** Deletes the organization when `confirm` is its name (see `confirmDeletion`). */
 export function deleteOrganization(db: Db, id: string, confirm: string | undefined, actorUserId: string) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
+    await lockRunsOf(tx, { organizationId: id });
     // Locked, so that a rename in between cannot slip past the confirmation.
     const org = await tx.selectFrom('organizations').select('name').where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
     confirmDeletion('organization', org.name, confirm);

@@ -1,11 +1,13 @@
 import type { Db } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import { confirmDeletion } from './confirm-deletion.js';
 import { recordActivity } from './activity-store.js';
+import { lockRunsOf } from '../runs/lock-run.js';
 
 const columns = ['projects.id', 'projects.organization_id as organizationId', 'projects.name', 'projects.created_at as createdAt'] as const;
 
 export function createProject(db: Db, organizationId: string, name: string, actorUserId: string) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const project = await tx.insertInto('projects').values({ organization_id: organizationId, name }).returning(columns).executeTakeFirstOrThrow();
     await recordActivity(tx, { type: 'project.created', organizationId, projectId: project.id, actorUserId, subjectType: 'project', subjectId: project.id, payload: { name } });
     return project;
@@ -26,7 +28,7 @@ export function getProject(db: Db, id: string) {
 }
 
 export function renameProject(db: Db, id: string, name: string, actorUserId: string) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const project = await tx.updateTable('projects').set({ name }).where('id', '=', id).returning(columns).executeTakeFirstOrThrow();
     await recordActivity(tx, { type: 'project.updated', organizationId: project.organizationId, projectId: id, actorUserId, subjectType: 'project', subjectId: id, payload: { name } });
     return project;
@@ -35,7 +37,8 @@ export function renameProject(db: Db, id: string, name: string, actorUserId: str
 
 /** Deletes the project when `confirm` is its name (see `confirmDeletion`). */
 export function deleteProject(db: Db, id: string, confirm: string | undefined, actorUserId: string) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
+    await lockRunsOf(tx, { projectId: id });
     // Locked, so that a rename in between cannot slip past the confirmation.
     const p = await tx.selectFrom('projects').select(['organization_id', 'name']).where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
     confirmDeletion('project', p.name, confirm);

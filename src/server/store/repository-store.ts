@@ -1,5 +1,6 @@
 import { sql, type Selectable } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import type { RepositoriesTable } from '../../db/schema.js';
 import { accessCheckKey, enqueueTask } from '../workers/tasks.js';
 import { recordActivity, type ProjectContext } from './activity-store.js';
@@ -83,7 +84,7 @@ export interface RepositoryInput {
 
 /** Adds a repository and queues the making of its deploy key, in one transaction. */
 export function createRepository(db: Db, ctx: ProjectContext, input: RepositoryInput): Promise<Repository> {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const row = await tx
       .insertInto('repositories')
       .values({ project_id: ctx.projectId, name: input.name, url: input.url, default_branch: input.defaultBranch, key_type: input.keyType, known_hosts: input.knownHosts })
@@ -116,7 +117,7 @@ export function getRepositoryRow(db: Db, id: string): Promise<RepositoryRow | un
  * ones, which belonged to the old host; the next check learns the new host's.
  */
 export function updateRepository(db: Db, ctx: ProjectContext, id: string, input: Partial<Omit<RepositoryInput, 'keyType'>>): Promise<Repository> {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const before = await tx.selectFrom('repositories').select(['url', 'known_hosts', 'public_key']).where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
     const urlChanged = input.url !== undefined && input.url !== before.url;
     const knownHosts = input.knownHosts !== undefined ? input.knownHosts : urlChanged ? null : before.known_hosts;
@@ -141,7 +142,7 @@ export function updateRepository(db: Db, ctx: ProjectContext, id: string, input:
 }
 
 export function deleteRepository(db: Db, ctx: ProjectContext, id: string): Promise<void> {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const row = await tx.deleteFrom('repositories').where('id', '=', id).returning(['id', 'project_id', 'name']).executeTakeFirstOrThrow();
     await log(tx, row, 'repository.deleted', ctx.actorUserId);
   });
@@ -166,7 +167,7 @@ export function storeDeployKey(
   key: StoredDeployKey,
   activity: { type: 'repository.key_generated' | 'repository.rekeyed'; actorUserId: string | null },
 ): Promise<Repository | undefined> {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const row = await tx
       .updateTable('repositories')
       .set({
@@ -202,7 +203,7 @@ export interface AccessOutcome {
  * the host keys it saw) says nothing of the repository as it is now.
  */
 export function recordAccessCheck(db: Db, checked: { id: string; url: string; fingerprint: string | null }, outcome: AccessOutcome, actorUserId: string | null): Promise<Repository | undefined> {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const row = await tx
       .updateTable('repositories')
       .set({

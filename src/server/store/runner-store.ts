@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import { registrationTokenState } from '../../domain/registration-token-state.js';
 import { waitingReason, type RunnerCounts } from '../../domain/waiting-reason.js';
 import { AppError, notFound } from '../app-error.js';
@@ -94,7 +95,7 @@ export function createRunnerToken(db: Db, input: NewRunnerToken) {
   if (input.expiresAt !== undefined && input.expiresInSeconds !== undefined) throw new AppError('bad_request', 'Give expiresAt or expiresInSeconds, not both.');
   const { secret, hash } = newSecret('furrow_reg');
   const expiresAt = input.expiresInSeconds !== undefined ? sql<Date>`now() + make_interval(secs => ${input.expiresInSeconds})` : (input.expiresAt ?? null);
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const row = await tx
       .insertInto('runner_tokens')
       .values({
@@ -132,7 +133,7 @@ export async function listRunnerTokens(db: Db, organizationId: string | null) {
 
 /** Revokes a registration token (once; again is a no-op); runners registered with it keep their own credentials. */
 export function revokeRunnerToken(db: Db, id: string, actorUserId: string | null) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const row = await tx.selectFrom('runner_tokens').select(['organization_id', 'description', 'revoked_at']).where('id', '=', id).forUpdate().executeTakeFirst();
     if (!row) throw notFound('Runner token');
     if (row.revoked_at) return;
@@ -155,7 +156,7 @@ const REFUSALS = {
  */
 export function registerRunner(db: Db, token: string, hello: RunnerHello) {
   const { secret, hash } = newSecret('furrow_runner');
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const reg = await tx.selectFrom('runner_tokens').select(tokenColumns).where('token_hash', '=', hashSecret(token)).forUpdate().executeTakeFirst();
     if (!reg) throw new AppError('registration_token_invalid');
     const state = registrationTokenState(reg);
@@ -241,7 +242,7 @@ export function getRunner(db: Db, id: string) {
 
 /** Pauses (no new jobs; running ones go on) or resumes a runner. */
 export function setRunnerPaused(db: Db, id: string, paused: boolean, actorUserId: string) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const row = await tx.updateTable('runners').set({ paused }).where('id', '=', id).returning(['organization_id', 'name']).executeTakeFirstOrThrow();
     await activity(tx, paused ? 'runner.paused' : 'runner.resumed', row.organization_id, actorUserId, 'runner', id, { name: row.name });
     // A resumed runner's waiting `next` requests look again.
@@ -254,7 +255,7 @@ export function setRunnerPaused(db: Db, id: string, paused: boolean, actorUserId
  * `furrow_runner_removed`), and the jobs it was running end `runner_lost` (retried per policy).
  */
 export async function removeRunner(db: Db, id: string, actorUserId: string): Promise<void> {
-  const held = await db.transaction().execute(async (tx) => {
+  const held = await inTransaction(db, async (tx) => {
     const local = await tx.selectFrom('runners').select('local').where('id', '=', id).executeTakeFirstOrThrow();
     if (local.local) throw new AppError('conflict', 'The local runner is part of `furrow start`: pause it, or start the server with FURROW_LOCAL_RUNNER=false.');
     const row = await tx.deleteFrom('runners').where('id', '=', id).returning(['organization_id', 'name']).executeTakeFirstOrThrow();

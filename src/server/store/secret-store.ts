@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import sshpk from 'sshpk';
 import type { Db, Tx } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import { MIN_SECRET_LENGTH } from '../../domain/log-masking.js';
 import { AppError, notFound } from '../app-error.js';
 import type { SecretBox } from '../secrets/secret-box.js';
@@ -81,7 +82,7 @@ function log(tx: Tx, ctx: Ctx, type: string, secret: { id: string; name: string;
 /** Creates a secret; a name already used in the same scope fails with a unique violation (409). */
 export function createSecret(db: Db, box: SecretBox, ctx: Ctx, input: SecretInput) {
   check([...nameErrors(input.name), ...valueErrors(input.kind, input.value)]);
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     await checkEnvironment(tx, ctx.projectId, input.environmentId);
     const id = randomUUID();
     const secret = await tx
@@ -107,7 +108,7 @@ export function getSecret(db: Db, id: string) {
 
 /** Replaces a secret's value (checked against its kind); its name, kind and scope stay. */
 export function updateSecret(db: Db, box: SecretBox, ctx: Ctx, id: string, value: string) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const current = await tx.selectFrom('secrets').select('kind').where('id', '=', id).forUpdate().executeTakeFirst();
     if (!current) throw notFound('Secret');
     check(valueErrors(current.kind, value));
@@ -123,7 +124,7 @@ export function updateSecret(db: Db, box: SecretBox, ctx: Ctx, id: string, value
 }
 
 export function deleteSecret(db: Db, ctx: Ctx, id: string) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const secret = await tx.deleteFrom('secrets').where('id', '=', id).returning(['id', 'name', 'kind', 'environment_id as environmentId']).executeTakeFirst();
     if (!secret) throw notFound('Secret');
     await log(tx, ctx, 'secret.deleted', secret);

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import { AppError } from '../app-error.js';
 import { compileOrThrow } from '../triggers/workflow-plan.js';
 import { recordActivity, type ProjectContext as Ctx } from './activity-store.js';
@@ -78,7 +79,7 @@ async function checkEnvironment(db: Db, projectId: string, environmentId: string
 }
 
 export function createWorkflow(db: Db, ctx: Ctx, input: WorkflowInput) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     await checkEnvironment(tx, ctx.projectId, input.defaultEnvironmentId);
     await checkSource(tx, ctx.projectId, input);
     const wf = await tx
@@ -107,7 +108,7 @@ export function getWorkflow(db: Db, id: string) {
 }
 
 export function updateWorkflow(db: Db, ctx: Ctx, id: string, input: Partial<WorkflowInput>) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     await checkEnvironment(tx, ctx.projectId, input.defaultEnvironmentId);
     const current = await tx.selectFrom('workflows').select(['repository_id as repositoryId', 'path']).where('id', '=', id).executeTakeFirstOrThrow();
     await checkSource(tx, ctx.projectId, input, current);
@@ -130,7 +131,7 @@ export function updateWorkflow(db: Db, ctx: Ctx, id: string, input: Partial<Work
 }
 
 export function deleteWorkflow(db: Db, ctx: Ctx, id: string) {
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const wf = await tx.deleteFrom('workflows').where('id', '=', id).returning('name').executeTakeFirstOrThrow();
     await recordActivity(tx, { type: 'workflow.deleted', organizationId: ctx.organizationId, projectId: ctx.projectId, actorUserId: ctx.actorUserId, subjectType: 'workflow', subjectId: id, payload: { name: wf.name } });
   });

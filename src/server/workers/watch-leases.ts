@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
 import { expireJobs, type ExpiryOptions } from '../runs/expire-jobs.js';
 
 /** A round must be at least this late before the time missed is bridged. */
@@ -21,7 +22,7 @@ export interface LeaseWatchResult {
  * that much later. Then expired leases and queue times are handled (`expireJobs`).
  */
 export async function watchLeases(db: Db, intervalMs: number, expiry: ExpiryOptions): Promise<LeaseWatchResult> {
-  const bridgedSeconds = await db.transaction().execute(async (tx) => {
+  const bridgedSeconds = await inTransaction(db, async (tx) => {
     const interval = sql`make_interval(secs => ${intervalMs / 1000})`;
     const { rows } = await sql<{ missed: number }>`
       SELECT extract(epoch FROM now() - checked_at - ${interval})::float8 AS missed FROM lease_watch WHERE id FOR UPDATE`.execute(tx);
