@@ -13,7 +13,7 @@ import { wsUpgrade } from './helpers/ws-upgrade.js';
 type Role = 'guest' | 'member' | 'manager' | 'owner';
 const RANKS: Role[] = ['guest', 'member', 'manager', 'owner'];
 type Needs = Role | 'public' | 'authenticated' | 'admin' | 'runner' | 'job';
-type Kind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job' | 'runner' | 'runner_token' | 'repository' | 'secret';
+type Kind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job' | 'runner' | 'runner_token' | 'repository' | 'secret' | 'trigger';
 
 interface Route {
   key: string; // `METHOD /path` as registered
@@ -35,6 +35,7 @@ const signIn = (f: Fixture) => ({ email: f.email, password: PASSWORD });
 const member = (f: Fixture) => ({ email: f.email, role: 'member' });
 const secret = () => ({ name: `WALK_${++counter}`, value: 'walk-secret-value' });
 let repoUrl = ''; // a bare repository on disk, made once
+const YEARLY = '0 0 1 1 *'; // schedules of the walk never fire while it runs
 
 const ROUTES: Route[] = [
   r('GET /healthz', null, 'public', 200),
@@ -84,6 +85,12 @@ const ROUTES: Route[] = [
   r('GET /api/v1/workflows/:id', 'workflow', 'guest', 200),
   r('PATCH /api/v1/workflows/:id', 'workflow', 'manager', 200, named),
   r('POST /api/v1/workflows/:id/runs', 'workflow', 'member', 202, () => ({})),
+  r('GET /api/v1/workflows/:id/triggers', 'workflow', 'guest', 200),
+  r('POST /api/v1/workflows/:id/triggers', 'workflow', 'member', 201, () => ({ kind: 'schedule', cron: YEARLY })),
+  r('GET /api/v1/triggers/:id', 'trigger', 'guest', 200),
+  r('GET /api/v1/triggers/:id/upcoming', 'trigger', 'guest', 200),
+  r('PATCH /api/v1/triggers/:id', 'trigger', 'member', 200, () => ({ description: 'walked' })),
+  r('POST /api/v1/schedules/preview', null, 'authenticated', 200, () => ({ cron: YEARLY })),
   r('GET /api/v1/runs/:id', 'run', 'guest', 200),
   r('GET /api/v1/runs/:id/jobs', 'run', 'guest', 200),
   r('GET /api/v1/runs/:id/log', 'run', 'guest', 200),
@@ -110,6 +117,7 @@ const ROUTES: Route[] = [
   r('POST /api/v1/runners/:id/resume', 'runner', 'owner', 200),
   r('DELETE /api/v1/runners/:id', 'runner', 'owner', 204, undefined, true),
   r('DELETE /api/v1/runner-tokens/:id', 'runner_token', 'owner', 204, undefined, true),
+  r('DELETE /api/v1/triggers/:id', 'trigger', 'member', 204, undefined, true),
   r('DELETE /api/v1/environments/:id', 'environment', 'owner', 204, undefined, true),
   r('DELETE /api/v1/secrets/:id', 'secret', 'manager', 204, undefined, true),
   r('DELETE /api/v1/repositories/:id', 'repository', 'owner', 204, undefined, true),
@@ -191,6 +199,7 @@ async function fixture(withRun: boolean): Promise<Fixture> {
   expect((await t.api('PATCH', `/api/v1/workflows/${workflowId}`, NO_RUNNER)).status).toBe(200);
   const repository = await t.api('POST', `/api/v1/projects/${projectId}/repositories`, { name: 'walk', url: repoUrl });
   const projectSecret = await t.api('POST', `/api/v1/projects/${projectId}/secrets`, secret());
+  const trigger = await t.api('POST', `/api/v1/workflows/${workflowId}/triggers`, { kind: 'schedule', cron: YEARLY });
   // The key maker runs in the background: routes that use the key need it made.
   for (let i = 0; !(await t.api('GET', `/api/v1/repositories/${repository.body.id}`)).body.publicKey; i++) {
     if (i > 200) throw new Error('no deploy key after 10 s');
@@ -211,6 +220,7 @@ async function fixture(withRun: boolean): Promise<Fixture> {
     runner_token: registration.body.id,
     repository: repository.body.id,
     secret: projectSecret.body.id,
+    trigger: trigger.body.id,
     registrationToken: registration.body.token,
     organizationName: (await t.api('GET', `/api/v1/organizations/${organizationId}`)).body.name,
     projectName: (await t.api('GET', `/api/v1/projects/${projectId}`)).body.name,

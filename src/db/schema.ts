@@ -109,6 +109,8 @@ export interface RunsTable {
   commit_sha: string | null;
   plan: Json<unknown> | null;
   rerun_of: string | null;
+  /** What a trigger started the run for (see 0012_triggers.sql); null for other runs. */
+  trigger_key: string | null;
   cancel_requested_at: Timestamp | null;
   cancel_forced: Generated<boolean>;
   canceled_by: string | null;
@@ -266,6 +268,33 @@ export interface ArtifactsTable {
   created_at: Generated<Date>;
 }
 
+export type TriggerKind = 'schedule';
+
+export interface TriggersTable {
+  id: Generated<string>;
+  workflow_id: string;
+  kind: TriggerKind;
+  source: Generated<'api' | 'file'>;
+  description: Generated<string>;
+  enabled: Generated<boolean>;
+  disabled_reason: string | null;
+  ref: string | null;
+  parameters: Json<Record<string, string>>;
+  cron: string | null;
+  timezone: Generated<string>;
+  run_at: Timestamp | null;
+  missed: Generated<'run-once' | 'skip'>;
+  next_fire_at: Timestamp | null;
+  claimed_until: Timestamp | null;
+  last_fired_at: Timestamp | null;
+  last_run_id: string | null;
+  last_error: string | null;
+  failures: Generated<number>;
+  created_by: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
 export interface Database {
   users: UsersTable;
   api_tokens: ApiTokensTable;
@@ -286,6 +315,7 @@ export interface Database {
   repositories: RepositoriesTable;
   secrets: SecretsTable;
   artifacts: ArtifactsTable;
+  triggers: TriggersTable;
 }
 
 export type Run = Selectable<RunsTable>;

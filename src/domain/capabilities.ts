@@ -32,6 +32,9 @@ export const CAPABILITIES = {
   'secret.read': 'member',
   'secret.write': 'manager',
   'secret.delete': 'manager',
+  'trigger.read': 'guest',
+  /** Schedules start runs as the project's members could by hand. */
+  'trigger.write': 'member',
   'run.read': 'guest',
   'run.start': 'member',
   'run.cancel': 'member',

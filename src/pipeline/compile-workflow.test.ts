@@ -373,7 +373,7 @@ describe('compileWorkflow', () => {
         yaml(
           'on:',
           '  pull_request: {}',
-          '  schedule: [{cron: "0 3 * *"}]',
+          '  schedule: [{cron: "0 3 * *"}, {cron: "61 * * * *"}]',
           'jobs:',
           '  "bad id":',
           "    if: furrow.branch = 'main'",
@@ -386,7 +386,8 @@ describe('compileWorkflow', () => {
       ),
     ).toEqual([
       '2:3: unknown trigger "pull_request" in on (allowed: push, tag, schedule, webhook, manual, workflow_dispatch)',
-      '3:21: on.schedule[0].cron "0 3 * *" must have 5 fields (minute hour day month weekday) or 6 (with seconds first)',
+      '3:21: on.schedule[0].cron "0 3 * *" has 4 fields; write 5 (minute hour day month weekday), 6 with seconds first, or a macro such as @daily',
+      '3:40: on.schedule[1].cron "61 * * * *" is not a cron expression: invalid value for minute: 61',
       '5:3: job id "bad id" must start with a letter or _ and contain only letters, digits, _ and -',
       '6:9: jobs.bad id.if: unexpected "=" at column 15 of the expression',
       '7:20: jobs.bad id.retry.count must be a whole number of attempts between 0 and 10',

@@ -1,3 +1,4 @@
+import { cronProblem, isTimeZone } from '../domain/schedule-times.js';
 import { didYouMean } from './did-you-mean.js';
 import type { ManualInput, PushFilter, WorkflowTriggers } from './workflow-model.js';
 import { keyOf, type Field, type YamlReader } from './yaml-reader.js';
@@ -84,25 +85,17 @@ function readSchedule(field: Field, reader: YamlReader): WorkflowTriggers['sched
       continue;
     }
     const cron = reader.string(cronField);
-    if (cron !== undefined && !/^(\S+\s+){4,5}\S+$/.test(cron.trim())) {
-      reader.report(cronField, `${cronField.path} "${cron}" must have 5 fields (minute hour day month weekday) or 6 (with seconds first)`);
-      continue;
-    }
     const zoneField = fields.get('timezone');
     const timezone = zoneField ? reader.string(zoneField) : null;
-    if (timezone && !isTimeZone(timezone)) reader.report(zoneField!, `${zoneField!.path} "${timezone}" is not a time zone (like UTC or Europe/Berlin)`);
+    if (timezone && !isTimeZone(timezone)) {
+      reader.report(zoneField!, `${zoneField!.path} "${timezone}" is not a time zone (like UTC or Europe/Berlin)`);
+      continue;
+    }
+    const problem = cron === undefined ? undefined : cronProblem(cron, timezone ?? 'UTC');
+    if (problem) reader.report(cronField, `${cronField.path} ${problem}`);
     else if (cron !== undefined && timezone !== undefined) times.push({ cron: cron.trim(), timezone });
   }
   return times;
-}
-
-function isTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function readInputs(field: Field, reader: YamlReader): Record<string, ManualInput> {

@@ -11,6 +11,7 @@ import { FURROW_VERSION } from '../protocol/version.js';
 import { activityRoutes } from './api/activity-routes.js';
 import { artifactRoutes } from './api/artifact-routes.js';
 import { environmentRoutes } from './api/environment-routes.js';
+import { triggerRoutes } from './api/trigger-routes.js';
 import { healthRoutes } from './api/health-routes.js';
 import { memberRoutes } from './api/member-routes.js';
 import { organizationRoutes } from './api/organization-routes.js';
@@ -105,6 +106,7 @@ export async function buildApp(res: Resources): Promise<FastifyInstance> {
       await api.register(projectRoutes, { res });
       await api.register(memberRoutes, { res });
       await api.register(environmentRoutes, { res });
+      await api.register(triggerRoutes, { res });
       await api.register(repositoryRoutes, { res });
       await api.register(secretRoutes, { res });
       await api.register(workflowRoutes, { res });

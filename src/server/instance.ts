@@ -14,6 +14,7 @@ import { PgListener } from './live/pg-listener.js';
 import type { Resources } from './resources.js';
 import { SecretBox } from './secrets/secret-box.js';
 import { LogStore } from './store/log-store.js';
+import { startScheduleClock } from './triggers/schedule-clock.js';
 import { migrateTaskQueue, startWorkers } from './workers/start-workers.js';
 
 export interface Instance {
@@ -64,6 +65,8 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
     await taskQueueMigrated;
     const workers = await startWorkers(resources);
     opened.push(() => workers.stop());
+    const clock = startScheduleClock(resources);
+    opened.push(() => clock.stop());
     const app = await buildApp(resources);
     let appClosed: Promise<void> | undefined;
     const closeApp = () => (appClosed ??= app.close());
@@ -98,6 +101,7 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
         // Remote runners cannot renew their leases while this server stops (and until one is back):
         // nothing here may end their jobs, and the next watch bridges the time missed.
         await workers.stopLeaseWatch();
+        await clock.stop(); // no run starts by itself while this instance stops
         // Stop accepting; the in-process runner still reaches the gateway while it drains.
         closeApp().catch(() => undefined); // awaited, and its failure ignored, by closeOpened below
         if (runner) {

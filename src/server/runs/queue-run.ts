@@ -38,6 +38,11 @@ export interface QueueRunInput {
   maxJobs: number;
   /** A re-run of `runId`; `keep` maps instance keys to the ids of the jobs whose success stands. */
   rerun?: { runId: string; keep: Map<string, string> };
+  /**
+   * What a trigger starts the run for (a schedule's fire time): the workflow's run of that key,
+   * if there is one, is the answer instead of a new run.
+   */
+  triggerKey?: string;
 }
 
 function branchAndTag(ref: string | null): { branch: string | null; tag: string | null } {
@@ -93,6 +98,8 @@ export async function queueRun(db: Db, input: QueueRunInput) {
   });
   // A re-run repeats parameters that passed these checks when its run started.
   if (!input.rerun) await checkRunParameters(db, wf.project_id, input, jobEnvironments);
+  const started = input.triggerKey === undefined ? undefined : await runOfTrigger(db, wf.id, input.triggerKey);
+  if (started) return started;
   // The number is taken in a statement of its own, after the checks: the workflow's row is
   // locked for that statement only, so runs of one workflow queue side by side. A run whose
   // queueing fails after this (the database went away) leaves a gap in the numbers.
@@ -102,7 +109,18 @@ export async function queueRun(db: Db, input: QueueRunInput) {
     .where('id', '=', wf.id)
     .returning('run_counter')
     .executeTakeFirstOrThrow();
-  return inTransaction(db, (tx) => insertRun(tx, input, { wf, runEnvironment, jobEnvironments, next }));
+  try {
+    return await inTransaction(db, (tx) => insertRun(tx, input, { wf, runEnvironment, jobEnvironments, next }));
+  } catch (err) {
+    // Another instance started the same trigger's run meanwhile (this one's number stays a gap).
+    const raced = (err as { constraint?: string }).constraint === 'runs_trigger_key' ? await runOfTrigger(db, wf.id, input.triggerKey!) : undefined;
+    if (raced) return raced;
+    throw err;
+  }
+}
+
+function runOfTrigger(db: Db, workflowId: string, triggerKey: string) {
+  return db.selectFrom('runs').select(runColumns).where('workflow_id', '=', workflowId).where('trigger_key', '=', triggerKey).executeTakeFirst();
 }
 
 interface QueuedWorkflow {
@@ -160,6 +178,7 @@ async function insertRun(tx: Tx, input: QueueRunInput, { wf, runEnvironment, job
       commit_sha: commit,
       plan: JSON.stringify(plan),
       rerun_of: input.rerun?.runId ?? null,
+      trigger_key: input.triggerKey ?? null,
     })
     .returning(runColumns)
     .executeTakeFirstOrThrow();

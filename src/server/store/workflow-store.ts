@@ -1,9 +1,12 @@
 import { sql } from 'kysely';
-import type { Db } from '../../db/database.js';
+import type { Db, Tx } from '../../db/database.js';
 import { inTransaction } from '../../db/transaction.js';
+import { nextFireAfter } from '../../domain/schedule-times.js';
+import type { CompiledWorkflow } from '../../pipeline/workflow-model.js';
 import { AppError } from '../app-error.js';
 import { compileOrThrow } from '../triggers/workflow-plan.js';
 import { recordActivity, type ProjectContext as Ctx } from './activity-store.js';
+import { syncFileSchedules } from './trigger-store.js';
 
 const columns = [
   'id',
@@ -62,7 +65,7 @@ async function checkSource(db: Db, projectId: string, input: Partial<WorkflowInp
     const details = given.length === 0 ? [{ field: 'script', message: 'give script, definition or path' }] : given.map((field) => ({ field, message: 'only one of script, definition and path may be given' }));
     throw new AppError('validation_failed', 'Give exactly one of script, definition and path.', details);
   }
-  if (input.definition !== undefined) compileOrThrow(input.definition, `${input.name ?? 'workflow'}.yml`);
+  const compiled = input.definition !== undefined ? compileOrThrow(input.definition, `${input.name ?? 'workflow'}.yml`) : undefined;
   const repositoryId = input.repositoryId !== undefined ? input.repositoryId : current?.repositoryId;
   const path = input.path ?? (given.length === 0 ? current?.path : undefined);
   if (path && !repositoryId) throw new AppError('validation_failed', 'A workflow file needs the repository it is read from.', [{ field: 'repositoryId', message: 'required with path' }]);
@@ -70,6 +73,18 @@ async function checkSource(db: Db, projectId: string, input: Partial<WorkflowInp
     const repo = await db.selectFrom('repositories').select('id').where('id', '=', input.repositoryId).where('project_id', '=', projectId).executeTakeFirst();
     if (!repo) throw new AppError('validation_failed', 'repositoryId does not name a repository of this project.', [{ field: 'repositoryId', message: 'no such repository in this project' }]);
   }
+  return compiled;
+}
+
+/**
+ * The schedules of the workflow's `on.schedule`, when its source changes: a definition's, or none
+ * (a script has no `on`, and a file's are not read yet).
+ */
+async function syncSchedules(tx: Tx, workflowId: string, input: Partial<WorkflowInput>, compiled: CompiledWorkflow | undefined) {
+  if (input.script === undefined && input.definition === undefined && input.path === undefined) return;
+  const now = new Date();
+  const schedules = (compiled?.on.schedule ?? []).map(({ cron, timezone }) => ({ cron, timezone: timezone ?? 'UTC' }));
+  await syncFileSchedules(tx, workflowId, schedules.map((spec) => ({ ...spec, nextFireAt: nextFireAfter(spec, now) })));
 }
 
 async function checkEnvironment(db: Db, projectId: string, environmentId: string | null | undefined) {
@@ -81,7 +96,7 @@ async function checkEnvironment(db: Db, projectId: string, environmentId: string
 export function createWorkflow(db: Db, ctx: Ctx, input: WorkflowInput) {
   return inTransaction(db, async (tx) => {
     await checkEnvironment(tx, ctx.projectId, input.defaultEnvironmentId);
-    await checkSource(tx, ctx.projectId, input);
+    const compiled = await checkSource(tx, ctx.projectId, input);
     const wf = await tx
       .insertInto('workflows')
       .values({
@@ -94,6 +109,7 @@ export function createWorkflow(db: Db, ctx: Ctx, input: WorkflowInput) {
       })
       .returning(columns)
       .executeTakeFirstOrThrow();
+    await syncSchedules(tx, wf.id, input, compiled);
     await recordActivity(tx, { type: 'workflow.created', organizationId: ctx.organizationId, projectId: ctx.projectId, actorUserId: ctx.actorUserId, subjectType: 'workflow', subjectId: wf.id, payload: { name: wf.name } });
     return wf;
   });
@@ -111,7 +127,7 @@ export function updateWorkflow(db: Db, ctx: Ctx, id: string, input: Partial<Work
   return inTransaction(db, async (tx) => {
     await checkEnvironment(tx, ctx.projectId, input.defaultEnvironmentId);
     const current = await tx.selectFrom('workflows').select(['repository_id as repositoryId', 'path']).where('id', '=', id).executeTakeFirstOrThrow();
-    await checkSource(tx, ctx.projectId, input, current);
+    const compiled = await checkSource(tx, ctx.projectId, input, current);
     const wf = await tx
       .updateTable('workflows')
       .set({
@@ -125,6 +141,7 @@ export function updateWorkflow(db: Db, ctx: Ctx, id: string, input: Partial<Work
       .where('id', '=', id)
       .returning(columns)
       .executeTakeFirstOrThrow();
+    await syncSchedules(tx, id, input, compiled);
     await recordActivity(tx, { type: 'workflow.updated', organizationId: ctx.organizationId, projectId: ctx.projectId, actorUserId: ctx.actorUserId, subjectType: 'workflow', subjectId: id, payload: { name: wf.name } });
     return wf;
   });

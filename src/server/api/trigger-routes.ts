@@ -1,0 +1,113 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { MISSED_POLICIES, upcomingFires } from '../../domain/schedule-times.js';
+import { AppError, notFound } from '../app-error.js';
+import { projectContext } from '../auth/access-plugin.js';
+import type { Resources } from '../resources.js';
+import { createSchedule, deleteTrigger, getTrigger, listTriggers, scheduleFields, updateSchedule, type ScheduleFields } from '../store/trigger-store.js';
+import { applyScheduleInput, NEW_SCHEDULE, specOf } from '../triggers/schedule-input.js';
+import { IdParams, VariableMap } from './schemas.js';
+
+const Cron = Type.String({ minLength: 1, maxLength: 200, description: 'A cron expression: 5 fields (minute hour day month weekday), 6 with seconds first, or a macro (@hourly, @daily, @weekly, @monthly, @yearly)' });
+const At = Type.String({ minLength: 1, maxLength: 100, description: 'A one-off time: an ISO date and time, "now + 15 minutes", "14:30", "tomorrow 02:00"' });
+const TimeZone = Type.String({ minLength: 1, maxLength: 64, description: 'The time zone of the cron expression or one-off time (IANA name; default UTC)' });
+const ScheduleFieldsBody = {
+  cron: Type.Optional(Cron),
+  at: Type.Optional(At),
+  timezone: Type.Optional(TimeZone),
+  description: Type.Optional(Type.String({ maxLength: 500 })),
+  missed: Type.Optional(Type.Union(MISSED_POLICIES.map((p) => Type.Literal(p)), { description: 'After downtime: run once for the latest missed time (run-once), or skip (skip)' })),
+  ref: Type.Optional(Type.Union([Type.Null(), Type.String({ minLength: 1, maxLength: 255, pattern: '^(?!-)[^\\s~^:?*\\[\\\\]+$', description: 'Branch or tag the runs use (default: the repository’s default branch)' })])),
+  parameters: Type.Optional(VariableMap),
+  enabled: Type.Optional(Type.Boolean()),
+};
+const CreateBody = Type.Object({ kind: Type.Literal('schedule'), ...ScheduleFieldsBody }, { additionalProperties: false });
+const UpdateBody = Type.Object(ScheduleFieldsBody, { additionalProperties: false });
+const CountQuery = Type.Object({ count: Type.Integer({ minimum: 1, maximum: 100, default: 10 }) }, { additionalProperties: false });
+const PreviewBody = Type.Object({ cron: Type.Optional(Cron), at: Type.Optional(At), timezone: Type.Optional(TimeZone), count: Type.Integer({ minimum: 1, maximum: 100, default: 10 }) }, { additionalProperties: false });
+const byTrigger = { kind: 'trigger', param: 'id' } as const;
+
+/** How many coming fire times a trigger shows. */
+const SHOWN_FIRES = 5;
+
+type Trigger = NonNullable<Awaited<ReturnType<typeof getTrigger>>>;
+
+/** The coming fire times of a schedule: none while it is disabled. */
+function upcoming(f: Pick<ScheduleFields, 'enabled' | 'nextFireAt' | 'cron' | 'timezone' | 'at'>, count: number): Date[] {
+  if (!f.enabled || !f.nextFireAt) return [];
+  return [f.nextFireAt, ...upcomingFires(specOf(f), f.nextFireAt, count - 1)].slice(0, count);
+}
+
+/** A trigger as the API shows it, with its coming fire times. */
+function withUpcoming(t: Trigger, count = SHOWN_FIRES) {
+  return { ...t, upcoming: upcoming({ ...t, at: t.at as Date | null, nextFireAt: t.nextFireAt as Date | null }, count) };
+}
+
+const fromFile = () =>
+  new AppError('conflict', 'This schedule comes from the workflow file’s on.schedule: change the file to change or remove it; here it can only be enabled or disabled.');
+
+export const triggerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (app, { res }) => {
+  const { db } = res.database;
+  const tags = ['triggers'];
+
+  app.post(
+    '/workflows/:id/triggers',
+    { config: { access: { capability: 'trigger.write', scope: { kind: 'workflow', param: 'id' } } }, schema: { tags, summary: 'Add a schedule to a workflow (201)', params: IdParams, body: CreateBody } },
+    async (req, reply) => {
+      const { kind: _kind, ...input } = req.body;
+      const fields = applyScheduleInput(NEW_SCHEDULE, input, new Date());
+      return reply.status(201).send(withUpcoming(await createSchedule(db, projectContext(req), req.params.id, fields)));
+    },
+  );
+
+  app.get(
+    '/workflows/:id/triggers',
+    { config: { access: { capability: 'trigger.read', scope: { kind: 'workflow', param: 'id' } } }, schema: { tags, summary: 'The triggers of a workflow: its API ones and those of its file', params: IdParams } },
+    async (req) => ({ items: (await listTriggers(db, req.params.id)).map((t) => withUpcoming(t)) }),
+  );
+
+  app.get('/triggers/:id', { config: { access: { capability: 'trigger.read', scope: byTrigger } }, schema: { tags, summary: 'A trigger, with its next fire times', params: IdParams } }, async (req) => {
+    const t = await getTrigger(db, req.params.id);
+    if (!t) throw notFound('Trigger');
+    return withUpcoming(t);
+  });
+
+  app.get(
+    '/triggers/:id/upcoming',
+    { config: { access: { capability: 'trigger.read', scope: byTrigger } }, schema: { tags, summary: 'The next fire times of a schedule', params: IdParams, querystring: CountQuery } },
+    async (req) => {
+      const t = await getTrigger(db, req.params.id);
+      if (!t) throw notFound('Trigger');
+      return { items: withUpcoming(t, req.query.count).upcoming };
+    },
+  );
+
+  app.patch(
+    '/triggers/:id',
+    { config: { access: { capability: 'trigger.write', scope: byTrigger } }, schema: { tags, summary: 'Change, enable or disable a schedule', params: IdParams, body: UpdateBody } },
+    async (req) => {
+      const current = await scheduleFields(db, req.params.id);
+      if (!current) throw notFound('Trigger');
+      if (current.source === 'file' && Object.keys(req.body).some((k) => k !== 'enabled')) throw fromFile();
+      const fields = applyScheduleInput(current, req.body, new Date());
+      return withUpcoming(await updateSchedule(db, projectContext(req), req.params.id, fields));
+    },
+  );
+
+  app.delete('/triggers/:id', { config: { access: { capability: 'trigger.write', scope: byTrigger } }, schema: { tags, summary: 'Remove a trigger', params: IdParams } }, async (req, reply) => {
+    const current = await scheduleFields(db, req.params.id);
+    if (!current) throw notFound('Trigger');
+    if (current.source === 'file') throw fromFile();
+    await deleteTrigger(db, projectContext(req), req.params.id);
+    return reply.status(204).send();
+  });
+
+  app.post(
+    '/schedules/preview',
+    { config: { access: { capability: 'authenticated' } }, schema: { tags, summary: 'The fire times a cron expression or one-off time would give, without storing anything', body: PreviewBody } },
+    async (req) => {
+      const { count, ...input } = req.body;
+      return { items: upcoming(applyScheduleInput(NEW_SCHEDULE, input, new Date()), count) };
+    },
+  );
+};

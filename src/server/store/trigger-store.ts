@@ -1,0 +1,221 @@
+import { sql } from 'kysely';
+import type { Db, Tx } from '../../db/database.js';
+import { inTransaction } from '../../db/transaction.js';
+import type { MissedPolicy } from '../../domain/schedule-times.js';
+import { recordActivity, type ProjectContext } from './activity-store.js';
+
+/** A trigger as the API shows it (a schedule's fields; other kinds will add theirs). */
+export const triggerColumns = [
+  'triggers.id',
+  'triggers.workflow_id as workflowId',
+  'triggers.kind',
+  'triggers.source',
+  'triggers.description',
+  'triggers.enabled',
+  'triggers.disabled_reason as disabledReason',
+  'triggers.ref',
+  'triggers.parameters',
+  'triggers.cron',
+  'triggers.timezone',
+  'triggers.run_at as at',
+  'triggers.missed',
+  'triggers.next_fire_at as nextFireAt',
+  'triggers.last_fired_at as lastFiredAt',
+  'triggers.last_run_id as lastRunId',
+  'triggers.last_error as lastError',
+  'triggers.created_at as createdAt',
+  'triggers.updated_at as updatedAt',
+] as const;
+
+/** When a schedule fires (a cron expression or one instant), and what its runs get. */
+interface ScheduleTimes {
+  cron: string | null;
+  timezone: string;
+  at: Date | null;
+  missed: MissedPolicy;
+  ref: string | null;
+  parameters: Record<string, string>;
+}
+
+/** What a schedule is made of. */
+export interface ScheduleFields extends ScheduleTimes {
+  description: string;
+  enabled: boolean;
+  /** When it fires next (null while disabled or done). */
+  nextFireAt: Date | null;
+}
+
+/** Tells every instance's schedule clock to look again (on commit). */
+const wakeClocks = (tx: Tx) => sql`SELECT pg_notify('furrow_triggers', '')`.execute(tx);
+
+function row(f: ScheduleFields) {
+  return {
+    description: f.description,
+    cron: f.cron,
+    timezone: f.timezone,
+    run_at: f.at,
+    missed: f.missed,
+    ref: f.ref,
+    parameters: JSON.stringify(f.parameters),
+    enabled: f.enabled,
+    disabled_reason: null,
+    next_fire_at: f.enabled ? f.nextFireAt : null,
+  };
+}
+
+const log = (tx: Tx, ctx: ProjectContext, type: string, id: string, payload: Record<string, unknown>) =>
+  recordActivity(tx, { type, organizationId: ctx.organizationId, projectId: ctx.projectId, actorUserId: ctx.actorUserId, subjectType: 'trigger', subjectId: id, payload });
+
+export function createSchedule(db: Db, ctx: ProjectContext, workflowId: string, fields: ScheduleFields) {
+  return inTransaction(db, async (tx) => {
+    const trigger = await tx
+      .insertInto('triggers')
+      .values({ workflow_id: workflowId, kind: 'schedule', created_by: ctx.actorUserId, ...row(fields) })
+      .returning(triggerColumns)
+      .executeTakeFirstOrThrow();
+    await log(tx, ctx, 'trigger.created', trigger.id, { workflowId, kind: 'schedule', cron: fields.cron, at: fields.at });
+    await wakeClocks(tx);
+    return trigger;
+  });
+}
+
+export function listTriggers(db: Db, workflowId: string) {
+  return db.selectFrom('triggers').select(triggerColumns).where('workflow_id', '=', workflowId).orderBy('created_at').orderBy('id').execute();
+}
+
+export function getTrigger(db: Db, id: string) {
+  return db.selectFrom('triggers').select(triggerColumns).where('id', '=', id).executeTakeFirst();
+}
+
+/** A schedule's fields as stored, for a change to start from. */
+export async function scheduleFields(db: Db, id: string): Promise<(ScheduleFields & { source: 'api' | 'file' }) | undefined> {
+  const t = await db.selectFrom('triggers').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!t) return undefined;
+  const at = t.run_at as Date | null;
+  return { source: t.source, description: t.description, cron: t.cron, timezone: t.timezone, at, missed: t.missed, ref: t.ref, parameters: t.parameters, enabled: t.enabled, nextFireAt: t.next_fire_at as Date | null };
+}
+
+/** Stores a schedule's new fields; a change of its times or a re-enable starts its count afresh. */
+export function updateSchedule(db: Db, ctx: ProjectContext, id: string, fields: ScheduleFields) {
+  return inTransaction(db, async (tx) => {
+    const trigger = await tx
+      .updateTable('triggers')
+      .set({ ...row(fields), claimed_until: null, failures: 0, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .returning(triggerColumns)
+      .executeTakeFirstOrThrow();
+    await log(tx, ctx, 'trigger.updated', id, { enabled: fields.enabled, cron: fields.cron, at: fields.at });
+    await wakeClocks(tx);
+    return trigger;
+  });
+}
+
+export function deleteTrigger(db: Db, ctx: ProjectContext, id: string) {
+  return inTransaction(db, async (tx) => {
+    const t = await tx.deleteFrom('triggers').where('id', '=', id).returning(['workflow_id', 'kind']).executeTakeFirstOrThrow();
+    await log(tx, ctx, 'trigger.deleted', id, { workflowId: t.workflow_id, kind: t.kind });
+    await wakeClocks(tx);
+  });
+}
+
+/**
+ * Replaces the schedules a workflow file gives (`on.schedule`) with `schedules`, in the
+ * transaction that stores the file: those that stay keep their state, the others go.
+ */
+export async function syncFileSchedules(tx: Tx, workflowId: string, schedules: { cron: string; timezone: string; nextFireAt: Date | null }[]): Promise<void> {
+  const kept = await tx.selectFrom('triggers').select(['id', 'cron', 'timezone']).where('workflow_id', '=', workflowId).where('source', '=', 'file').execute();
+  const key = (s: { cron: string | null; timezone: string }) => `${s.timezone} ${s.cron}`;
+  const wanted = new Map(schedules.map((s) => [key(s), s]));
+  const gone = kept.filter((k) => !wanted.has(key(k))).map((k) => k.id);
+  if (gone.length > 0) await tx.deleteFrom('triggers').where('id', 'in', gone).execute();
+  for (const k of kept) wanted.delete(key(k));
+  if (wanted.size > 0) {
+    await tx
+      .insertInto('triggers')
+      .values([...wanted.values()].map((s) => ({ workflow_id: workflowId, kind: 'schedule' as const, source: 'file' as const, cron: s.cron, timezone: s.timezone, parameters: '{}', next_fire_at: s.nextFireAt })))
+      .execute();
+  }
+  if (gone.length > 0 || wanted.size > 0) await wakeClocks(tx);
+}
+
+/** A due schedule as the clock takes it, with the database's time of the claim. */
+export interface DueSchedule extends ScheduleTimes {
+  id: string;
+  workflowId: string;
+  projectId: string;
+  organizationId: string;
+  due: Date;
+  failures: number;
+  now: Date;
+}
+
+/**
+ * Takes up to `limit` due schedules for `holdSeconds`: no other instance takes them meanwhile,
+ * and if this one dies with them, another takes them once the hold has passed.
+ */
+export async function claimDueSchedules(db: Db, limit: number, holdSeconds: number): Promise<DueSchedule[]> {
+  const { rows } = await sql<DueSchedule>`
+    UPDATE triggers t SET claimed_until = now() + make_interval(secs => ${holdSeconds})
+    FROM (SELECT id FROM triggers WHERE next_fire_at <= now() AND enabled AND (claimed_until IS NULL OR claimed_until <= now())
+          ORDER BY next_fire_at LIMIT ${limit} FOR UPDATE SKIP LOCKED) due, workflows w, projects p
+    WHERE t.id = due.id AND w.id = t.workflow_id AND p.id = w.project_id
+    RETURNING t.id, t.workflow_id AS "workflowId", p.id AS "projectId", p.organization_id AS "organizationId", t.cron, t.timezone,
+      t.run_at AS at, t.missed, t.ref, t.parameters, t.next_fire_at AS due, t.failures, now() AS now`.execute(db);
+  return rows;
+}
+
+/** How a fire went: the run it started, or why none; `next` is the time to wait for after it. */
+export interface FireOutcome {
+  next: Date | null;
+  firedFor: Date | null;
+  runId: string | null;
+  /** Why no run started (the run start's error, or the missed fires skipped). */
+  error: string | null;
+  /** Why the schedule stops firing, when it does. */
+  disabledReason: string | null;
+  activity: { type: 'trigger.skipped' | 'trigger.failed'; payload: Record<string, unknown> } | null;
+}
+
+/**
+ * Moves a schedule past the fire time `due` it was claimed for and lets go of it, unless it
+ * changed meanwhile (then its new times stand). The activity rides along.
+ */
+export function finishFire(db: Db, s: DueSchedule, o: FireOutcome) {
+  return inTransaction(db, async (tx) => {
+    const moved = await tx
+      .updateTable('triggers')
+      .set({
+        next_fire_at: o.disabledReason ? null : o.next,
+        enabled: o.disabledReason ? false : sql<boolean>`enabled`,
+        disabled_reason: o.disabledReason,
+        last_fired_at: o.firedFor ?? sql<Date>`last_fired_at`,
+        last_run_id: o.runId ?? sql<string>`last_run_id`,
+        last_error: o.error,
+        failures: 0,
+        claimed_until: null,
+      })
+      .where('id', '=', s.id)
+      .where('next_fire_at', '=', s.due)
+      .executeTakeFirst();
+    if (moved.numUpdatedRows === 0n || !o.activity) return;
+    await recordActivity(tx, { type: o.activity.type, organizationId: s.organizationId, projectId: s.projectId, actorUserId: null, subjectType: 'trigger', subjectId: s.id, payload: { workflowId: s.workflowId, ...o.activity.payload } });
+  });
+}
+
+/** Lets another try of a fire that failed for a passing reason come after `delaySeconds`. */
+export async function retryFireLater(db: Db, s: DueSchedule, delaySeconds: number, error: string): Promise<void> {
+  await db
+    .updateTable('triggers')
+    .set({ claimed_until: sql`now() + make_interval(secs => ${delaySeconds})`, failures: s.failures + 1, last_error: error })
+    .where('id', '=', s.id)
+    .where('next_fire_at', '=', s.due)
+    .execute();
+}
+
+/** Milliseconds until the next schedule can be taken (0: now), or null when none waits. */
+export async function msUntilNextFire(db: Db): Promise<number | null> {
+  const { rows } = await sql<{ ms: number | null }>`
+    SELECT greatest(0, extract(epoch FROM min(greatest(next_fire_at, coalesce(claimed_until, next_fire_at))) - now()) * 1000)::float8 AS ms
+    FROM triggers WHERE next_fire_at IS NOT NULL AND enabled`.execute(db);
+  return rows[0]?.ms ?? null;
+}

@@ -1,0 +1,55 @@
+import { isTransientDatabaseError } from '../../db/transient-error.js';
+import { decideFire } from '../../domain/schedule-times.js';
+import { AppError } from '../app-error.js';
+import { startRun, type RunStartDeps } from '../runs/start-run.js';
+import { finishFire, retryFireLater, type DueSchedule, type FireOutcome } from '../store/trigger-store.js';
+import { specOf } from './schedule-input.js';
+
+/** The wait before another try of a fire that failed for a passing reason: 2, 4, 8 … 60 s. */
+export const retryDelaySeconds = (failures: number) => Math.min(60, 2 ** (failures + 1));
+
+/**
+ * Whether a failed start may succeed if tried again: the database or the repository was out of
+ * reach. Anything else (the workflow file is broken, a parameter is refused) fails this fire.
+ */
+function passing(err: unknown): boolean {
+  return err instanceof AppError ? err.status >= 500 : isTransientDatabaseError(err);
+}
+
+/**
+ * Fires a due schedule that this instance claimed: decides with its missed policy, starts the
+ * run through the one start entry point (keyed by the fire time, so that a second start for it
+ * finds the first run), and moves the schedule on. A start that failed for a passing reason is
+ * tried again later (a fire that then comes too late counts as missed); one that failed for good
+ * is recorded on the schedule and as `trigger.failed`, and the schedule waits for its next time.
+ */
+export async function fireSchedule(deps: RunStartDeps, s: DueSchedule): Promise<void> {
+  const decision = decideFire(specOf(s), s.due, s.now, s.missed);
+  const done = (reason: string) => (decision.next === null ? reason : null);
+  const outcome: FireOutcome = { next: decision.next, firedFor: decision.fireFor, runId: null, error: null, disabledReason: null, activity: null };
+  if (!decision.fireFor) {
+    outcome.error = `missed the fire time ${s.due.toISOString()} (no server could fire it) and skipped it, as the schedule says`;
+    outcome.disabledReason = done('its one fire time was missed and skipped');
+    outcome.activity = { type: 'trigger.skipped', payload: { due: s.due.toISOString() } };
+    return finishFire(deps.database.db, s, outcome);
+  }
+  const scheduledFor = decision.fireFor.toISOString();
+  try {
+    const run = await startRun(deps, {
+      workflowId: s.workflowId,
+      target: { ref: s.ref ?? undefined, event: 'schedule' },
+      parameters: s.parameters,
+      reason: { type: 'schedule', triggerId: s.id, scheduledFor, ...(decision.missed ? { late: true } : {}) },
+      actorUserId: null,
+      triggerKey: `schedule:${s.id}:${scheduledFor}`,
+    });
+    outcome.runId = run.id;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (passing(err)) return retryFireLater(deps.database.db, s, retryDelaySeconds(s.failures), message);
+    outcome.error = `the run for ${scheduledFor} did not start: ${message}`;
+    outcome.activity = { type: 'trigger.failed', payload: { scheduledFor, code: err instanceof AppError ? err.code : 'error', message } };
+  }
+  outcome.disabledReason = done('it fired at its one time');
+  await finishFire(deps.database.db, s, outcome);
+}

@@ -1,0 +1,84 @@
+import type { Resources } from '../resources.js';
+import { claimDueSchedules, msUntilNextFire } from '../store/trigger-store.js';
+import { fireSchedule } from './fire-schedule.js';
+
+/** Due schedules one round takes, and how many of them fire at once. */
+const BATCH = 32;
+const PARALLEL = 4;
+/** How long a claimed fire is this instance's; if it dies with it, another fires it after this. */
+const HOLD_SECONDS = 120;
+/** The longest the clock sleeps without looking, in case a wake-up was lost. */
+const MAX_SLEEP_MS = 30_000;
+
+export interface ScheduleClock {
+  /** Stops taking fires, and waits for the round in progress. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Fires schedules when their time comes, on every instance: each due fire is claimed by one of
+ * them (see claimDueSchedules). Between rounds the clock sleeps until the next fire time the
+ * database holds, or until a change of a schedule (`furrow_triggers`) or the listener's reconnect
+ * wakes it.
+ */
+export function startScheduleClock(res: Pick<Resources, 'database' | 'secretBox' | 'config' | 'listener' | 'logger'>): ScheduleClock {
+  const { db } = res.database;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let wake: (() => void) | undefined;
+  // A nudge during a round is kept for the sleep after it: the change may have come after the
+  // round looked.
+  let nudged = false;
+  const nudge = () => (wake ? wake() : (nudged = true));
+  res.listener.on('furrow_triggers', nudge);
+  res.listener.on('reconnect', nudge);
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (nudged) {
+        nudged = false;
+        return resolve();
+      }
+      wake = () => {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      };
+      timer = setTimeout(wake, ms);
+    });
+
+  /** Fires what is due; true when more may be due at once. */
+  const round = async (): Promise<boolean> => {
+    const due = await claimDueSchedules(db, BATCH, HOLD_SECONDS);
+    for (let i = 0; i < due.length; i += PARALLEL) {
+      await Promise.all(
+        due.slice(i, i + PARALLEL).map((s) => fireSchedule(res, s).catch((err: Error) => res.logger.warn({ err, triggerId: s.id }, 'a schedule could not fire; it is tried again once its hold has passed'))),
+      );
+    }
+    return due.length === BATCH;
+  };
+
+  const loop = (async () => {
+    while (!stopped) {
+      let waitMs = MAX_SLEEP_MS;
+      try {
+        if (await round()) continue;
+        waitMs = Math.min(MAX_SLEEP_MS, (await msUntilNextFire(db)) ?? MAX_SLEEP_MS);
+      } catch (err) {
+        res.logger.warn({ err }, 'the schedule clock could not reach the database; it tries again in a second');
+        waitMs = 1000;
+      }
+      if (!stopped) await sleep(waitMs);
+    }
+  })();
+
+  return {
+    async stop() {
+      stopped = true;
+      res.listener.off('furrow_triggers', nudge);
+      res.listener.off('reconnect', nudge);
+      nudge();
+      await loop;
+    },
+  };
+}
