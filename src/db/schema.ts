@@ -68,9 +68,13 @@ export interface EnvironmentsTable {
   name: string;
   variables: Json<Record<string, string>>;
   requires_approval: Generated<boolean>;
+  /** The group its jobs join when they name none (see 0013_environment_concurrency.sql). */
+  concurrency: EnvironmentConcurrency | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
+
+export type EnvironmentConcurrency = 'queue' | 'supersede' | 'cancel-in-progress';
 
 export interface WorkflowsTable {
   id: Generated<string>;

@@ -367,6 +367,17 @@ describe('compileWorkflow', () => {
     ]);
   });
 
+  it('reads a supersede group, and refuses one that also cancels in progress', () => {
+    const wf = compile(yaml('concurrency: {group: deploy, supersede: true}', 'jobs:', '  a:', '    steps: [{run: x}]', '  b:', '    concurrency: {group: other, supersede: false}', '    steps: [{run: x}]'));
+    expect(wf.jobs.map((j) => j.concurrency)).toEqual([
+      { group: 'deploy', cancelInProgress: false, supersede: true },
+      { group: 'other', cancelInProgress: false },
+    ]);
+    expect(problems(yaml('concurrency: {group: deploy, cancel-in-progress: true, supersede: true}', 'jobs:', '  a:', '    steps: [{run: x}]'))).toEqual([
+      '1:67: concurrency takes cancel-in-progress or supersede, not both',
+    ]);
+  });
+
   it('reports invalid if expressions, triggers and settings, all at once', () => {
     expect(
       problems(

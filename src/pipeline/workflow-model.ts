@@ -81,7 +81,7 @@ export interface CompiledJob {
   image: string | null;
   /** Name of the project environment the job runs in (its variables, secrets and protection). */
   environment: string | null;
-  concurrency: { group: string; cancelInProgress: boolean } | null;
+  concurrency: Concurrency | null;
   /** Matrix instances of this job that may run at once (null: no limit). */
   maxParallel: number | null;
   /** When one matrix instance fails, the others are canceled (GitHub's default: true). */
@@ -92,12 +92,24 @@ export interface CompiledJob {
   download: { name: string; path: string }[];
 }
 
+/**
+ * A concurrency group: its jobs (of any run of the project's workflows) run one at a time, in the
+ * order they were queued. A new run with `cancelInProgress` stops the group's unfinished jobs of
+ * other runs; with `supersede` it skips those not started yet, and lets a running one finish.
+ */
+export interface Concurrency {
+  group: string;
+  cancelInProgress: boolean;
+  /** Absent in plans stored before it existed. */
+  supersede?: boolean;
+}
+
 export interface CompiledWorkflow {
   name: string | null;
   on: WorkflowTriggers;
   env: Record<string, string>;
   /** The workflow's `concurrency`, already each job's default (see CompiledJob.concurrency). */
-  concurrency: { group: string; cancelInProgress: boolean } | null;
+  concurrency: Concurrency | null;
   /** In file order, matrix instances expanded in place. */
   jobs: CompiledJob[];
 }

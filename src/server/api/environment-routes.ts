@@ -7,7 +7,10 @@ import type { Resources } from '../resources.js';
 import { IdParams, Name, VariableMap } from './schemas.js';
 
 const RequiresApproval = Type.Boolean({ description: 'Jobs running in this environment wait until a manager approves them' });
-const CreateBody = Type.Object({ name: Name, variables: Type.Optional(VariableMap), requiresApproval: Type.Optional(RequiresApproval) }, { additionalProperties: false });
+const Concurrency = Type.Union([Type.Literal('queue'), Type.Literal('supersede'), Type.Literal('cancel-in-progress'), Type.Null()], {
+  description: 'The concurrency group of the jobs that run here and name none: queue (one at a time, in order), supersede (a newer run skips those not started), cancel-in-progress, or null (none)',
+});
+const CreateBody = Type.Object({ name: Name, variables: Type.Optional(VariableMap), requiresApproval: Type.Optional(RequiresApproval), concurrency: Type.Optional(Concurrency) }, { additionalProperties: false });
 const UpdateBody = Type.Partial(CreateBody, { additionalProperties: false });
 const byEnv = { kind: 'environment', param: 'id' } as const;
 

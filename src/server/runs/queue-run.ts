@@ -2,15 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { sql, type QueryCreator } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import { inTransaction } from '../../db/transaction.js';
-import type { Database, RunStatus } from '../../db/schema.js';
+import type { Database, EnvironmentConcurrency, RunStatus } from '../../db/schema.js';
 import { effectiveRetry } from '../../domain/job-retry.js';
 import { checkParameters } from '../../domain/run-parameters.js';
 import { evaluateCondition } from '../../pipeline/condition.js';
-import type { CompiledJob, CompiledWorkflow, ConditionContext } from '../../pipeline/workflow-model.js';
+import type { CompiledJob, CompiledWorkflow, Concurrency, ConditionContext } from '../../pipeline/workflow-model.js';
 import { AppError } from '../app-error.js';
 import { activityRow } from '../store/activity-store.js';
 import { copyArtifacts } from '../store/artifact-store.js';
-import { conditionContext, jobLabels, jobSpec, type JobEnvironment, type RunContext } from '../store/job-rows.js';
+import { conditionContext, jobConcurrency, jobLabels, jobSpec, type JobEnvironment, type RunContext } from '../store/job-rows.js';
+import { transitionJob } from '../store/job-transitions.js';
 import { runColumns } from '../store/run-store.js';
 import { lockRun } from './lock-run.js';
 import type { RunPlan } from './run-plan.js';
@@ -77,12 +78,12 @@ export async function queueRun(db: Db, input: QueueRunInput) {
       'workflows.network',
       'projects.organization_id',
       // The project's environments ride along: one round trip less on the way to a run's start.
-      sql<EnvironmentRow[]>`(SELECT coalesce(json_agg(json_build_object('id', e.id, 'name', e.name, 'variables', e.variables, 'requires_approval', e.requires_approval)), '[]')
+      sql<EnvironmentRow[]>`(SELECT coalesce(json_agg(json_build_object('id', e.id, 'name', e.name, 'variables', e.variables, 'requires_approval', e.requires_approval, 'concurrency', e.concurrency)), '[]')
         FROM environments e WHERE e.project_id = workflows.project_id)`.as('environments'),
     ])
     .where('workflows.id', '=', input.workflowId)
     .executeTakeFirstOrThrow();
-  const environments = new Map(envRows.map((e) => [e.name, { id: e.id, name: e.name, variables: e.variables, requiresApproval: e.requires_approval }]));
+  const environments = new Map(envRows.map((e) => [e.name, { id: e.id, name: e.name, variables: e.variables, requiresApproval: e.requires_approval, concurrency: e.concurrency }]));
   const runEnvironmentId = input.environmentId ?? wf.default_environment_id;
   const runEnvironment = runEnvironmentId ? [...environments.values()].find((e) => e.id === runEnvironmentId) : undefined;
   if (runEnvironmentId && !runEnvironment) {
@@ -186,7 +187,7 @@ async function insertRun(tx: Tx, input: QueueRunInput, { wf, runEnvironment, job
   for (const [i, job] of input.plan.jobs.entries()) statuses.push(await insertJob(tx, ctx, job, jobEnvironments[i], input.rerun?.keep.get(job.key)));
   // A re-run keeps the artifacts of the jobs whose outcome it keeps (the files are shared).
   if (input.rerun) await copyArtifacts(tx, input.rerun.runId, runId, [...input.rerun.keep.values()]);
-  await cancelSupersededRuns(tx, ctx, input.plan);
+  await makeRoomInGroups(tx, ctx, input.plan.jobs.map((job, i) => jobConcurrency(job, jobEnvironments[i])));
   // Jobs whose `if` said no at once, or kept ones, may already decide the run's status (and
   // release waiting ones); with every job queued or waiting there is nothing to decide yet.
   if (statuses.length === 0 || statuses.some((st) => st !== 'queued' && st !== 'waiting')) run.status = await settleRun(tx, await lockRun(tx, runId));
@@ -216,6 +217,7 @@ interface EnvironmentRow {
   name: string;
   variables: Record<string, string>;
   requires_approval: boolean;
+  concurrency: EnvironmentConcurrency | null;
 }
 
 /** The status a job starts in: kept from an earlier run, waiting, queued, or skipped by its `if`. */
@@ -230,7 +232,7 @@ function initialStatus(ctx: RunContext, job: CompiledJob, environment: JobEnviro
 async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment: JobEnvironment | undefined, kept: string | undefined): Promise<RunStatus> {
   const spec = jobSpec(ctx, job, environment);
   const status = initialStatus(ctx, job, environment, kept);
-  const concurrency = job.concurrency;
+  const concurrency = jobConcurrency(job, environment);
   const retry = effectiveRetry(job.retry, environment !== undefined);
   const jobRow = (db: QueryCreator<Database>) =>
     db
@@ -283,32 +285,51 @@ async function keepOutput(tx: Tx, from: string, to: string): Promise<void> {
 }
 
 /**
- * `cancel-in-progress`: jobs of other runs in the same concurrency group are asked to stop, each
- * run under its own lock (taken in id order, so two new runs of a group never deadlock).
+ * What a new run does to the other runs of its concurrency groups, each run under its own lock
+ * (taken in id order, so two new runs of a group never deadlock): `cancel-in-progress` asks their
+ * unfinished jobs of the group to stop; `supersede` skips those not started yet (waiting, or
+ * queued and not claimed by a runner), and lets a running one finish.
  */
-async function cancelSupersededRuns(tx: Tx, ctx: RunContext, plan: CompiledWorkflow): Promise<void> {
-  const groups = [...new Set(plan.jobs.flatMap((j) => (j.concurrency?.cancelInProgress ? [`${ctx.projectId}:${j.concurrency.group}`] : [])))];
-  if (groups.length === 0) return;
+async function makeRoomInGroups(tx: Tx, ctx: RunContext, concurrency: (Concurrency | null)[]): Promise<void> {
+  const key = (c: Concurrency) => `${ctx.projectId}:${c.group}`;
+  const cancel = [...new Set(concurrency.flatMap((c) => (c?.cancelInProgress ? [key(c)] : [])))];
+  const supersede = [...new Set(concurrency.flatMap((c) => (c?.supersede ? [key(c)] : [])))];
+  if (cancel.length === 0 && supersede.length === 0) return;
+  const reason = `superseded by run #${ctx.runNumber} of its concurrency group`;
   const runs = await tx
     .selectFrom('jobs')
     .select('run_id')
     .distinct()
-    .where('concurrency_group', 'in', groups)
+    .where('concurrency_group', 'in', [...cancel, ...supersede])
     .where('run_id', '!=', ctx.runId)
     .where('status', 'in', ['waiting', 'queued', 'running'])
     .orderBy('run_id')
     .execute();
   for (const { run_id } of runs) {
     const run = await lockRun(tx, run_id);
-    const stopped = await tx
-      .updateTable('jobs')
-      .set({ cancel_requested: true, cancel_reason: sql`coalesce(cancel_reason, ${`superseded by run ${ctx.runNumber} of its concurrency group`})` })
-      .where('run_id', '=', run_id)
-      .where('concurrency_group', 'in', groups)
-      .where('status', 'in', ['waiting', 'queued', 'running'])
-      .returning(['id'])
-      .execute();
-    for (const { id } of stopped) await sql`SELECT pg_notify('furrow_cancel', ${id})`.execute(tx);
+    if (cancel.length > 0) {
+      const stopped = await tx
+        .updateTable('jobs')
+        .set({ cancel_requested: true, cancel_reason: sql`coalesce(cancel_reason, ${reason})` })
+        .where('run_id', '=', run_id)
+        .where('concurrency_group', 'in', cancel)
+        .where('status', 'in', ['waiting', 'queued', 'running'])
+        .returning(['id'])
+        .execute();
+      for (const { id } of stopped) await sql`SELECT pg_notify('furrow_cancel', ${id})`.execute(tx);
+    }
+    if (supersede.length > 0) {
+      // Locked, so that a claim (which takes no run lock) either has it already or skips it.
+      const unstarted = await tx
+        .selectFrom('jobs')
+        .select('id')
+        .where('run_id', '=', run_id)
+        .where('concurrency_group', 'in', supersede)
+        .where((eb) => eb.or([eb('status', '=', 'waiting'), eb.and([eb('status', '=', 'queued'), eb('runner_id', 'is', null)])]))
+        .forUpdate()
+        .execute();
+      for (const { id } of unstarted) await transitionJob(tx, id, 'skipped', { error: reason });
+    }
     await settleRun(tx, run);
   }
 }

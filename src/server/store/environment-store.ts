@@ -1,15 +1,18 @@
 import { sql } from 'kysely';
 import type { Db } from '../../db/database.js';
+import type { EnvironmentConcurrency } from '../../db/schema.js';
 import { inTransaction } from '../../db/transaction.js';
 import { recordActivity, type ProjectContext as Ctx } from './activity-store.js';
 
-const columns = ['id', 'project_id as projectId', 'name', 'variables', 'requires_approval as requiresApproval', 'created_at as createdAt', 'updated_at as updatedAt'] as const;
+const columns = ['id', 'project_id as projectId', 'name', 'variables', 'requires_approval as requiresApproval', 'concurrency', 'created_at as createdAt', 'updated_at as updatedAt'] as const;
 
 export interface EnvironmentInput {
   name: string;
   variables: Record<string, string>;
   /** Jobs running in it wait until a manager approves them. */
   requiresApproval?: boolean | undefined;
+  /** The concurrency group its jobs join when they name none (see job-rows.ts, jobConcurrency). */
+  concurrency?: EnvironmentConcurrency | null | undefined;
 }
 
 function log(tx: Parameters<typeof recordActivity>[0], ctx: Ctx, type: string, id: string, name: string) {
@@ -20,7 +23,7 @@ export function createEnvironment(db: Db, ctx: Ctx, input: EnvironmentInput) {
   return inTransaction(db, async (tx) => {
     const env = await tx
       .insertInto('environments')
-      .values({ project_id: ctx.projectId, name: input.name, variables: JSON.stringify(input.variables), requires_approval: input.requiresApproval ?? false })
+      .values({ project_id: ctx.projectId, name: input.name, variables: JSON.stringify(input.variables), requires_approval: input.requiresApproval ?? false, concurrency: input.concurrency ?? null })
       .returning(columns)
       .executeTakeFirstOrThrow();
     await log(tx, ctx, 'environment.created', env.id, env.name);
@@ -44,6 +47,7 @@ export function updateEnvironment(db: Db, ctx: Ctx, id: string, input: Partial<E
         ...(input.name !== undefined ? { name: input.name } : {}),
         ...(input.variables !== undefined ? { variables: JSON.stringify(input.variables) } : {}),
         ...(input.requiresApproval !== undefined ? { requires_approval: input.requiresApproval } : {}),
+        ...(input.concurrency !== undefined ? { concurrency: input.concurrency } : {}),
         updated_at: sql`now()`,
       })
       .where('id', '=', id)

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { evaluateCondition } from '../../pipeline/condition.js';
-import type { CompiledJob, ConditionContext } from '../../pipeline/workflow-model.js';
+import type { EnvironmentConcurrency } from '../../db/schema.js';
+import type { CompiledJob, Concurrency, ConditionContext } from '../../pipeline/workflow-model.js';
 import type { JobSpec } from '../../protocol/messages.js';
 
 /** What a run's jobs share: where they come from and what their conditions may read. */
@@ -23,6 +24,16 @@ export interface JobEnvironment {
   name: string;
   variables: Record<string, string>;
   requiresApproval: boolean;
+  concurrency: EnvironmentConcurrency | null;
+}
+
+/** A job's concurrency group: its own (or its workflow's), else its environment's. */
+export function jobConcurrency(job: CompiledJob, environment: JobEnvironment | undefined): Concurrency | null {
+  if (job.concurrency || !environment?.concurrency) return job.concurrency;
+  const mode = environment.concurrency;
+  // By id: a renamed environment keeps its queue.
+  const group = `environment:${environment.id}`;
+  return mode === 'supersede' ? { group, cancelInProgress: false, supersede: true } : { group, cancelInProgress: mode === 'cancel-in-progress' };
 }
 
 /** The variables every job gets about its run (FURROW_*) and its matrix values (MATRIX_*). */

@@ -6,7 +6,7 @@ import { fireSchedule } from './fire-schedule.js';
 const BATCH = 32;
 const PARALLEL = 4;
 /** How long a claimed fire is this instance's; if it dies with it, another fires it after this. */
-const HOLD_SECONDS = 120;
+const HOLD_SECONDS = 30;
 /** The longest the clock sleeps without looking, in case a wake-up was lost. */
 const MAX_SLEEP_MS = 30_000;
 
