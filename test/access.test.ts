@@ -82,6 +82,7 @@ const ROUTES: Route[] = [
   r('GET /api/v1/projects/:id/activities', 'project', 'guest', 200),
   r('GET /api/v1/environments/:id', 'environment', 'guest', 200),
   r('PATCH /api/v1/environments/:id', 'environment', 'manager', 200, () => ({ variables: { A: '1' } })),
+  r('GET /api/v1/environments/:id/deployments', 'environment', 'guest', 200),
   r('GET /api/v1/workflows/:id', 'workflow', 'guest', 200),
   r('PATCH /api/v1/workflows/:id', 'workflow', 'manager', 200, named),
   r('POST /api/v1/workflows/:id/runs', 'workflow', 'member', 202, () => ({})),

@@ -61,5 +61,22 @@ describe('deployment queues', () => {
     const jobs = async (r: { id: string }) => Object.fromEntries((await jobsOf(r.id)).map((j) => [j.key, j]));
     const [firstJobs, newestJobs] = [await jobs(first), await jobs(later.at(-1)!)];
     expect(Date.parse(newestJobs.ship.startedAt)).toBeGreaterThanOrEqual(Date.parse(firstJobs.ship.finishedAt));
+
+    // What the environment says was deployed: the newest success, and every run, a page at a time.
+    const newest = later.at(-1)!;
+    const environment = (await t.api('GET', `/api/v1/environments/${env.body.id}`)).body;
+    expect(environment.lastDeployment).toMatchObject({ runId: newest.id, runNumber: newest.number, status: 'succeeded', workflow: 'slow', trigger: { type: 'manual' } });
+    expect(Date.parse(environment.lastDeployment.finishedAt)).toBe(Date.parse(newestJobs.ship.finishedAt));
+    const pages: any[][] = [];
+    let cursor: string | null = null;
+    do {
+      const page: any = await t.api('GET', `/api/v1/environments/${env.body.id}/deployments?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.status, page.text).toBe(200);
+      pages.push(page.body.items);
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
+    expect(pages.flat().map((d) => [d.runId, d.status])).toEqual([first, ...later].reverse().map((r, i) => [r.id, i === 0 || i === 6 ? 'succeeded' : 'skipped']));
+    expect((await t.api('GET', `/api/v1/environments/${env.body.id}/deployments?cursor=nonsense`)).body.code).toBe('validation_failed');
   });
 });

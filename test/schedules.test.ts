@@ -111,6 +111,24 @@ describe('schedules', () => {
     const again = await t.api('PATCH', `/api/v1/triggers/${s.id}`, { enabled: true });
     expect(again.status).toBe(400);
     expect(again.body.details).toEqual([{ field: 'at', message: 'has passed already' }]);
+    // A new time starts it again.
+    const rearmed = await t.api('PATCH', `/api/v1/triggers/${s.id}`, { at: 'now + 1 second' });
+    expect(rearmed.body).toMatchObject({ enabled: true, disabledReason: null });
+    await until('the second one-off fired', async () => (await scheduledRuns(workflowId)).length === 2);
+  });
+
+  it('keep their next fire time through a change that is not of their times', async () => {
+    const { workflowId } = await t.workflow('true', { labels: ['nobody-runs-this'] });
+    const s = await schedule(workflowId, { cron: '0 0 1 1 *' });
+    const soon = new Date(Date.now() + 3_600_000).toISOString();
+    await pool().query('UPDATE triggers SET next_fire_at = $2 WHERE id = $1', [s.id, soon]);
+    expect((await t.api('PATCH', `/api/v1/triggers/${s.id}`, { description: 'yearly', missed: 'skip' })).body).toMatchObject({ nextFireAt: soon, description: 'yearly', missed: 'skip' });
+    // New of its times: from now, and midnight in Berlin is 23:00 UTC in winter.
+    const zoned = (await t.api('PATCH', `/api/v1/triggers/${s.id}`, { timezone: 'europe/berlin' })).body;
+    expect(zoned.timezone).toBe('Europe/Berlin');
+    expect(zoned.nextFireAt).toMatch(/^\d{4}-12-31T23:00:00\.000Z$/);
+    expect((await t.api('DELETE', `/api/v1/triggers/${s.id}`)).status).toBe(204);
+    expect((await t.api('PATCH', `/api/v1/triggers/${s.id}`, { description: 'gone' })).status).toBe(404);
   });
 
   it('after downtime run a missed schedule once for its latest time, or skip it, as each says', async () => {
@@ -141,16 +159,42 @@ describe('schedules', () => {
     expect(activities.map((a: any) => a.subjectId)).toEqual([skip.id]);
   });
 
+  it('taken over after an instance died between starting a run and moving on, record that run instead of deciding again', async () => {
+    const { workflowId } = await t.workflow('true', { labels: ['nobody-runs-this'] });
+    const s = await schedule(workflowId, { cron: '0 0 1 1 *' });
+    const year = new Date().getUTCFullYear();
+    const [due, next] = [`${year}-01-01T00:00:00.000Z`, `${year + 1}-01-01T00:00:00.000Z`];
+    await pool().query('UPDATE triggers SET next_fire_at = $2 WHERE id = $1', [s.id, due]);
+    await pool().query("SELECT pg_notify('furrow_triggers', '')");
+    const [run] = await until('the late run', async () => {
+      const r = await scheduledRuns(workflowId);
+      return r.length > 0 && r;
+    });
+    expect(run).toMatchObject({ scheduledFor: due, late: true });
+    // Now skip missed times, and be back at that time as if the schedule had not been moved on.
+    expect((await t.api('PATCH', `/api/v1/triggers/${s.id}`, { missed: 'skip' })).body.nextFireAt).toBe(next);
+    await pool().query('UPDATE triggers SET next_fire_at = $2, last_run_id = NULL, last_fired_at = NULL WHERE id = $1', [s.id, due]);
+    await pool().query("SELECT pg_notify('furrow_triggers', '')");
+    const after = await until('the fire taken over', async () => {
+      const r = (await t.api('GET', `/api/v1/triggers/${s.id}`)).body;
+      return r.lastRunId && r;
+    });
+    expect(after).toMatchObject({ lastRunId: run!.id, lastFiredAt: due, lastError: null, nextFireAt: next });
+    expect(await scheduledRuns(workflowId)).toHaveLength(1);
+  });
+
   it('record a run that could not start on the schedule, and go on to the next time', async () => {
-    const { workflowId } = await t.workflow('true');
-    // A branch for a workflow without a repository: every start is refused.
-    const s = await schedule(workflowId, { cron: '* * * * * *', ref: 'main' });
+    const { projectId } = await t.workflow('true');
+    // A parameter that is none of the workflow's inputs: every start is refused.
+    const definition = ['on:', '  manual:', '    inputs: {target: {default: staging}}', 'jobs:', '  a:', '    steps: [{run: "true"}]'].join('\n');
+    const workflowId = (await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'with-inputs', definition })).body.id;
+    const s = await schedule(workflowId, { cron: '* * * * * *', parameters: { TARGET: 'production' } });
     const failed = await until('the failure recorded', async () => {
       const r = await t.api('GET', `/api/v1/triggers/${s.id}`);
       return r.body.lastError && r.body;
     });
     await t.api('PATCH', `/api/v1/triggers/${s.id}`, { enabled: false });
-    expect(failed.lastError).toMatch(/^the run for .* did not start: This workflow has no repository/);
+    expect(failed.lastError).toMatch(/^the run for .* did not start: The run's parameters: parameters\.TARGET is not an input of this workflow/);
     expect(failed.enabled).toBe(true);
     expect(Date.parse(failed.nextFireAt)).toBeGreaterThan(Date.parse(s.nextFireAt));
     expect(await scheduledRuns(workflowId)).toEqual([]);
@@ -197,6 +241,7 @@ describe('schedules', () => {
     expect((await bad({ at: '2020-01-01T00:00Z' }))[0].message).toMatch(/has passed already/);
     expect((await bad({ cron: '0 0 31 2 *' }))[0].message).toBe('"0 0 31 2 *" never fires');
     expect(await bad({ cron: '@daily', parameters: { PATH: '/tmp' } })).toEqual([{ field: 'parameters.PATH', message: "PATH is reserved: it changes how the job's shell starts" }]);
+    expect(await bad({ cron: '@daily', ref: 'main' })).toEqual([{ field: 'ref', message: 'the workflow has no repository' }]);
     expect((await t.api('GET', `/api/v1/workflows/${workflowId}/triggers`)).body.items).toEqual([]);
 
     const preview = await t.api('POST', '/api/v1/schedules/preview', { cron: '0 9 * * MON-FRI', timezone: 'America/New_York', count: 3 });

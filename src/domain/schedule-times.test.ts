@@ -126,6 +126,7 @@ describe('parseOneOff', () => {
     expect(read('noon')).toBe('2026-12-03T11:00:00.000Z');
     expect(read('midnight')).toBe('2026-12-03T23:00:00.000Z');
     expect(read('teatime tomorrow')).toBe('2026-12-04T15:00:00.000Z');
+    expect(read('tomorrow 2:30 pm')).toBe('2026-12-04T13:30:00.000Z');
     expect(read('tomorrow')).toBe('2026-12-04T09:20:31.000Z');
     expect(read('18:00', 'America/New_York')).toBe('2026-12-03T23:00:00.000Z');
   });
@@ -139,6 +140,8 @@ describe('parseOneOff', () => {
     expect(read('now + 5 fortnights')).toMatch(/"fortnights" is not a unit/);
     expect(read('now + 500 ms')).toMatch(/"ms" is not a unit/);
     expect(read('2026-02-30')).toMatch(/not a valid date/);
+    expect(read('2027-02-30T10:00Z')).toMatch(/not a valid date/);
+    expect(read('2027-04-31T10:00+02:00')).toMatch(/not a valid date/);
     expect(read('25:00')).toMatch(/not a valid time of day/);
     expect(read('13pm')).toMatch(/is not a time Furrow reads/);
     expect(read('today 08:00')).toMatch(/has passed already/);

@@ -117,14 +117,19 @@ function wallClock(instant: Date, timezone: string) {
   return { year: parts.year!, month: parts.month!, day: parts.day!, hour: parts.hour!, minute: parts.minute!, second: parts.second! };
 }
 
+/** Whether the date exists (in the years a schedule can mean) and the time is one of a day. */
+function isWallTime(year: number, month: number, day: number, hour: number, minute: number, second: number): boolean {
+  if (year < 1970 || year > 9999) return false;
+  const probe = new Date(Date.UTC(year, month - 1, day));
+  return probe.getUTCMonth() === month - 1 && probe.getUTCDate() === day && hour <= 23 && minute <= 59 && second <= 59;
+}
+
 /**
  * The instant of a wall-clock time in `timezone`; a time a DST change skips moves to the first
  * one after it, and one it repeats is taken the first time. Undefined for a date that does not exist.
  */
 function instantOf(timezone: string, year: number, month: number, day: number, hour: number, minute: number, second: number): Date | undefined {
-  if (year < 1970 || year > 9999) return undefined;
-  const probe = new Date(Date.UTC(year, month - 1, day));
-  if (probe.getUTCMonth() !== month - 1 || probe.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) return undefined;
+  if (!isWallTime(year, month, day, hour, minute, second)) return undefined;
   return new Cron(`${second} ${minute} ${hour} ${day} ${month} * ${year}`, { timezone, paused: true, mode: '7-part' }).nextRun(new Date(Date.UTC(year, month - 1, day) - 2 * 86_400_000)) ?? undefined;
 }
 
@@ -174,6 +179,7 @@ export function parseOneOff(input: string, now: Date, timezone: string): OneOffT
   if (iso) {
     const [, y, mo, d, h = '0', mi = '0', s = '0', offset] = iso;
     if (offset) {
+      if (!isWallTime(Number(y), Number(mo), Number(d), Number(h), Number(mi), Number(s))) return { problem: `"${input}" is not a valid date and time` };
       const at = new Date(`${y}-${mo}-${d}T${h.padStart(2, '0')}:${mi}:${s.padStart(2, '0')}${offset === 'z' ? 'Z' : offset.replace(/^([+-]\d{2})(\d{2})$/, '$1:$2')}`);
       return Number.isNaN(at.getTime()) ? { problem: `"${input}" is not a valid date and time` } : { at };
     }
@@ -187,7 +193,7 @@ export function parseOneOff(input: string, now: Date, timezone: string): OneOffT
     return dayWord === 'today' ? { problem: `"${input}": say which time today, such as "today 18:00"` } : { at: new Date(Math.ceil(now.getTime() / 1000) * 1000 + 86_400_000) };
   }
   const time = timeOfDay(rest);
-  if (!time || (dayWord && words.length !== 2)) return { problem: `"${input}" is not a time Furrow reads: ${hint}` };
+  if (!time) return { problem: `"${input}" is not a time Furrow reads: ${hint}` };
   const [hour, minute, second] = time;
   const on = (days: number) => {
     const { year, month, day } = dayAfter(now, timezone, days);

@@ -90,7 +90,7 @@ export function processTree(pid: number, marker: string, born: PidMark | undefin
  * escapee may be caught in: in the middle of an exec it reads empty until the new program's stack
  * is laid out (the arguments first, then the environment), and bash, starting, parses each
  * variable by writing a NUL over its `=` for a moment. The marker is matched in both forms, and a
- * process whose environment reads empty is counted `unsure`: it may be an escapee not told yet.
+ * process whose environment reads empty is listed `unsure`: it may be an escapee not told yet.
  */
 export function treeProcesses({ pgid, marker, since, born }: ProcessTree): Promise<Scan> {
   const eq = marker.indexOf('=');
@@ -112,10 +112,10 @@ export function treeProcesses({ pgid, marker, since, born }: ProcessTree): Promi
   });
 }
 
-/** Pids that matched, and how many processes could not be told yet. */
+/** Pids that matched, and those of processes that could not be told yet. */
 export interface Scan {
   found: number[];
-  unsure: number;
+  unsure: number[];
 }
 
 /**
@@ -126,13 +126,13 @@ export interface Scan {
  */
 async function scanProcesses(floor: number, matches: (pid: number) => boolean | 'unsure'): Promise<Scan> {
   const entries = await readdir('/proc').catch(() => [] as string[]);
-  const scan: Scan = { found: [], unsure: 0 };
+  const scan: Scan = { found: [], unsure: [] };
   for (const e of entries) {
     const pid = Number(e);
     if (!Number.isInteger(pid) || pid <= floor || pid === process.pid) continue;
     try {
       const verdict = matches(pid);
-      if (verdict === 'unsure') scan.unsure++;
+      if (verdict === 'unsure') scan.unsure.push(pid);
       else if (verdict) scan.found.push(pid);
     } catch {
       // gone meanwhile, or not ours to read
@@ -170,7 +170,7 @@ export async function killProcessTree(tree: ProcessTree, graceMs: number): Promi
   for (let round = 0, unsureScans = 0; round < 50; round++) {
     signal(-pgid, 'SIGKILL');
     const left = await treeProcesses(tree);
-    if (left.found.length === 0 && (left.unsure === 0 || ++unsureScans > UNSURE_SCANS)) return;
+    if (left.found.length === 0 && (left.unsure.length === 0 || ++unsureScans > UNSURE_SCANS)) return;
     for (const pid of left.found) signal(pid, 'SIGKILL');
     await sleep(20);
   }

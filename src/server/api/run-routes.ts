@@ -2,14 +2,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
-import { AppError, notFound } from '../app-error.js';
+import { notFound } from '../app-error.js';
 import { callerOf, principalOf } from '../auth/access-plugin.js';
 import { approveJob } from '../runs/approve-job.js';
 import { cancelRun } from '../runs/cancel-run.js';
 import { rerun } from '../runs/rerun.js';
 import { startRun } from '../runs/start-run.js';
 import { waitingReasons } from '../store/runner-store.js';
-import { decodeCursor, getRun, listJobsWithSteps, listRuns, runLogJobs } from '../store/run-store.js';
+import { getRun, listJobsWithSteps, listRuns, runLogJobs } from '../store/run-store.js';
+import { listCursor } from './list-cursor.js';
 import type { Resources } from '../resources.js';
 import { IdParams, VariableMap } from './schemas.js';
 
@@ -162,13 +163,6 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
     },
   );
 };
-
-function listCursor(cursor: string | undefined) {
-  if (cursor === undefined) return undefined;
-  const decoded = decodeCursor(cursor);
-  if (!decoded) throw new AppError('validation_failed', 'cursor is not one this API handed out.', [{ field: 'cursor', message: 'is not valid' }]);
-  return decoded;
-}
 
 /** Why a queued job waits: held back after a lost attempt, or what the runners lack. */
 function waitingReasonOf(job: { status: string; notBefore: Date | string | null }, runners: string | undefined): string | null {

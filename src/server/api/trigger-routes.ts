@@ -3,8 +3,9 @@ import { Type } from 'typebox';
 import { MISSED_POLICIES, upcomingFires } from '../../domain/schedule-times.js';
 import { AppError, notFound } from '../app-error.js';
 import { projectContext } from '../auth/access-plugin.js';
+import type { Db } from '../../db/database.js';
 import type { Resources } from '../resources.js';
-import { createSchedule, deleteTrigger, getTrigger, listTriggers, scheduleFields, updateSchedule, type ScheduleFields } from '../store/trigger-store.js';
+import { createSchedule, deleteTrigger, getTrigger, listTriggers, updateSchedule, type ScheduleFields } from '../store/trigger-store.js';
 import { applyScheduleInput, NEW_SCHEDULE, specOf } from '../triggers/schedule-input.js';
 import { IdParams, VariableMap } from './schemas.js';
 
@@ -35,12 +36,20 @@ type Trigger = NonNullable<Awaited<ReturnType<typeof getTrigger>>>;
 /** The coming fire times of a schedule: none while it is disabled. */
 function upcoming(f: Pick<ScheduleFields, 'enabled' | 'nextFireAt' | 'cron' | 'timezone' | 'at'>, count: number): Date[] {
   if (!f.enabled || !f.nextFireAt) return [];
-  return [f.nextFireAt, ...upcomingFires(specOf(f), f.nextFireAt, count - 1)].slice(0, count);
+  // A fire that is due (about to be taken) comes first; then the times after it, or after now.
+  const after = new Date(Math.max(f.nextFireAt.getTime(), Date.now()));
+  return [f.nextFireAt, ...upcomingFires(specOf(f), after, count - 1)].slice(0, count);
 }
 
 /** A trigger as the API shows it, with its coming fire times. */
 function withUpcoming(t: Trigger, count = SHOWN_FIRES) {
   return { ...t, upcoming: upcoming({ ...t, at: t.at as Date | null, nextFireAt: t.nextFireAt as Date | null }, count) };
+}
+
+/** A branch or tag only means something to a workflow with a repository. */
+async function refNeedsRepository(db: Db, workflowId: string): Promise<void> {
+  const wf = await db.selectFrom('workflows').select('repository_id').where('id', '=', workflowId).executeTakeFirst();
+  if (wf && !wf.repository_id) throw new AppError('validation_failed', 'The schedule: ref names a branch or tag, but this workflow has no repository.', [{ field: 'ref', message: 'the workflow has no repository' }]);
 }
 
 const fromFile = () =>
@@ -56,6 +65,7 @@ export const triggerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     async (req, reply) => {
       const { kind: _kind, ...input } = req.body;
       const fields = applyScheduleInput(NEW_SCHEDULE, input, new Date());
+      if (fields.ref !== null) await refNeedsRepository(db, req.params.id);
       return reply.status(201).send(withUpcoming(await createSchedule(db, projectContext(req), req.params.id, fields)));
     },
   );
@@ -86,19 +96,22 @@ export const triggerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     '/triggers/:id',
     { config: { access: { capability: 'trigger.write', scope: byTrigger } }, schema: { tags, summary: 'Change, enable or disable a schedule', params: IdParams, body: UpdateBody } },
     async (req) => {
-      const current = await scheduleFields(db, req.params.id);
-      if (!current) throw notFound('Trigger');
-      if (current.source === 'file' && Object.keys(req.body).some((k) => k !== 'enabled')) throw fromFile();
-      const fields = applyScheduleInput(current, req.body, new Date());
-      return withUpcoming(await updateSchedule(db, projectContext(req), req.params.id, fields));
+      const now = new Date();
+      const updated = await updateSchedule(db, projectContext(req), req.params.id, async (current) => {
+        if (current.source === 'file' && Object.keys(req.body).some((k) => k !== 'enabled')) throw fromFile();
+        if (req.body.ref) await refNeedsRepository(db, current.workflowId);
+        return applyScheduleInput(current, req.body, now);
+      });
+      if (!updated) throw notFound('Trigger');
+      return withUpcoming(updated);
     },
   );
 
   app.delete('/triggers/:id', { config: { access: { capability: 'trigger.write', scope: byTrigger } }, schema: { tags, summary: 'Remove a trigger', params: IdParams } }, async (req, reply) => {
-    const current = await scheduleFields(db, req.params.id);
-    if (!current) throw notFound('Trigger');
-    if (current.source === 'file') throw fromFile();
-    await deleteTrigger(db, projectContext(req), req.params.id);
+    const deleted = await deleteTrigger(db, projectContext(req), req.params.id, (current) => {
+      if (current.source === 'file') throw fromFile();
+    });
+    if (!deleted) throw notFound('Trigger');
     return reply.status(204).send();
   });
 

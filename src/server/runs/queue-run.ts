@@ -12,7 +12,7 @@ import { activityRow } from '../store/activity-store.js';
 import { copyArtifacts } from '../store/artifact-store.js';
 import { conditionContext, jobConcurrency, jobLabels, jobSpec, type JobEnvironment, type RunContext } from '../store/job-rows.js';
 import { transitionJob } from '../store/job-transitions.js';
-import { runColumns } from '../store/run-store.js';
+import { runColumns, runOfTrigger } from '../store/run-store.js';
 import { lockRun } from './lock-run.js';
 import type { RunPlan } from './run-plan.js';
 import { settleRun } from './settle-run.js';
@@ -120,9 +120,6 @@ export async function queueRun(db: Db, input: QueueRunInput) {
   }
 }
 
-function runOfTrigger(db: Db, workflowId: string, triggerKey: string) {
-  return db.selectFrom('runs').select(runColumns).where('workflow_id', '=', workflowId).where('trigger_key', '=', triggerKey).executeTakeFirst();
-}
 
 interface QueuedWorkflow {
   wf: { id: string; name: string; project_id: string; timeout_seconds: number | null; labels: string[]; image: string | null; network: 'default' | 'none'; organization_id: string };

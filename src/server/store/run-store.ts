@@ -27,6 +27,11 @@ export function getRun(db: Db, id: string) {
   return db.selectFrom('runs').select(runColumns).where('id', '=', id).executeTakeFirst();
 }
 
+/** The workflow's run a trigger started for `triggerKey` (see QueueRunInput.triggerKey), if any. */
+export function runOfTrigger(db: Db, workflowId: string, triggerKey: string) {
+  return db.selectFrom('runs').select(runColumns).where('workflow_id', '=', workflowId).where('trigger_key', '=', triggerKey).executeTakeFirst();
+}
+
 export interface RunFilter {
   projectId: string;
   workflowId?: string;
@@ -52,7 +57,7 @@ export async function listRuns(db: Db, f: RunFilter) {
   return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(last.cursorAt, last.id) : null };
 }
 
-function encodeCursor(createdAt: string, id: string): string {
+export function encodeCursor(createdAt: string, id: string): string {
   return Buffer.from(JSON.stringify({ createdAt, id })).toString('base64url');
 }
 

@@ -41,6 +41,8 @@ interface ScheduleTimes {
 export interface ScheduleFields extends ScheduleTimes {
   description: string;
   enabled: boolean;
+  /** Why it stopped by itself (a one-off that fired); null while enabled or disabled by hand. */
+  disabledReason: string | null;
   /** When it fires next (null while disabled or done). */
   nextFireAt: Date | null;
 }
@@ -58,7 +60,7 @@ function row(f: ScheduleFields) {
     ref: f.ref,
     parameters: JSON.stringify(f.parameters),
     enabled: f.enabled,
-    disabled_reason: null,
+    disabled_reason: f.disabledReason,
     next_fire_at: f.enabled ? f.nextFireAt : null,
   };
 }
@@ -87,34 +89,54 @@ export function getTrigger(db: Db, id: string) {
   return db.selectFrom('triggers').select(triggerColumns).where('id', '=', id).executeTakeFirst();
 }
 
-/** A schedule's fields as stored, for a change to start from. */
-export async function scheduleFields(db: Db, id: string): Promise<(ScheduleFields & { source: 'api' | 'file' }) | undefined> {
-  const t = await db.selectFrom('triggers').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!t) return undefined;
-  const at = t.run_at as Date | null;
-  return { source: t.source, description: t.description, cron: t.cron, timezone: t.timezone, at, missed: t.missed, ref: t.ref, parameters: t.parameters, enabled: t.enabled, nextFireAt: t.next_fire_at as Date | null };
+/** A stored schedule, for a change to start from. */
+export interface StoredSchedule extends ScheduleFields {
+  source: 'api' | 'file';
+  workflowId: string;
 }
 
-/** Stores a schedule's new fields; a change of its times or a re-enable starts its count afresh. */
-export function updateSchedule(db: Db, ctx: ProjectContext, id: string, fields: ScheduleFields) {
+/** The schedule `id` under its row lock, so that changes of it take turns. */
+async function lockedSchedule(tx: Tx, id: string): Promise<StoredSchedule | undefined> {
+  const t = await tx.selectFrom('triggers').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+  if (!t) return undefined;
+  const [at, nextFireAt] = [t.run_at as Date | null, t.next_fire_at as Date | null];
+  return { source: t.source, workflowId: t.workflow_id, description: t.description, cron: t.cron, timezone: t.timezone, at, missed: t.missed, ref: t.ref, parameters: t.parameters, enabled: t.enabled, disabledReason: t.disabled_reason, nextFireAt };
+}
+
+/**
+ * Changes a schedule to what `change` makes of it as stored (under its lock): undefined when
+ * there is no such schedule. A new next fire time lets go of a fire in progress or waiting for
+ * another try (its count starts afresh); the same one leaves them be.
+ */
+export function updateSchedule(db: Db, ctx: ProjectContext, id: string, change: (current: StoredSchedule) => ScheduleFields | Promise<ScheduleFields>) {
   return inTransaction(db, async (tx) => {
+    const current = await lockedSchedule(tx, id);
+    if (!current) return undefined;
+    const fields = await change(current);
+    const rearmed = fields.nextFireAt?.getTime() !== current.nextFireAt?.getTime();
+    const { next_fire_at, ...rest } = row(fields);
     const trigger = await tx
       .updateTable('triggers')
-      .set({ ...row(fields), claimed_until: null, failures: 0, updated_at: sql`now()` })
+      .set({ ...rest, ...(rearmed ? { next_fire_at, claimed_until: null, failures: 0 } : {}), updated_at: sql`now()` })
       .where('id', '=', id)
       .returning(triggerColumns)
       .executeTakeFirstOrThrow();
     await log(tx, ctx, 'trigger.updated', id, { enabled: fields.enabled, cron: fields.cron, at: fields.at });
-    await wakeClocks(tx);
+    if (rearmed) await wakeClocks(tx);
     return trigger;
   });
 }
 
-export function deleteTrigger(db: Db, ctx: ProjectContext, id: string) {
+/** Removes a trigger once `allowed` says so of it (under its lock); false when there is none. */
+export function deleteTrigger(db: Db, ctx: ProjectContext, id: string, allowed: (current: StoredSchedule) => void) {
   return inTransaction(db, async (tx) => {
-    const t = await tx.deleteFrom('triggers').where('id', '=', id).returning(['workflow_id', 'kind']).executeTakeFirstOrThrow();
-    await log(tx, ctx, 'trigger.deleted', id, { workflowId: t.workflow_id, kind: t.kind });
+    const current = await lockedSchedule(tx, id);
+    if (!current) return false;
+    allowed(current);
+    await tx.deleteFrom('triggers').where('id', '=', id).execute();
+    await log(tx, ctx, 'trigger.deleted', id, { workflowId: current.workflowId, kind: 'schedule' });
     await wakeClocks(tx);
+    return true;
   });
 }
 
@@ -178,26 +200,27 @@ export interface FireOutcome {
 
 /**
  * Moves a schedule past the fire time `due` it was claimed for and lets go of it, unless it
- * changed meanwhile (then its new times stand). The activity rides along.
+ * changed meanwhile (then its new times stand). The run it started is recorded either way; the
+ * activity rides along.
  */
 export function finishFire(db: Db, s: DueSchedule, o: FireOutcome) {
   return inTransaction(db, async (tx) => {
-    const moved = await tx
+    const now = await tx.selectFrom('triggers').select('next_fire_at').where('id', '=', s.id).forUpdate().executeTakeFirst();
+    if (!now) return; // removed meanwhile
+    const same = (now.next_fire_at as Date | null)?.getTime() === s.due.getTime();
+    await tx
       .updateTable('triggers')
       .set({
-        next_fire_at: o.disabledReason ? null : o.next,
-        enabled: o.disabledReason ? false : sql<boolean>`enabled`,
-        disabled_reason: o.disabledReason,
+        ...(same
+          ? { next_fire_at: o.disabledReason ? null : o.next, enabled: o.disabledReason ? false : sql<boolean>`enabled`, disabled_reason: o.disabledReason, failures: 0, claimed_until: null }
+          : {}),
         last_fired_at: o.firedFor ?? sql<Date>`last_fired_at`,
         last_run_id: o.runId ?? sql<string>`last_run_id`,
         last_error: o.error,
-        failures: 0,
-        claimed_until: null,
       })
       .where('id', '=', s.id)
-      .where('next_fire_at', '=', s.due)
-      .executeTakeFirst();
-    if (moved.numUpdatedRows === 0n || !o.activity) return;
+      .execute();
+    if (!same || !o.activity) return;
     await recordActivity(tx, { type: o.activity.type, organizationId: s.organizationId, projectId: s.projectId, actorUserId: null, subjectType: 'trigger', subjectId: s.id, payload: { workflowId: s.workflowId, ...o.activity.payload } });
   });
 }

@@ -1,9 +1,13 @@
 import { isTransientDatabaseError } from '../../db/transient-error.js';
-import { decideFire } from '../../domain/schedule-times.js';
+import { decideFire, nextFireAfter } from '../../domain/schedule-times.js';
 import { AppError } from '../app-error.js';
 import { startRun, type RunStartDeps } from '../runs/start-run.js';
+import { runOfTrigger } from '../store/run-store.js';
 import { finishFire, retryFireLater, type DueSchedule, type FireOutcome } from '../store/trigger-store.js';
 import { specOf } from './schedule-input.js';
+
+/** What the run of a schedule's fire time is keyed by. */
+const fireKey = (triggerId: string, at: Date) => `schedule:${triggerId}:${at.toISOString()}`;
 
 /** The wait before another try of a fire that failed for a passing reason: 2, 4, 8 … 60 s. */
 export const retryDelaySeconds = (failures: number) => Math.min(60, 2 ** (failures + 1));
@@ -24,11 +28,19 @@ function passing(err: unknown): boolean {
  * is recorded on the schedule and as `trigger.failed`, and the schedule waits for its next time.
  */
 export async function fireSchedule(deps: RunStartDeps, s: DueSchedule): Promise<void> {
-  const decision = decideFire(specOf(s), s.due, s.now, s.missed);
+  const spec = specOf(s);
+  // Taken over from an instance that died (or failed to move it on) after starting its run: that
+  // run stands, and the time after it is decided as its own fire.
+  const started = await runOfTrigger(deps.database.db, s.workflowId, fireKey(s.id, s.due));
+  if (started) {
+    const next = nextFireAfter(spec, s.due);
+    return finishFire(deps.database.db, s, { next, firedFor: s.due, runId: started.id, error: null, disabledReason: next ? null : 'it fired at its one time', activity: null });
+  }
+  const decision = decideFire(spec, s.due, s.now, s.missed);
   const done = (reason: string) => (decision.next === null ? reason : null);
   const outcome: FireOutcome = { next: decision.next, firedFor: decision.fireFor, runId: null, error: null, disabledReason: null, activity: null };
   if (!decision.fireFor) {
-    outcome.error = `missed the fire time ${s.due.toISOString()} (no server could fire it) and skipped it, as the schedule says`;
+    outcome.error = `missed the fire time ${s.due.toISOString()} (no server fired it in time) and skipped it, as the schedule says`;
     outcome.disabledReason = done('its one fire time was missed and skipped');
     outcome.activity = { type: 'trigger.skipped', payload: { due: s.due.toISOString() } };
     return finishFire(deps.database.db, s, outcome);
@@ -41,7 +53,7 @@ export async function fireSchedule(deps: RunStartDeps, s: DueSchedule): Promise<
       parameters: s.parameters,
       reason: { type: 'schedule', triggerId: s.id, scheduledFor, ...(decision.missed ? { late: true } : {}) },
       actorUserId: null,
-      triggerKey: `schedule:${s.id}:${scheduledFor}`,
+      triggerKey: fireKey(s.id, decision.fireFor),
     });
     outcome.runId = run.id;
   } catch (err) {
@@ -50,6 +62,6 @@ export async function fireSchedule(deps: RunStartDeps, s: DueSchedule): Promise<
     outcome.error = `the run for ${scheduledFor} did not start: ${message}`;
     outcome.activity = { type: 'trigger.failed', payload: { scheduledFor, code: err instanceof AppError ? err.code : 'error', message } };
   }
-  outcome.disabledReason = done('it fired at its one time');
+  outcome.disabledReason = done(outcome.runId ? 'it fired at its one time' : 'its one time came, and its run did not start');
   await finishFire(deps.database.db, s, outcome);
 }

@@ -2,13 +2,19 @@ import type { Resources } from '../resources.js';
 import { claimDueSchedules, msUntilNextFire } from '../store/trigger-store.js';
 import { fireSchedule } from './fire-schedule.js';
 
-/** Due schedules one round takes, and how many of them fire at once. */
-const BATCH = 32;
+/** Due schedules one round takes and fires at once: each is judged when its start begins. */
 const PARALLEL = 4;
-/** How long a claimed fire is this instance's; if it dies with it, another fires it after this. */
-const HOLD_SECONDS = 30;
 /** The longest the clock sleeps without looking, in case a wake-up was lost. */
 const MAX_SLEEP_MS = 30_000;
+/** The wait after a round that took nothing although a fire was due (another transaction holds it). */
+const BUSY_SLEEP_MS = 100;
+
+/**
+ * How long a claimed fire is this instance's: longer than a start may take (planning reads the
+ * repository twice at most, each within the git timeout). If the instance dies with it, another
+ * takes it after this, and finds the run it started, if any (see fireSchedule).
+ */
+const holdSeconds = (gitTimeoutSeconds: number) => 2 * gitTimeoutSeconds + 30;
 
 export interface ScheduleClock {
   /** Stops taking fires, and waits for the round in progress. */
@@ -47,23 +53,21 @@ export function startScheduleClock(res: Pick<Resources, 'database' | 'secretBox'
       timer = setTimeout(wake, ms);
     });
 
-  /** Fires what is due; true when more may be due at once. */
-  const round = async (): Promise<boolean> => {
-    const due = await claimDueSchedules(db, BATCH, HOLD_SECONDS);
-    for (let i = 0; i < due.length; i += PARALLEL) {
-      await Promise.all(
-        due.slice(i, i + PARALLEL).map((s) => fireSchedule(res, s).catch((err: Error) => res.logger.warn({ err, triggerId: s.id }, 'a schedule could not fire; it is tried again once its hold has passed'))),
-      );
-    }
-    return due.length === BATCH;
+  /** Fires what is due; resolves with how many it took. */
+  const round = async (): Promise<number> => {
+    const due = await claimDueSchedules(db, PARALLEL, holdSeconds(res.config.gitTimeoutSeconds));
+    await Promise.all(due.map((s) => fireSchedule(res, s).catch((err: Error) => res.logger.warn({ err, triggerId: s.id }, 'a schedule could not fire; it is tried again once its hold has passed'))));
+    return due.length;
   };
 
   const loop = (async () => {
     while (!stopped) {
       let waitMs = MAX_SLEEP_MS;
       try {
-        if (await round()) continue;
+        const took = await round();
+        if (took === PARALLEL) continue;
         waitMs = Math.min(MAX_SLEEP_MS, (await msUntilNextFire(db)) ?? MAX_SLEEP_MS);
+        if (took === 0 && waitMs <= 0) waitMs = BUSY_SLEEP_MS;
       } catch (err) {
         res.logger.warn({ err }, 'the schedule clock could not reach the database; it tries again in a second');
         waitMs = 1000;

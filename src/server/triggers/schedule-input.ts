@@ -15,28 +15,34 @@ export interface ScheduleInput {
   enabled?: boolean | undefined;
 }
 
-export const NEW_SCHEDULE: ScheduleFields = { description: '', cron: null, timezone: 'UTC', at: null, missed: 'run-once', ref: null, parameters: {}, enabled: true, nextFireAt: null };
+export const NEW_SCHEDULE: ScheduleFields = { description: '', cron: null, timezone: 'UTC', at: null, missed: 'run-once', ref: null, parameters: {}, enabled: true, disabledReason: null, nextFireAt: null };
 
 /**
- * A schedule's fields after `input` is applied to `current` (NEW_SCHEDULE for a new one), with
- * its next fire time from `now`: a cron expression replaces a one-off time and the other way
- * round. Refuses (400 `validation_failed`, each problem in `details`) both at once, neither, a
- * cron expression or time zone that is wrong, a one-off time it cannot read or that has passed.
+ * A schedule's fields after `input` is applied to `current` (NEW_SCHEDULE for a new one): a cron
+ * expression replaces a one-off time and the other way round. Its next fire time is computed from
+ * `now` when its times change, when it is enabled, and for a new one; otherwise it stays (a fire
+ * that is due is not dropped by a change of its description). New times start a schedule that
+ * stopped by itself again. Refuses (400 `validation_failed`, each problem in `details`) both at
+ * once, neither, a cron expression or time zone that is wrong, a one-off time it cannot read or
+ * that has passed.
  */
 export function applyScheduleInput(current: ScheduleFields, input: ScheduleInput, now: Date): ScheduleFields {
   const problems: { field: string; message: string }[] = [];
   if (input.cron !== undefined && input.at !== undefined) problems.push({ field: 'at', message: 'give either cron or at, not both' });
-  const timezone = input.timezone ?? current.timezone;
-  if (!isTimeZone(timezone)) problems.push({ field: 'timezone', message: `"${timezone}" is not a time zone (like UTC or Europe/Berlin)` });
+  const zone = input.timezone ?? current.timezone;
+  const known = isTimeZone(zone);
+  if (!known) problems.push({ field: 'timezone', message: `"${zone}" is not a time zone (like UTC or Europe/Berlin)` });
+  // Stored as the platform spells it (europe/berlin is Europe/Berlin).
+  const timezone = known ? new Intl.DateTimeFormat('en', { timeZone: zone }).resolvedOptions().timeZone : zone;
   const cron = input.at !== undefined ? null : (input.cron?.trim() ?? current.cron);
   let at = input.cron !== undefined ? null : current.at;
-  if (input.at !== undefined && isTimeZone(timezone)) {
+  if (input.at !== undefined && known) {
     const read = parseOneOff(input.at, now, timezone);
     if ('problem' in read) problems.push({ field: 'at', message: read.problem });
     else if (read.at.getTime() < now.getTime() - 1000) problems.push({ field: 'at', message: `"${input.at}" (${read.at.toISOString()}) has passed already` });
     else at = read.at;
   }
-  if (cron !== null && isTimeZone(timezone)) {
+  if (cron !== null && known) {
     const problem = cronProblem(cron, timezone);
     if (problem) problems.push({ field: 'cron', message: problem });
   }
@@ -45,9 +51,11 @@ export function applyScheduleInput(current: ScheduleFields, input: ScheduleInput
   if (input.parameters) problems.push(...checkParameters(input.parameters, { inputs: null, protectedNames: new Map() }));
   if (problems.length > 0) throw new AppError('validation_failed', `The schedule: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}.`, problems);
   const spec = specOf({ cron, timezone, at });
-  const enabled = input.enabled ?? current.enabled;
+  const timesGiven = input.cron !== undefined || input.at !== undefined || input.timezone !== undefined;
+  const enabled = input.enabled ?? (timesGiven && current.disabledReason !== null ? true : current.enabled);
+  const rearm = timesGiven || enabled !== current.enabled || current.nextFireAt === null;
   // A one-off time given now may be this very second ("now"); a stored one must still lie ahead.
-  const nextFireAt = !enabled ? null : 'at' in spec && input.at !== undefined ? spec.at : nextFireAfter(spec, now);
+  const nextFireAt = !enabled ? null : !rearm ? current.nextFireAt : 'at' in spec && input.at !== undefined ? spec.at : nextFireAfter(spec, now);
   if (enabled && nextFireAt === null) {
     throw new AppError('validation_failed', 'The schedule: at has passed already; give a new one-off time to enable it again.', [{ field: 'at', message: 'has passed already' }]);
   }
@@ -60,6 +68,7 @@ export function applyScheduleInput(current: ScheduleFields, input: ScheduleInput
     ref: input.ref !== undefined ? input.ref : current.ref,
     parameters: input.parameters ?? current.parameters,
     enabled,
+    disabledReason: enabled ? null : (input.enabled === false ? null : current.disabledReason),
     nextFireAt,
   };
 }
