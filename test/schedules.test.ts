@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runOutput } from './helpers/log-output.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
+import { until } from './helpers/until.js';
 
 let t: TestInstance;
 beforeAll(async () => {
@@ -10,15 +11,6 @@ afterAll(() => t?.stop());
 
 const pool = () => t.instance.resources.database.pool;
 
-async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** The runs of a workflow, oldest first, with what their schedule started them for. */
 async function scheduledRuns(workflowId: string): Promise<{ id: string; scheduledFor: string; late: boolean; createdAt: Date; triggerId: string }[]> {

@@ -272,7 +272,7 @@ export interface ArtifactsTable {
   created_at: Generated<Date>;
 }
 
-export type TriggerKind = 'schedule';
+export type TriggerKind = 'schedule' | 'workflow';
 
 export interface TriggersTable {
   id: Generated<string>;
@@ -294,6 +294,10 @@ export interface TriggersTable {
   last_run_id: string | null;
   last_error: string | null;
   failures: Generated<number>;
+  upstream_workflow_id: string | null;
+  upstream_name: string | null;
+  statuses: Generated<string[]>;
+  branches: Generated<string[]>;
   created_by: string | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;

@@ -103,6 +103,7 @@ describe('compileWorkflow', () => {
       schedule: [{ cron: '0 3 * * *', timezone: 'Europe/Berlin' }],
       webhook: null,
       manual: { inputs: { level: { description: 'Log level', required: false, default: 'info', options: ['info', 'debug'] } } },
+      workflowRun: null,
     });
     expect(workflow.env).toEqual({ NODE_ENV: 'test', RETRIES: '3', VERSION: '1.10' });
     expect(workflow.concurrency).toEqual({ group: 'ci', cancelInProgress: false });
@@ -154,7 +155,7 @@ describe('compileWorkflow', () => {
 
   it('without on, a workflow is started by hand only', () => {
     const workflow = compile(yaml('jobs:', '  test:', '    steps: [{run: make test}]'));
-    expect(workflow.on).toEqual({ push: null, schedule: [], webhook: null, manual: { inputs: {} } });
+    expect(workflow.on).toEqual({ push: null, schedule: [], webhook: null, manual: { inputs: {} }, workflowRun: null });
   });
 
   it('reads triggers given as a list of names', () => {
@@ -367,6 +368,15 @@ describe('compileWorkflow', () => {
     ]);
   });
 
+  it('reads workflow_run, and names what is wrong with one', () => {
+    const wf = compile(yaml('on:', '  workflow_run: {workflows: [build, test], statuses: [succeeded], branches: [main, "release/*"]}', 'jobs:', '  a:', '    steps: [{run: x}]'));
+    expect(wf.on.workflowRun).toEqual({ workflows: ['build', 'test'], statuses: ['succeeded'], branches: ['main', 'release/*'] });
+    expect(problems(yaml('on:', '  workflow_run: {workflows: [], statuses: [sucess]}', 'jobs:', '  a:', '    steps: [{run: x}]'))).toEqual([
+      '2:29: on.workflow_run.workflows needs the name of at least one workflow of the project',
+      '2:43: on.workflow_run.statuses has "sucess", which is no status a run ends with (allowed: succeeded, failed, canceled, timed_out, skipped)',
+    ]);
+  });
+
   it('reads a supersede group, and refuses one that also cancels in progress', () => {
     const wf = compile(yaml('concurrency: {group: deploy, supersede: true}', 'jobs:', '  a:', '    steps: [{run: x}]', '  b:', '    concurrency: {group: other, supersede: false}', '    steps: [{run: x}]'));
     expect(wf.jobs.map((j) => j.concurrency)).toEqual([
@@ -396,7 +406,7 @@ describe('compileWorkflow', () => {
         ),
       ),
     ).toEqual([
-      '2:3: unknown trigger "pull_request" in on (allowed: push, tag, schedule, webhook, manual, workflow_dispatch)',
+      '2:3: unknown trigger "pull_request" in on (allowed: push, tag, schedule, webhook, manual, workflow_dispatch, workflow_run)',
       '3:21: on.schedule[0].cron "0 3 * *" has 4 fields; write 5 (minute hour day month weekday), 6 with seconds first, or a macro such as @daily',
       '3:40: on.schedule[1].cron "61 * * * *" is not a cron expression: invalid value for minute: 61',
       '5:3: job id "bad id" must start with a letter or _ and contain only letters, digits, _ and -',

@@ -1,16 +1,16 @@
 import { cronProblem, isTimeZone } from '../domain/schedule-times.js';
 import { didYouMean } from './did-you-mean.js';
-import type { ManualInput, PushFilter, WorkflowTriggers } from './workflow-model.js';
+import { CHAIN_STATUSES, type ChainStatus, type ManualInput, type PushFilter, type WorkflowTriggers } from './workflow-model.js';
 import { keyOf, type Field, type YamlReader } from './yaml-reader.js';
 
-const TRIGGERS = ['push', 'tag', 'schedule', 'webhook', 'manual', 'workflow_dispatch'];
+const TRIGGERS = ['push', 'tag', 'schedule', 'webhook', 'manual', 'workflow_dispatch', 'workflow_run'];
 const PUSH_KEYS = ['branches', 'branches-ignore', 'tags', 'tags-ignore', 'paths', 'paths-ignore'] as const;
 
 const emptyPush = (): PushFilter => ({ branches: [], branchesIgnore: [], tags: [], tagsIgnore: [], paths: [], pathsIgnore: [] });
 
 /** Reads `on:` (absent: manual only). Triggers appear as a name, a list of names, or a map of settings. */
 export function parseTriggers(field: Field | undefined, reader: YamlReader): WorkflowTriggers {
-  const triggers: WorkflowTriggers = { push: null, schedule: [], webhook: null, manual: null };
+  const triggers: WorkflowTriggers = { push: null, schedule: [], webhook: null, manual: null, workflowRun: null };
   if (!field) {
     triggers.manual = { inputs: {} };
     return triggers;
@@ -48,6 +48,10 @@ export function parseTriggers(field: Field | undefined, reader: YamlReader): Wor
         triggers.webhook = { events: events ? (reader.strings(events)?.map((e) => e.value) ?? []) : [] };
         break;
       }
+      case 'workflow_run':
+        if (given) triggers.workflowRun = readWorkflowRun(given, reader);
+        else reader.report(at, 'on.workflow_run needs the workflows to follow: workflow_run: {workflows: [build]}');
+        break;
       case 'manual':
       case 'workflow_dispatch':
         if (triggers.manual) reader.report(at, 'on lists manual twice (workflow_dispatch is another name for manual)');
@@ -72,6 +76,23 @@ function readPush(field: Field, push: PushFilter, reader: YamlReader): void {
     const property = key.replace(/-(\w)/, (_, c: string) => c.toUpperCase()) as keyof PushFilter;
     push[property].push(...(reader.strings(f, 'a pattern or a list of patterns')?.map((p) => p.value) ?? []));
   }
+}
+
+function readWorkflowRun(field: Field, reader: YamlReader): WorkflowTriggers['workflowRun'] {
+  const fields = reader.map(field, ['workflows', 'statuses', 'branches'], 'a map like {workflows: [build], statuses: [succeeded], branches: [main]}');
+  if (!fields) return null;
+  const workflowsField = fields.get('workflows');
+  const workflows = workflowsField ? (reader.strings(workflowsField, 'a workflow name or a list of them')?.map((w) => w.value) ?? []) : [];
+  if (workflows.length === 0) reader.report(workflowsField ?? field, `${field.path}.workflows needs the name of at least one workflow of the project`);
+  const statuses: ChainStatus[] = [];
+  const statusesField = fields.get('statuses');
+  for (const s of statusesField ? (reader.strings(statusesField, 'a run status or a list of them') ?? []) : []) {
+    if ((CHAIN_STATUSES as readonly string[]).includes(s.value)) statuses.push(s.value as ChainStatus);
+    else reader.report(statusesField!, `${statusesField!.path} has "${s.value}", which is no status a run ends with${didYouMean(s.value, CHAIN_STATUSES)}`);
+  }
+  const branchesField = fields.get('branches');
+  const branches = branchesField ? (reader.strings(branchesField, 'a pattern or a list of patterns')?.map((b) => b.value) ?? []) : [];
+  return workflows.length > 0 ? { workflows, statuses, branches } : null;
 }
 
 function readSchedule(field: Field, reader: YamlReader): WorkflowTriggers['schedule'] {

@@ -41,7 +41,13 @@ export interface WorkflowTriggers {
   /** An empty `events` list means every delivery. */
   webhook: { events: string[] } | null;
   manual: { inputs: Record<string, ManualInput> } | null;
+  /** Runs after a run of one of `workflows` (by name) ends with one of `statuses` on one of `branches` (empty: any). */
+  workflowRun: { workflows: string[]; statuses: ChainStatus[]; branches: string[] } | null;
 }
+
+/** The end of an upstream run a chain may wait for. */
+export type ChainStatus = 'succeeded' | 'failed' | 'canceled' | 'timed_out' | 'skipped';
+export const CHAIN_STATUSES: readonly ChainStatus[] = ['succeeded', 'failed', 'canceled', 'timed_out', 'skipped'];
 
 export interface CompiledStep {
   name: string;
@@ -117,7 +123,7 @@ export interface CompiledWorkflow {
 /** What `if` expressions can read; `furrow.*` names are also reachable as `github.*`. */
 export interface ConditionContext {
   furrow: {
-    event: string; // manual, push, tag, schedule, webhook, rerun
+    event: string; // manual, push, tag, schedule, webhook, workflow_run, rerun
     ref: string | null; // refs/heads/main, refs/tags/v1
     branch: string | null;
     tag: string | null;

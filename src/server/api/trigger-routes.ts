@@ -1,11 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { MISSED_POLICIES, upcomingFires } from '../../domain/schedule-times.js';
+import { CHAIN_STATUSES } from '../../pipeline/workflow-model.js';
 import { AppError, notFound } from '../app-error.js';
 import { projectContext } from '../auth/access-plugin.js';
 import type { Db } from '../../db/database.js';
 import type { Resources } from '../resources.js';
-import { createSchedule, deleteTrigger, getTrigger, listTriggers, updateSchedule, type ScheduleFields } from '../store/trigger-store.js';
+import { createChain, createSchedule, deleteTrigger, getTrigger, listTriggers, triggerKind, updateChain, updateSchedule, type ScheduleFields } from '../store/trigger-store.js';
 import { applyScheduleInput, NEW_SCHEDULE, specOf } from '../triggers/schedule-input.js';
 import { IdParams, VariableMap } from './schemas.js';
 
@@ -22,8 +23,38 @@ const ScheduleFieldsBody = {
   parameters: Type.Optional(VariableMap),
   enabled: Type.Optional(Type.Boolean()),
 };
-const CreateBody = Type.Object({ kind: Type.Literal('schedule'), ...ScheduleFieldsBody }, { additionalProperties: false });
-const UpdateBody = Type.Object(ScheduleFieldsBody, { additionalProperties: false });
+const ChainFieldsBody = {
+  statuses: Type.Optional(Type.Array(Type.Union(CHAIN_STATUSES.map((st) => Type.Literal(st))), { maxItems: 5, uniqueItems: true, description: 'The ends of the upstream run that start this workflow (default: any)' })),
+  branches: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 50, description: 'Branch patterns the upstream run must have run at (default: any)' })),
+};
+const CreateBody = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('schedule'), Type.Literal('workflow')], { description: 'schedule: at times; workflow: when a run of another workflow ends (a chain)' }),
+    workflowId: Type.Optional(Type.String({ format: 'uuid', description: 'For kind workflow: the workflow of the project whose runs set this one off' })),
+    ...ScheduleFieldsBody,
+    ...ChainFieldsBody,
+  },
+  { additionalProperties: false },
+);
+const UpdateBody = Type.Object({ ...ScheduleFieldsBody, ...ChainFieldsBody }, { additionalProperties: false });
+const SCHEDULE_ONLY = ['cron', 'at', 'timezone', 'missed', 'ref', 'parameters'] as const;
+const CHAIN_ONLY = ['workflowId', 'statuses', 'branches'] as const;
+
+/** 400 for the fields of the other kind of trigger. */
+function onlyFieldsOf(kind: 'schedule' | 'workflow', body: Record<string, unknown>): void {
+  const foreign = (kind === 'schedule' ? CHAIN_ONLY : SCHEDULE_ONLY).filter((k) => body[k] !== undefined);
+  if (foreign.length === 0) return;
+  throw new AppError('validation_failed', `A ${kind} trigger takes no ${foreign.join(', ')}.`, foreign.map((field) => ({ field, message: `is not a field of a ${kind} trigger` })));
+}
+
+/** A chain's upstream: another workflow of the same project. */
+async function checkUpstream(db: Db, workflowId: string, upstreamId: string | undefined): Promise<string> {
+  if (!upstreamId) throw new AppError('validation_failed', 'A workflow trigger needs workflowId: the workflow whose runs set this one off.', [{ field: 'workflowId', message: 'is required' }]);
+  if (upstreamId === workflowId) throw new AppError('validation_failed', 'A workflow cannot follow its own runs.', [{ field: 'workflowId', message: 'is this workflow' }]);
+  const both = await db.selectFrom('workflows').select(['id', 'project_id']).where('id', 'in', [workflowId, upstreamId]).execute();
+  if (both.length !== 2 || both[0]!.project_id !== both[1]!.project_id) throw new AppError('validation_failed', 'workflowId does not name another workflow of this project.', [{ field: 'workflowId', message: 'no such workflow in this project' }]);
+  return upstreamId;
+}
 const CountQuery = Type.Object({ count: Type.Integer({ minimum: 1, maximum: 100, default: 10 }) }, { additionalProperties: false });
 const PreviewBody = Type.Object({ cron: Type.Optional(Cron), at: Type.Optional(At), timezone: Type.Optional(TimeZone), count: Type.Integer({ minimum: 1, maximum: 100, default: 10 }) }, { additionalProperties: false });
 const byTrigger = { kind: 'trigger', param: 'id' } as const;
@@ -52,8 +83,7 @@ async function refNeedsRepository(db: Db, workflowId: string): Promise<void> {
   if (wf && !wf.repository_id) throw new AppError('validation_failed', 'The schedule: ref names a branch or tag, but this workflow has no repository.', [{ field: 'ref', message: 'the workflow has no repository' }]);
 }
 
-const fromFile = () =>
-  new AppError('conflict', 'This schedule comes from the workflow file’s on.schedule: change the file to change or remove it; here it can only be enabled or disabled.');
+const fromFile = () => new AppError('conflict', 'This trigger comes from the workflow file’s on: change the file to change or remove it; here it can only be enabled or disabled.');
 
 export const triggerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (app, { res }) => {
   const { db } = res.database;
@@ -61,9 +91,15 @@ export const triggerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
 
   app.post(
     '/workflows/:id/triggers',
-    { config: { access: { capability: 'trigger.write', scope: { kind: 'workflow', param: 'id' } } }, schema: { tags, summary: 'Add a schedule to a workflow (201)', params: IdParams, body: CreateBody } },
+    { config: { access: { capability: 'trigger.write', scope: { kind: 'workflow', param: 'id' } } }, schema: { tags, summary: 'Add a schedule or a chain to a workflow (201)', params: IdParams, body: CreateBody } },
     async (req, reply) => {
-      const { kind: _kind, ...input } = req.body;
+      const { kind, workflowId, statuses, branches, ...input } = req.body;
+      onlyFieldsOf(kind, req.body);
+      if (kind === 'workflow') {
+        const upstream = await checkUpstream(db, req.params.id, workflowId);
+        const chain = await createChain(db, projectContext(req), req.params.id, upstream, { description: input.description ?? '', enabled: input.enabled ?? true, statuses: statuses ?? [], branches: branches ?? [] });
+        return reply.status(201).send(withUpcoming(chain));
+      }
       const fields = applyScheduleInput(NEW_SCHEDULE, input, new Date());
       if (fields.ref !== null) await refNeedsRepository(db, req.params.id);
       return reply.status(201).send(withUpcoming(await createSchedule(db, projectContext(req), req.params.id, fields)));
@@ -94,14 +130,27 @@ export const triggerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
 
   app.patch(
     '/triggers/:id',
-    { config: { access: { capability: 'trigger.write', scope: byTrigger } }, schema: { tags, summary: 'Change, enable or disable a schedule', params: IdParams, body: UpdateBody } },
+    { config: { access: { capability: 'trigger.write', scope: byTrigger } }, schema: { tags, summary: 'Change, enable or disable a trigger', params: IdParams, body: UpdateBody } },
     async (req) => {
+      const kind = await triggerKind(db, req.params.id);
+      if (!kind) throw notFound('Trigger');
+      onlyFieldsOf(kind, req.body);
+      const fileOnlyToggles = (source: 'api' | 'file') => {
+        if (source === 'file' && Object.keys(req.body).some((k) => k !== 'enabled')) throw fromFile();
+      };
       const now = new Date();
-      const updated = await updateSchedule(db, projectContext(req), req.params.id, async (current) => {
-        if (current.source === 'file' && Object.keys(req.body).some((k) => k !== 'enabled')) throw fromFile();
-        if (req.body.ref) await refNeedsRepository(db, current.workflowId);
-        return applyScheduleInput(current, req.body, now);
-      });
+      const { statuses, branches, ...input } = req.body;
+      const updated =
+        kind === 'workflow'
+          ? await updateChain(db, projectContext(req), req.params.id, (current) => {
+              fileOnlyToggles(current.source);
+              return { description: input.description ?? current.description, enabled: input.enabled ?? current.enabled, statuses: statuses ?? current.statuses, branches: branches ?? current.branches };
+            })
+          : await updateSchedule(db, projectContext(req), req.params.id, async (current) => {
+              fileOnlyToggles(current.source);
+              if (input.ref) await refNeedsRepository(db, current.workflowId);
+              return applyScheduleInput(current, input, now);
+            });
       if (!updated) throw notFound('Trigger');
       return withUpcoming(updated);
     },

@@ -23,6 +23,10 @@ export const triggerColumns = [
   'triggers.last_fired_at as lastFiredAt',
   'triggers.last_run_id as lastRunId',
   'triggers.last_error as lastError',
+  'triggers.upstream_workflow_id as upstreamWorkflowId',
+  'triggers.upstream_name as upstreamName',
+  'triggers.statuses',
+  'triggers.branches',
   'triggers.created_at as createdAt',
   'triggers.updated_at as updatedAt',
 ] as const;
@@ -140,21 +144,44 @@ export function deleteTrigger(db: Db, ctx: ProjectContext, id: string, allowed: 
   });
 }
 
+/** A trigger a workflow file's `on` gives: a schedule, or a chain after a workflow named in it. */
+export type FileTrigger =
+  | { kind: 'schedule'; cron: string; timezone: string; nextFireAt: Date | null }
+  | { kind: 'workflow'; upstreamName: string; statuses: string[]; branches: string[] };
+
+/** What tells two file triggers apart: one that stays the same keeps its state. */
+function fileKey(t: { kind: string; cron: string | null; timezone: string; upstreamName: string | null; statuses: string[]; branches: string[] }): string {
+  return JSON.stringify(t.kind === 'schedule' ? [t.kind, t.cron, t.timezone] : [t.kind, t.upstreamName?.toLowerCase(), t.statuses, t.branches]);
+}
+
 /**
- * Replaces the schedules a workflow file gives (`on.schedule`) with `schedules`, in the
- * transaction that stores the file: those that stay keep their state, the others go.
+ * Replaces the triggers a workflow file gives (its `on.schedule` and `on.workflow_run`) with
+ * `triggers`, in the transaction that stores the file: those that stay keep their state, the
+ * others go.
  */
-export async function syncFileSchedules(tx: Tx, workflowId: string, schedules: { cron: string; timezone: string; nextFireAt: Date | null }[]): Promise<void> {
-  const kept = await tx.selectFrom('triggers').select(['id', 'cron', 'timezone']).where('workflow_id', '=', workflowId).where('source', '=', 'file').execute();
-  const key = (s: { cron: string | null; timezone: string }) => `${s.timezone} ${s.cron}`;
-  const wanted = new Map(schedules.map((s) => [key(s), s]));
-  const gone = kept.filter((k) => !wanted.has(key(k))).map((k) => k.id);
+export async function syncFileTriggers(tx: Tx, workflowId: string, triggers: FileTrigger[]): Promise<void> {
+  const kept = await tx
+    .selectFrom('triggers')
+    .select(['id', 'kind', 'cron', 'timezone', 'upstream_name as upstreamName', 'statuses', 'branches'])
+    .where('workflow_id', '=', workflowId)
+    .where('source', '=', 'file')
+    .execute();
+  const wanted = new Map(triggers.map((t) => [fileKey(t.kind === 'schedule' ? { ...t, upstreamName: null, statuses: [], branches: [] } : { ...t, cron: null, timezone: 'UTC' }), t]));
+  const gone = kept.filter((k) => !wanted.has(fileKey(k))).map((k) => k.id);
   if (gone.length > 0) await tx.deleteFrom('triggers').where('id', 'in', gone).execute();
-  for (const k of kept) wanted.delete(key(k));
+  for (const k of kept) wanted.delete(fileKey(k));
   if (wanted.size > 0) {
     await tx
       .insertInto('triggers')
-      .values([...wanted.values()].map((s) => ({ workflow_id: workflowId, kind: 'schedule' as const, source: 'file' as const, cron: s.cron, timezone: s.timezone, parameters: '{}', next_fire_at: s.nextFireAt })))
+      .values(
+        [...wanted.values()].map((t) => ({
+          workflow_id: workflowId,
+          kind: t.kind,
+          source: 'file' as const,
+          parameters: '{}',
+          ...(t.kind === 'schedule' ? { cron: t.cron, timezone: t.timezone, next_fire_at: t.nextFireAt } : { upstream_name: t.upstreamName, statuses: t.statuses, branches: t.branches }),
+        })),
+      )
       .execute();
   }
   if (gone.length > 0 || wanted.size > 0) await wakeClocks(tx);
@@ -242,3 +269,79 @@ export async function msUntilNextFire(db: Db): Promise<number | null> {
     FROM triggers WHERE next_fire_at IS NOT NULL AND enabled`.execute(db);
   return rows[0]?.ms ?? null;
 }
+
+/** A chain: what of an upstream workflow's run ends starts the trigger's workflow. */
+export interface ChainFields {
+  description: string;
+  enabled: boolean;
+  statuses: string[];
+  branches: string[];
+}
+
+export function createChain(db: Db, ctx: ProjectContext, workflowId: string, upstreamWorkflowId: string, fields: ChainFields) {
+  return inTransaction(db, async (tx) => {
+    const trigger = await tx
+      .insertInto('triggers')
+      .values({ workflow_id: workflowId, kind: 'workflow', upstream_workflow_id: upstreamWorkflowId, parameters: '{}', created_by: ctx.actorUserId, ...fields })
+      .returning(triggerColumns)
+      .executeTakeFirstOrThrow();
+    await log(tx, ctx, 'trigger.created', trigger.id, { workflowId, kind: 'workflow', upstreamWorkflowId });
+    return trigger;
+  });
+}
+
+/** Changes a chain to what `change` makes of it (under its lock); undefined when there is none. */
+export function updateChain(db: Db, ctx: ProjectContext, id: string, change: (current: ChainFields & { source: 'api' | 'file' }) => ChainFields) {
+  return inTransaction(db, async (tx) => {
+    const t = await tx.selectFrom('triggers').select(['source', 'description', 'enabled', 'statuses', 'branches']).where('id', '=', id).where('kind', '=', 'workflow').forUpdate().executeTakeFirst();
+    if (!t) return undefined;
+    const fields = change(t);
+    const trigger = await tx.updateTable('triggers').set({ ...fields, updated_at: sql`now()` }).where('id', '=', id).returning(triggerColumns).executeTakeFirstOrThrow();
+    await log(tx, ctx, 'trigger.updated', id, { enabled: fields.enabled });
+    return trigger;
+  });
+}
+
+/** The kind of trigger `id` is, or undefined. */
+export async function triggerKind(db: Db, id: string) {
+  return (await db.selectFrom('triggers').select('kind').where('id', '=', id).executeTakeFirst())?.kind;
+}
+
+/** A chain a finished run may set off, with where its workflow lives. */
+export interface Chain {
+  id: string;
+  workflowId: string;
+  repositoryId: string | null;
+  projectId: string;
+  organizationId: string;
+  statuses: string[];
+  branches: string[];
+}
+
+/** The enabled chains of the project that follow `workflow` (by id, or by name for a file's). */
+export async function chainsAfter(db: Db, workflow: { id: string; name: string; projectId: string }): Promise<Chain[]> {
+  const { rows } = await sql<Chain>`
+    SELECT t.id, t.workflow_id AS "workflowId", w.repository_id AS "repositoryId", w.project_id AS "projectId", p.organization_id AS "organizationId", t.statuses, t.branches
+    FROM triggers t JOIN workflows w ON w.id = t.workflow_id JOIN projects p ON p.id = w.project_id
+    WHERE t.kind = 'workflow' AND t.enabled AND w.project_id = ${workflow.projectId}
+      AND (t.upstream_workflow_id = ${workflow.id} OR lower(t.upstream_name) = lower(${workflow.name}))
+    ORDER BY t.created_at, t.id`.execute(db);
+  return rows;
+}
+
+/** Records what a chain's firing did: the run it started, or why none (with `trigger.failed`). */
+export function recordChainFire(db: Db, chain: Chain, upstreamRunId: string, outcome: { runId: string } | { error: string; code: string }) {
+  return inTransaction(db, async (tx) => {
+    const ok = 'runId' in outcome;
+    await tx
+      .updateTable('triggers')
+      .set({ last_fired_at: sql`now()`, last_run_id: ok ? outcome.runId : sql<string>`last_run_id`, last_error: ok ? null : outcome.error })
+      .where('id', '=', chain.id)
+      .execute();
+    if (!ok) {
+      const payload = { workflowId: chain.workflowId, upstreamRunId, code: outcome.code, message: outcome.error };
+      await recordActivity(tx, { type: 'trigger.failed', organizationId: chain.organizationId, projectId: chain.projectId, actorUserId: null, subjectType: 'trigger', subjectId: chain.id, payload });
+    }
+  });
+}
+

@@ -6,7 +6,7 @@ import type { CompiledWorkflow } from '../../pipeline/workflow-model.js';
 import { AppError } from '../app-error.js';
 import { compileOrThrow } from '../triggers/workflow-plan.js';
 import { recordActivity, type ProjectContext as Ctx } from './activity-store.js';
-import { syncFileSchedules } from './trigger-store.js';
+import { syncFileTriggers, type FileTrigger } from './trigger-store.js';
 
 const columns = [
   'id',
@@ -77,14 +77,19 @@ async function checkSource(db: Db, projectId: string, input: Partial<WorkflowInp
 }
 
 /**
- * The schedules of the workflow's `on.schedule`, when its source changes: a definition's, or none
- * (a script has no `on`, and a file's are not read yet).
+ * The triggers of the workflow's `on` (`schedule`, `workflow_run`), when its source changes: a
+ * definition's, or none (a script has no `on`, and a file's are not read yet).
  */
-async function syncSchedules(tx: Tx, workflowId: string, input: Partial<WorkflowInput>, compiled: CompiledWorkflow | undefined) {
+async function syncTriggers(tx: Tx, workflowId: string, input: Partial<WorkflowInput>, compiled: CompiledWorkflow | undefined) {
   if (input.script === undefined && input.definition === undefined && input.path === undefined) return;
   const now = new Date();
-  const schedules = (compiled?.on.schedule ?? []).map(({ cron, timezone }) => ({ cron, timezone: timezone ?? 'UTC' }));
-  await syncFileSchedules(tx, workflowId, schedules.map((spec) => ({ ...spec, nextFireAt: nextFireAfter(spec, now) })));
+  const schedules = (compiled?.on.schedule ?? []).map(({ cron, timezone }): FileTrigger => {
+    const spec = { cron, timezone: timezone ?? 'UTC' };
+    return { kind: 'schedule', ...spec, nextFireAt: nextFireAfter(spec, now) };
+  });
+  const after = compiled?.on.workflowRun;
+  const chains = (after?.workflows ?? []).map((upstreamName): FileTrigger => ({ kind: 'workflow', upstreamName, statuses: after!.statuses, branches: after!.branches }));
+  await syncFileTriggers(tx, workflowId, [...schedules, ...chains]);
 }
 
 async function checkEnvironment(db: Db, projectId: string, environmentId: string | null | undefined) {
@@ -109,7 +114,7 @@ export function createWorkflow(db: Db, ctx: Ctx, input: WorkflowInput) {
       })
       .returning(columns)
       .executeTakeFirstOrThrow();
-    await syncSchedules(tx, wf.id, input, compiled);
+    await syncTriggers(tx, wf.id, input, compiled);
     await recordActivity(tx, { type: 'workflow.created', organizationId: ctx.organizationId, projectId: ctx.projectId, actorUserId: ctx.actorUserId, subjectType: 'workflow', subjectId: wf.id, payload: { name: wf.name } });
     return wf;
   });
@@ -141,7 +146,7 @@ export function updateWorkflow(db: Db, ctx: Ctx, id: string, input: Partial<Work
       .where('id', '=', id)
       .returning(columns)
       .executeTakeFirstOrThrow();
-    await syncSchedules(tx, id, input, compiled);
+    await syncTriggers(tx, id, input, compiled);
     await recordActivity(tx, { type: 'workflow.updated', organizationId: ctx.organizationId, projectId: ctx.projectId, actorUserId: ctx.actorUserId, subjectType: 'workflow', subjectId: id, payload: { name: wf.name } });
     return wf;
   });

@@ -7,6 +7,8 @@ export interface TaskPayloads {
   'generate-deploy-key': { repositoryId: string };
   /** Runs `git ls-remote` with the deploy key and records the outcome (pinning learned host keys). */
   'check-repository-access': { repositoryId: string };
+  /** Starts the workflows that follow a run that has ended (see start-chained-runs.ts). */
+  'start-chained-runs': { runId: string };
 }
 
 export type TaskName = keyof TaskPayloads;
@@ -20,6 +22,13 @@ export interface TaskOptions {
 export function repositoryIdOf(payload: unknown): string {
   const id = (payload as { repositoryId?: unknown } | null)?.repositoryId;
   if (typeof id !== 'string') throw new Error(`payload has no repositoryId: ${JSON.stringify(payload)}`);
+  return id;
+}
+
+/** The run id of a run task's payload; throws (the task fails) on anything else. */
+export function runIdOf(payload: unknown): string {
+  const id = (payload as { runId?: unknown } | null)?.runId;
+  if (typeof id !== 'string') throw new Error(`payload has no runId: ${JSON.stringify(payload)}`);
   return id;
 }
 
