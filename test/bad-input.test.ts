@@ -106,6 +106,8 @@ describe('bad input', () => {
     const res = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'net', script: 'true', network: 'bridge' });
     expect(res.status).toBe(400);
     expect(res.body.details).toEqual([{ field: 'network', message: 'must be one of "default", "none"' }]);
+    const env = await t.api('POST', `/api/v1/projects/${projectId}/environments`, { name: 'queued', concurrency: 'fifo' });
+    expect(env.body.details).toEqual([{ field: 'concurrency', message: 'must be one of "queue", "supersede", "cancel-in-progress", or null' }]);
     expect(res.body.message.match(/"none"/g)).toHaveLength(1);
   });
 
@@ -151,9 +153,25 @@ describe('bad input', () => {
     const res = await t.api('POST', `/api/v1/projects/${projectId}/environments`, { name: 'nul', variables: { A: 'x\u0000y' } });
     expect(res.status).toBe(400);
     expect(res.body.code).toBe('validation_failed');
-    expect(res.body.details).toEqual([{ field: 'variables.A', message: 'contains a NUL character' }]);
+    expect(res.body.details).toEqual([{ field: 'variables.A', message: 'contains a NUL character (\\u0000), which text may not hold' }]);
     const query = await t.api('GET', `/api/v1/projects/${projectId}/secrets?environmentId=%00`);
     expect(query.status).toBe(400);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('refuses a body nested deeper than any route takes, however deep, as a 400', async () => {
+    const before = await counts();
+    for (const depth of [33, 10_000, 100_000]) {
+      // Sent as text: the test's own JSON.stringify would not get that deep either.
+      const res = await fetch(`${t.url}/api/v1/projects/${projectId}/environments`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+        body: `{"name":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+      });
+      const answer = (await res.json()) as { details: unknown };
+      expect(res.status, `${depth}: ${JSON.stringify(answer)}`).toBe(400);
+      expect(answer.details).toEqual([{ field: 'name' + '.0'.repeat(31), message: 'nests deeper than 32 levels' }]);
+    }
     expect(await counts()).toEqual(before);
   });
 

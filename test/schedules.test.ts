@@ -194,8 +194,9 @@ describe('schedules', () => {
 
   it('come from a definition’s on.schedule and follow it, and only enable or disable through the API', async () => {
     const { projectId } = await t.workflow('true');
-    const definition = (cron: string) => ['on:', '  manual:', '  schedule:', `    - cron: "${cron}"`, '      timezone: Europe/Berlin', 'jobs:', '  a:', '    steps: [{run: "true"}]'].join('\n');
-    const wf = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'nightly', definition: definition('0 3 * * *') });
+    const definition = (cron: string, zone = 'Europe/Berlin') => ['on:', '  manual:', '  schedule:', `    - cron: "${cron}"`, `      timezone: ${zone}`, 'jobs:', '  a:', '    steps: [{run: "true"}]'].join('\n');
+    // Spelled otherwise first: stored as the platform spells it, so the same schedule after.
+    const wf = await t.api('POST', `/api/v1/projects/${projectId}/workflows`, { name: 'nightly', definition: definition('0 3 * * *', 'europe/berlin') });
     expect(wf.status, wf.text).toBe(201);
     const listed = (await t.api('GET', `/api/v1/workflows/${wf.body.id}/triggers`)).body.items;
     expect(listed).toHaveLength(1);
@@ -226,8 +227,9 @@ describe('schedules', () => {
       return res.body.details;
     };
     expect(await bad({ cron: '61 * * * *' })).toEqual([{ field: 'cron', message: '"61 * * * *" is not a cron expression: invalid value for minute: 61' }]);
-    expect(await bad({})).toEqual([{ field: 'cron', message: 'give cron (a cron expression) or at (a one-off time)' }]);
-    expect(await bad({ cron: '@daily', at: 'tomorrow 02:00' })).toEqual([{ field: 'at', message: 'give either cron or at, not both' }]);
+    expect(await bad({})).toEqual([{ field: 'cron', message: 'or at is required: cron for a cron expression, at for a one-off time' }]);
+    expect(await bad({ cron: '@daily', at: 'tomorrow 02:00' })).toEqual([{ field: 'at', message: 'cannot be given with cron: give one of them' }]);
+    expect(await bad({ at: 'now', timezone: 'nowhere' })).toEqual([{ field: 'timezone', message: '"nowhere" is not a time zone (like UTC or Europe/Berlin)' }]);
     expect(await bad({ cron: '@daily', timezone: 'Mars/Base' })).toEqual([{ field: 'timezone', message: '"Mars/Base" is not a time zone (like UTC or Europe/Berlin)' }]);
     expect((await bad({ at: 'next blue moon' }))[0].message).toMatch(/is not a time Furrow reads/);
     expect((await bad({ at: '2020-01-01T00:00Z' }))[0].message).toMatch(/has passed already/);

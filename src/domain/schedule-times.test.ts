@@ -15,7 +15,9 @@ describe('cronProblem', () => {
     expect(cronProblem('0 0 * * 8')).toMatch(/dayOfWeek/);
     expect(cronProblem('* * * *')).toBe('"* * * *" has 4 fields; write 5 (minute hour day month weekday), 6 with seconds first, or a macro such as @daily');
     expect(cronProblem('* * * * * * *')).toMatch(/has 7 fields/);
-    expect(cronProblem('@reboot')).toMatch(/^"@reboot" is not a cron expression: @reboot is not supported/);
+    expect(cronProblem('@reboot')).toBe('"@reboot" is not a macro Furrow knows (@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly)');
+    expect(cronProblem('@every 5s')).toMatch(/is not a macro Furrow knows/);
+    expect(cronProblem('@DAILY')).toBeUndefined();
     expect(cronProblem('0 0 31 2 *')).toBe('"0 0 31 2 *" never fires');
     expect(cronProblem('0 3 * * *', 'Mars/Olympus')).toMatch(/not a time zone/);
   });

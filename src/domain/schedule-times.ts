@@ -25,6 +25,14 @@ export function isTimeZone(zone: string): boolean {
   }
 }
 
+/** A known time zone as the platform spells it (`europe/berlin` is `Europe/Berlin`). */
+export function canonicalTimeZone(zone: string): string {
+  return new Intl.DateTimeFormat('en', { timeZone: zone }).resolvedOptions().timeZone;
+}
+
+/** The macros a cron expression may be (croner's, without @reboot, which no schedule can mean). */
+const MACROS = ['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly'];
+
 /**
  * What is wrong with a cron expression, or undefined: 5 fields (minute hour day month weekday),
  * 6 with seconds first, or a macro (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`).
@@ -33,6 +41,7 @@ export function isTimeZone(zone: string): boolean {
 export function cronProblem(cron: string, timezone = 'UTC'): string | undefined {
   if (!isTimeZone(timezone)) return `"${timezone}" is not a time zone (like UTC or Europe/Berlin)`;
   const fields = cron.trim().split(/\s+/).length;
+  if (cron.trim().startsWith('@') && !MACROS.includes(cron.trim().toLowerCase())) return `"${cron}" is not a macro Furrow knows (${MACROS.join(', ')})`;
   if (!cron.trim().startsWith('@') && fields !== 5 && fields !== 6) {
     return `"${cron}" has ${fields} field${fields === 1 ? '' : 's'}; write 5 (minute hour day month weekday), 6 with seconds first, or a macro such as @daily`;
   }

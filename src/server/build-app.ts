@@ -29,7 +29,7 @@ import { installErrorHandler } from './error-handler.js';
 import { LiveHub } from './live/live-hub.js';
 import { liveRoutes } from './live/live-routes.js';
 import { metricsPlugin } from './metrics-plugin.js';
-import { nulField } from './nul-field.js';
+import { bodyProblem } from './body-problem.js';
 import type { Resources } from './resources.js';
 
 /**
@@ -65,8 +65,8 @@ export async function buildApp(res: Resources): Promise<FastifyInstance> {
     } catch (err) {
       return done(new AppError('invalid_json', `The request body is not valid JSON: ${(err as Error).message}`), undefined);
     }
-    const nul = nulField(parsed);
-    if (nul) return done(new AppError('validation_failed', `Invalid body: ${nul} contains a NUL character (\\u0000), which text may not hold.`, [{ field: nul, message: 'contains a NUL character' }]), undefined);
+    const problem = bodyProblem(parsed);
+    if (problem) return done(new AppError('validation_failed', `Invalid body: ${problem.field} ${problem.message}.`, [problem]), undefined);
     done(null, parsed);
   });
   // A POST without a body means "no options": validate it as {}.

@@ -56,8 +56,12 @@ function detailsOf(errors: AjvError[], context: string | undefined): { field: st
     let message = describe(e);
     if (unions.includes(e)) {
       const branches = errors.filter((b) => b !== e && b.instancePath === e.instancePath && b.schemaPath.startsWith(`${e.schemaPath}/`));
-      if (branches.length > 0 && branches.every((b) => b.keyword === 'const')) message = `must be one of ${branches.map((b) => quote(b.params.allowedValue)).join(', ')}`;
-      else if (branches.length > 0) message = [...new Set(branches.map(describe))].join(', or ');
+      // A nullable choice fails its null branch as a type: it still reads as a choice.
+      const isNull = (b: AjvError) => b.keyword === 'type' && b.params.type === 'null';
+      const constants = branches.filter((b) => b.keyword === 'const');
+      if (constants.length > 0 && branches.every((b) => b.keyword === 'const' || isNull(b))) {
+        message = `must be one of ${constants.map((b) => quote(b.params.allowedValue)).join(', ')}${branches.some(isNull) ? ', or null' : ''}`;
+      } else if (branches.length > 0) message = [...new Set(branches.map(describe))].join(', or ');
     }
     const field = fieldOf(e, context);
     seen.set(`${field}\n${message}`, { field, message });

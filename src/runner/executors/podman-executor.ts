@@ -185,6 +185,10 @@ export class PodmanExecutor implements Executor {
       '--label', `${JOB_LABEL}=${ctx.spec.jobId}`,
       '--pull', 'never',
       '--init',
+      // A cancel stops the container through `podman rm` (removeContainer). Forwarding the
+      // client's SIGTERM as well would start a `runc kill` in the step's process group, which the
+      // same cancel kills, and podman would print that failure into the step's output.
+      '--sig-proxy=false',
       // The container writes into the step's pipes itself: no copy through podman, no log file.
       '--log-driver', 'passthrough',
       ...(runtime ? ['--runtime', runtime] : []),

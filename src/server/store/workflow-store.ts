@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import { inTransaction } from '../../db/transaction.js';
-import { nextFireAfter } from '../../domain/schedule-times.js';
+import { canonicalTimeZone, nextFireAfter } from '../../domain/schedule-times.js';
 import type { CompiledWorkflow } from '../../pipeline/workflow-model.js';
 import { AppError } from '../app-error.js';
 import { compileOrThrow } from '../triggers/workflow-plan.js';
@@ -84,7 +84,7 @@ async function syncTriggers(tx: Tx, workflowId: string, input: Partial<WorkflowI
   if (input.script === undefined && input.definition === undefined && input.path === undefined) return;
   const now = new Date();
   const schedules = (compiled?.on.schedule ?? []).map(({ cron, timezone }): FileTrigger => {
-    const spec = { cron, timezone: timezone ?? 'UTC' };
+    const spec = { cron, timezone: canonicalTimeZone(timezone ?? 'UTC') };
     return { kind: 'schedule', ...spec, nextFireAt: nextFireAfter(spec, now) };
   });
   const after = compiled?.on.workflowRun;

@@ -1,4 +1,4 @@
-import { cronProblem, isTimeZone, nextFireAfter, parseOneOff, type MissedPolicy, type ScheduleSpec } from '../../domain/schedule-times.js';
+import { canonicalTimeZone, cronProblem, isTimeZone, nextFireAfter, parseOneOff, type MissedPolicy, type ScheduleSpec } from '../../domain/schedule-times.js';
 import { checkParameters } from '../../domain/run-parameters.js';
 import { AppError } from '../app-error.js';
 import type { ScheduleFields } from '../store/trigger-store.js';
@@ -28,12 +28,11 @@ export const NEW_SCHEDULE: ScheduleFields = { description: '', cron: null, timez
  */
 export function applyScheduleInput(current: ScheduleFields, input: ScheduleInput, now: Date): ScheduleFields {
   const problems: { field: string; message: string }[] = [];
-  if (input.cron !== undefined && input.at !== undefined) problems.push({ field: 'at', message: 'give either cron or at, not both' });
+  if (input.cron !== undefined && input.at !== undefined) problems.push({ field: 'at', message: 'cannot be given with cron: give one of them' });
   const zone = input.timezone ?? current.timezone;
   const known = isTimeZone(zone);
   if (!known) problems.push({ field: 'timezone', message: `"${zone}" is not a time zone (like UTC or Europe/Berlin)` });
-  // Stored as the platform spells it (europe/berlin is Europe/Berlin).
-  const timezone = known ? new Intl.DateTimeFormat('en', { timeZone: zone }).resolvedOptions().timeZone : zone;
+  const timezone = known ? canonicalTimeZone(zone) : zone;
   const cron = input.at !== undefined ? null : (input.cron?.trim() ?? current.cron);
   let at = input.cron !== undefined ? null : current.at;
   if (input.at !== undefined && known) {
@@ -46,7 +45,7 @@ export function applyScheduleInput(current: ScheduleFields, input: ScheduleInput
     const problem = cronProblem(cron, timezone);
     if (problem) problems.push({ field: 'cron', message: problem });
   }
-  if (cron === null && at === null && !problems.some((p) => p.field === 'at')) problems.push({ field: 'cron', message: 'give cron (a cron expression) or at (a one-off time)' });
+  if (cron === null && at === null && input.at === undefined) problems.push({ field: 'cron', message: 'or at is required: cron for a cron expression, at for a one-off time' });
   // Reserved names are refused here; what the project's environments and secrets set, when a run starts.
   if (input.parameters) problems.push(...checkParameters(input.parameters, { inputs: null, protectedNames: new Map() }));
   if (problems.length > 0) throw new AppError('validation_failed', `The schedule: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}.`, problems);
