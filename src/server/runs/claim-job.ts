@@ -87,7 +87,9 @@ async function claimAmong(db: Db, runnerId: string, leaseSeconds: number, tokenH
     SELECT claimed.spec, claimed.environment_id AS "environmentId",
       claimed.id IS NOT NULL AND EXISTS (SELECT 1 FROM jobs q, runner r
         WHERE q.status = 'queued' AND q.runner_id IS NULL AND q.id <> claimed.id AND q.labels <@ r.labels
-          AND (q.not_before IS NULL OR q.not_before <= now()) AND (r.organization_id IS NULL OR q.organization_id = r.organization_id)) AS more,
+          AND (q.not_before IS NULL OR q.not_before <= now()) AND (r.organization_id IS NULL OR q.organization_id = r.organization_id)
+        -- Kept a subplan that stops at the first match: as a semi-join, stale statistics could have it hash the whole queue.
+        LIMIT 1) AS more,
       ${windowed ? sql`CASE WHEN claimed.id IS NULL AND EXISTS (SELECT 1 FROM runner) THEN (SELECT count(*) FROM (SELECT 1 ${unclaimed}) w) >= ${sql.lit(CLAIM_WINDOW)} ELSE false END` : sql`false`} AS "windowFull"
     FROM (SELECT) one LEFT JOIN claimed ON true`.execute(db);
   const row = rows[0];
