@@ -165,7 +165,8 @@ describe('schedules', () => {
     expect(run).toMatchObject({ scheduledFor: due, late: true });
     // Now skip missed times, and be back at that time as if the schedule had not been moved on.
     expect((await t.api('PATCH', `/api/v1/triggers/${s.id}`, { missed: 'skip' })).body.nextFireAt).toBe(next);
-    await pool().query('UPDATE triggers SET next_fire_at = $2, last_run_id = NULL, last_fired_at = NULL WHERE id = $1', [s.id, due]);
+    // The dead instance's hold has just run out.
+    await pool().query("UPDATE triggers SET next_fire_at = $2, last_run_id = NULL, last_fired_at = NULL, claimed_until = now() - interval '1 second' WHERE id = $1", [s.id, due]);
     await pool().query("SELECT pg_notify('furrow_triggers', '')");
     const after = await until('the fire taken over', async () => {
       const r = (await t.api('GET', `/api/v1/triggers/${s.id}`)).body;

@@ -10,7 +10,7 @@ import type { CompiledJob, CompiledWorkflow, Concurrency, ConditionContext } fro
 import { AppError } from '../app-error.js';
 import { activityRow } from '../store/activity-store.js';
 import { copyArtifacts } from '../store/artifact-store.js';
-import { conditionContext, jobConcurrency, jobLabels, jobSpec, type JobEnvironment, type RunContext } from '../store/job-rows.js';
+import { concurrencyKey, conditionContext, jobConcurrency, jobLabels, jobSpec, type JobEnvironment, type RunContext } from '../store/job-rows.js';
 import { transitionJob } from '../store/job-transitions.js';
 import { runColumns, runOfTrigger } from '../store/run-store.js';
 import { lockRun } from './lock-run.js';
@@ -46,7 +46,8 @@ export interface QueueRunInput {
   triggerKey?: string;
 }
 
-function branchAndTag(ref: string | null): { branch: string | null; tag: string | null } {
+/** The branch or tag a ref names (`refs/heads/…`, `refs/tags/…`), if either. */
+export function branchAndTag(ref: string | null): { branch: string | null; tag: string | null } {
   return {
     branch: ref?.startsWith('refs/heads/') ? ref.slice(11) : null,
     tag: ref?.startsWith('refs/tags/') ? ref.slice(10) : null,
@@ -119,7 +120,6 @@ export async function queueRun(db: Db, input: QueueRunInput) {
     throw err;
   }
 }
-
 
 interface QueuedWorkflow {
   wf: { id: string; name: string; project_id: string; timeout_seconds: number | null; labels: string[]; image: string | null; network: 'default' | 'none'; organization_id: string };
@@ -256,7 +256,7 @@ async function insertJob(tx: Tx, ctx: RunContext, job: CompiledJob, environment:
       fail_fast: job.failFast,
       environment_id: environment?.id ?? null,
       approval: environment?.requiresApproval && !kept ? 'pending' : null,
-      concurrency_group: concurrency ? `${ctx.projectId}:${concurrency.group}` : null,
+      concurrency_group: concurrency ? concurrencyKey(ctx.projectId, concurrency) : null,
       ...(status === 'skipped' || kept ? { finished_at: sql`now()` } : {}),
       ...(status === 'queued' ? { queued_at: sql`now()` } : {}),
       // Distinct times in file order, within the one transaction: the order lists and claims keep.
@@ -288,7 +288,7 @@ async function keepOutput(tx: Tx, from: string, to: string): Promise<void> {
  * queued and not claimed by a runner), and lets a running one finish.
  */
 async function makeRoomInGroups(tx: Tx, ctx: RunContext, concurrency: (Concurrency | null)[]): Promise<void> {
-  const key = (c: Concurrency) => `${ctx.projectId}:${c.group}`;
+  const key = (c: Concurrency) => concurrencyKey(ctx.projectId, c);
   const cancel = [...new Set(concurrency.flatMap((c) => (c?.cancelInProgress ? [key(c)] : [])))];
   const supersede = [...new Set(concurrency.flatMap((c) => (c?.supersede ? [key(c)] : [])))];
   if (cancel.length === 0 && supersede.length === 0) return;

@@ -6,6 +6,7 @@ import { canTransition, isTerminal } from '../../domain/run-state.js';
 import { runStatusOf } from '../../domain/run-status.js';
 import { evaluateCondition } from '../../pipeline/condition.js';
 import { activityRow } from '../store/activity-store.js';
+import { chainsFollowing } from '../store/trigger-store.js';
 import { conditionContext } from '../store/job-rows.js';
 import { closeSteps, transitionJob } from '../store/job-transitions.js';
 import type { LockedRun } from './lock-run.js';
@@ -156,9 +157,7 @@ async function syncRunStatus(tx: Tx, run: LockedRun, actorUserId: string | null,
   // An ended run sets off the chains that follow its workflow, if any do, once it commits.
   if (isTerminal(next)) {
     await sql`SELECT graphile_worker.add_job('start-chained-runs', json_build_object('runId', ${run.id}::text))
-      WHERE EXISTS (SELECT 1 FROM triggers t JOIN workflows w ON w.id = t.workflow_id, workflows u
-        WHERE u.id = ${run.workflowId} AND t.kind = 'workflow' AND t.enabled AND w.project_id = u.project_id
-          AND (t.upstream_workflow_id = u.id OR lower(t.upstream_name) = lower(u.name)))`.execute(tx);
+      WHERE EXISTS (${chainsFollowing(run.workflowId)})`.execute(tx);
   }
   run.status = next;
   return next;

@@ -27,6 +27,9 @@ export interface JobEnvironment {
   concurrency: EnvironmentConcurrency | null;
 }
 
+/** How a concurrency group is stored on its jobs: groups are per project. */
+export const concurrencyKey = (projectId: string, c: Concurrency) => `${projectId}:${c.group}`;
+
 /** A job's concurrency group: its own (or its workflow's), else its environment's. */
 export function jobConcurrency(job: CompiledJob, environment: JobEnvironment | undefined): Concurrency | null {
   if (job.concurrency || !environment?.concurrency) return job.concurrency;

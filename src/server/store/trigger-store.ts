@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
+import type { TriggerKind } from '../../db/schema.js';
 import { inTransaction } from '../../db/transaction.js';
 import type { MissedPolicy } from '../../domain/schedule-times.js';
 import { recordActivity, type ProjectContext } from './activity-store.js';
@@ -95,6 +96,7 @@ export function getTrigger(db: Db, id: string) {
 
 /** A stored schedule, for a change to start from. */
 export interface StoredSchedule extends ScheduleFields {
+  kind: TriggerKind;
   source: 'api' | 'file';
   workflowId: string;
 }
@@ -104,7 +106,7 @@ async function lockedSchedule(tx: Tx, id: string): Promise<StoredSchedule | unde
   const t = await tx.selectFrom('triggers').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
   if (!t) return undefined;
   const [at, nextFireAt] = [t.run_at as Date | null, t.next_fire_at as Date | null];
-  return { source: t.source, workflowId: t.workflow_id, description: t.description, cron: t.cron, timezone: t.timezone, at, missed: t.missed, ref: t.ref, parameters: t.parameters, enabled: t.enabled, disabledReason: t.disabled_reason, nextFireAt };
+  return { kind: t.kind, source: t.source, workflowId: t.workflow_id, description: t.description, cron: t.cron, timezone: t.timezone, at, missed: t.missed, ref: t.ref, parameters: t.parameters, enabled: t.enabled, disabledReason: t.disabled_reason, nextFireAt };
 }
 
 /**
@@ -138,7 +140,7 @@ export function deleteTrigger(db: Db, ctx: ProjectContext, id: string, allowed: 
     if (!current) return false;
     allowed(current);
     await tx.deleteFrom('triggers').where('id', '=', id).execute();
-    await log(tx, ctx, 'trigger.deleted', id, { workflowId: current.workflowId, kind: 'schedule' });
+    await log(tx, ctx, 'trigger.deleted', id, { workflowId: current.workflowId, kind: current.kind });
     await wakeClocks(tx);
     return true;
   });
@@ -195,6 +197,8 @@ export interface DueSchedule extends ScheduleTimes {
   organizationId: string;
   due: Date;
   failures: number;
+  /** Whether another claim held it before (an instance that died, or a retry's wait): its run may exist. */
+  heldBefore: boolean;
   now: Date;
 }
 
@@ -205,11 +209,11 @@ export interface DueSchedule extends ScheduleTimes {
 export async function claimDueSchedules(db: Db, limit: number, holdSeconds: number): Promise<DueSchedule[]> {
   const { rows } = await sql<DueSchedule>`
     UPDATE triggers t SET claimed_until = now() + make_interval(secs => ${holdSeconds})
-    FROM (SELECT id FROM triggers WHERE next_fire_at <= now() AND enabled AND (claimed_until IS NULL OR claimed_until <= now())
+    FROM (SELECT id, claimed_until FROM triggers WHERE next_fire_at <= now() AND enabled AND (claimed_until IS NULL OR claimed_until <= now())
           ORDER BY next_fire_at LIMIT ${limit} FOR UPDATE SKIP LOCKED) due, workflows w, projects p
     WHERE t.id = due.id AND w.id = t.workflow_id AND p.id = w.project_id
     RETURNING t.id, t.workflow_id AS "workflowId", p.id AS "projectId", p.organization_id AS "organizationId", t.cron, t.timezone,
-      t.run_at AS at, t.missed, t.ref, t.parameters, t.next_fire_at AS due, t.failures, now() AS now`.execute(db);
+      t.run_at AS at, t.missed, t.ref, t.parameters, t.next_fire_at AS due, t.failures, due.claimed_until IS NOT NULL AS "heldBefore", now() AS now`.execute(db);
   return rows;
 }
 
@@ -232,9 +236,9 @@ export interface FireOutcome {
  */
 export function finishFire(db: Db, s: DueSchedule, o: FireOutcome) {
   return inTransaction(db, async (tx) => {
-    const now = await tx.selectFrom('triggers').select('next_fire_at').where('id', '=', s.id).forUpdate().executeTakeFirst();
-    if (!now) return; // removed meanwhile
-    const same = (now.next_fire_at as Date | null)?.getTime() === s.due.getTime();
+    const current = await tx.selectFrom('triggers').select('next_fire_at').where('id', '=', s.id).forUpdate().executeTakeFirst();
+    if (!current) return; // removed meanwhile
+    const same = (current.next_fire_at as Date | null)?.getTime() === s.due.getTime();
     await tx
       .updateTable('triggers')
       .set({
@@ -318,14 +322,19 @@ export interface Chain {
   branches: string[];
 }
 
-/** The enabled chains of the project that follow `workflow` (by id, or by name for a file's). */
-export async function chainsAfter(db: Db, workflow: { id: string; name: string; projectId: string }): Promise<Chain[]> {
-  const { rows } = await sql<Chain>`
+/**
+ * The enabled chains of its project that follow the workflow `upstreamId`: by id, or by name for a
+ * file's (names compare without case, as workflow names do).
+ */
+export function chainsFollowing(upstreamId: string) {
+  return sql<Chain>`
     SELECT t.id, t.workflow_id AS "workflowId", w.repository_id AS "repositoryId", w.project_id AS "projectId", p.organization_id AS "organizationId", t.statuses, t.branches
-    FROM triggers t JOIN workflows w ON w.id = t.workflow_id JOIN projects p ON p.id = w.project_id
-    WHERE t.kind = 'workflow' AND t.enabled AND w.project_id = ${workflow.projectId}
-      AND (t.upstream_workflow_id = ${workflow.id} OR lower(t.upstream_name) = lower(${workflow.name}))
-    ORDER BY t.created_at, t.id`.execute(db);
+    FROM triggers t JOIN workflows w ON w.id = t.workflow_id JOIN projects p ON p.id = w.project_id JOIN workflows u ON u.id = ${upstreamId}
+    WHERE t.kind = 'workflow' AND t.enabled AND w.project_id = u.project_id AND (t.upstream_workflow_id = u.id OR lower(t.upstream_name) = lower(u.name))`;
+}
+
+export async function chainsAfter(db: Db, upstreamId: string): Promise<Chain[]> {
+  const { rows } = await sql<Chain>`${chainsFollowing(upstreamId)} ORDER BY t.created_at, t.id`.execute(db);
   return rows;
 }
 

@@ -30,8 +30,9 @@ function passing(err: unknown): boolean {
 export async function fireSchedule(deps: RunStartDeps, s: DueSchedule): Promise<void> {
   const spec = specOf(s);
   // Taken over from an instance that died (or failed to move it on) after starting its run: that
-  // run stands, and the time after it is decided as its own fire.
-  const started = await runOfTrigger(deps.database.db, s.workflowId, fireKey(s.id, s.due));
+  // run stands, and the time after it is decided as its own fire. A fire no claim held before has
+  // no run yet.
+  const started = s.heldBefore ? await runOfTrigger(deps.database.db, s.workflowId, fireKey(s.id, s.due)) : undefined;
   if (started) {
     const next = nextFireAfter(spec, s.due);
     return finishFire(deps.database.db, s, { next, firedFor: s.due, runId: started.id, error: null, disabledReason: next ? null : 'it fired at its one time', activity: null });

@@ -1,6 +1,7 @@
 import { isTransientDatabaseError } from '../../db/transient-error.js';
 import { matchesRefPatterns } from '../../domain/ref-pattern.js';
 import { AppError } from '../app-error.js';
+import { branchAndTag } from '../runs/queue-run.js';
 import { startRun, type RunStartDeps } from '../runs/start-run.js';
 import { chainsAfter, recordChainFire } from '../store/trigger-store.js';
 
@@ -20,15 +21,14 @@ export async function startChainedRuns(deps: RunStartDeps, runId: string): Promi
   const { db } = deps.database;
   const run = await db
     .selectFrom('runs')
-    .innerJoin('workflows', 'workflows.id', 'runs.workflow_id')
-    .select(['runs.id', 'runs.status', 'runs.ref', 'runs.commit_sha', 'runs.repository_id', 'runs.reason', 'workflows.id as workflowId', 'workflows.name', 'workflows.project_id as projectId'])
-    .where('runs.id', '=', runId)
+    .select(['id', 'status', 'ref', 'commit_sha', 'repository_id', 'reason', 'workflow_id as workflowId'])
+    .where('id', '=', runId)
     .executeTakeFirst();
   if (!run) return; // deleted meanwhile
-  const branch = run.ref?.startsWith('refs/heads/') ? run.ref.slice(11) : null;
+  const { branch } = branchAndTag(run.ref);
   const depth = (run.reason.type === 'workflow' && typeof run.reason.depth === 'number' ? run.reason.depth : 0) + 1;
   let passing: unknown;
-  for (const chain of await chainsAfter(db, { id: run.workflowId, name: run.name, projectId: run.projectId })) {
+  for (const chain of await chainsAfter(db, run.workflowId)) {
     if (chain.statuses.length > 0 && !chain.statuses.includes(run.status)) continue;
     if (chain.branches.length > 0 && (branch === null || !matchesRefPatterns(chain.branches, branch))) continue;
     if (depth > MAX_CHAIN_DEPTH) {
