@@ -13,7 +13,7 @@ import { wsUpgrade } from './helpers/ws-upgrade.js';
 type Role = 'guest' | 'member' | 'manager' | 'owner';
 const RANKS: Role[] = ['guest', 'member', 'manager', 'owner'];
 type Needs = Role | 'public' | 'authenticated' | 'admin' | 'runner' | 'job';
-type Kind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job' | 'runner' | 'runner_token' | 'repository' | 'secret' | 'trigger';
+type Kind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job' | 'runner' | 'runner_token' | 'repository' | 'secret' | 'trigger' | 'delivery';
 
 interface Route {
   key: string; // `METHOD /path` as registered
@@ -90,6 +90,15 @@ const ROUTES: Route[] = [
   r('POST /api/v1/workflows/:id/triggers', 'workflow', 'member', 201, () => ({ kind: 'schedule', cron: YEARLY })),
   r('GET /api/v1/triggers/:id', 'trigger', 'guest', 200),
   r('GET /api/v1/triggers/:id/upcoming', 'trigger', 'guest', 200),
+  r('GET /api/v1/triggers/:id/webhook', 'trigger', 'member', 200),
+  r('POST /api/v1/triggers/:id/webhook/regenerate', 'trigger', 'member', 200),
+  r('GET /api/v1/triggers/:id/deliveries', 'trigger', 'member', 200),
+  r('GET /api/v1/repositories/:id/webhook', 'repository', 'manager', 200),
+  r('POST /api/v1/repositories/:id/webhook/regenerate', 'repository', 'manager', 200),
+  r('GET /api/v1/repositories/:id/deliveries', 'repository', 'member', 200),
+  r('GET /api/v1/deliveries/:id', 'delivery', 'member', 200),
+  r('POST /api/v1/deliveries/:id/redeliver', 'delivery', 'member', 202),
+  r('POST /api/v1/hooks/:slug', null, 'public', 404), // no such slug: webhook_not_found
   r('PATCH /api/v1/triggers/:id', 'trigger', 'member', 200, () => ({ description: 'walked' })),
   r('POST /api/v1/schedules/preview', null, 'authenticated', 200, () => ({ cron: YEARLY })),
   r('GET /api/v1/runs/:id', 'run', 'guest', 200),
@@ -200,7 +209,9 @@ async function fixture(withRun: boolean): Promise<Fixture> {
   expect((await t.api('PATCH', `/api/v1/workflows/${workflowId}`, NO_RUNNER)).status).toBe(200);
   const repository = await t.api('POST', `/api/v1/projects/${projectId}/repositories`, { name: 'walk', url: repoUrl });
   const projectSecret = await t.api('POST', `/api/v1/projects/${projectId}/secrets`, secret());
-  const trigger = await t.api('POST', `/api/v1/workflows/${workflowId}/triggers`, { kind: 'schedule', cron: YEARLY });
+  const trigger = await t.api('POST', `/api/v1/workflows/${workflowId}/triggers`, { kind: 'webhook', signed: false });
+  const delivery = await fetch(trigger.body.webhook.url, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+  expect(delivery.status).toBe(202);
   // The key maker runs in the background: routes that use the key need it made.
   for (let i = 0; !(await t.api('GET', `/api/v1/repositories/${repository.body.id}`)).body.publicKey; i++) {
     if (i > 200) throw new Error('no deploy key after 10 s');
@@ -222,6 +233,7 @@ async function fixture(withRun: boolean): Promise<Fixture> {
     repository: repository.body.id,
     secret: projectSecret.body.id,
     trigger: trigger.body.id,
+    delivery: ((await delivery.json()) as { id: string }).id,
     registrationToken: registration.body.token,
     organizationName: (await t.api('GET', `/api/v1/organizations/${organizationId}`)).body.name,
     projectName: (await t.api('GET', `/api/v1/projects/${projectId}`)).body.name,

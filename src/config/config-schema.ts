@@ -160,6 +160,13 @@ export const SETTINGS = {
     max: 104857600,
     description: 'Largest accepted request body; larger ones get 413 body_too_large.',
   },
+  FURROW_WEBHOOK_MAX_BODY_BYTES: {
+    kind: 'integer',
+    default: 5242880,
+    min: 1024,
+    max: 104857600,
+    description: 'Largest webhook delivery accepted (and stored as it came); larger ones get 413 body_too_large.',
+  },
   FURROW_LOGIN_RATE_LIMIT: {
     kind: 'integer',
     default: 10,

@@ -51,6 +51,7 @@ describe('loadConfig', () => {
       maxJobsPerRun: SETTINGS.FURROW_MAX_JOBS_PER_RUN.default,
       shutdownGraceSeconds: SETTINGS.FURROW_SHUTDOWN_GRACE_SECONDS.default,
       maxBodyBytes: SETTINGS.FURROW_MAX_BODY_BYTES.default,
+      webhookMaxBodyBytes: SETTINGS.FURROW_WEBHOOK_MAX_BODY_BYTES.default,
       loginRateLimit: SETTINGS.FURROW_LOGIN_RATE_LIMIT.default,
       sessionTtlHours: SETTINGS.FURROW_SESSION_TTL_HOURS.default,
       cookieSecure: SETTINGS.FURROW_COOKIE_SECURE.default,

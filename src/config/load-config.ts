@@ -21,6 +21,7 @@ export interface Config {
   maxJobsPerRun: number;
   shutdownGraceSeconds: number;
   maxBodyBytes: number;
+  webhookMaxBodyBytes: number;
   loginRateLimit: number;
   sessionTtlHours: number;
   cookieSecure: boolean;
@@ -200,6 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxJobsPerRun: values.FURROW_MAX_JOBS_PER_RUN as number,
     shutdownGraceSeconds: values.FURROW_SHUTDOWN_GRACE_SECONDS as number,
     maxBodyBytes: values.FURROW_MAX_BODY_BYTES as number,
+    webhookMaxBodyBytes: values.FURROW_WEBHOOK_MAX_BODY_BYTES as number,
     loginRateLimit: values.FURROW_LOGIN_RATE_LIMIT as number,
     sessionTtlHours: values.FURROW_SESSION_TTL_HOURS as number,
     cookieSecure: values.FURROW_COOKIE_SECURE as boolean,

@@ -52,6 +52,7 @@ export interface ProjectsTable {
   id: Generated<string>;
   organization_id: string;
   name: string;
+  pull_request_secrets: Generated<boolean>;
   created_at: Generated<Date>;
 }
 
@@ -115,6 +116,7 @@ export interface RunsTable {
   rerun_of: string | null;
   /** What a trigger started the run for (see 0012_triggers.sql); null for other runs. */
   trigger_key: string | null;
+  delivery_id: Generated<string | null>;
   cancel_requested_at: Timestamp | null;
   cancel_forced: Generated<boolean>;
   canceled_by: string | null;
@@ -244,6 +246,10 @@ export interface RepositoriesTable {
   access_status: Generated<'pending' | 'ok' | 'failed'>;
   access_error: string | null;
   access_checked_at: Timestamp | null;
+  webhook_slug: Generated<string>;
+  webhook_secret: Buffer | null;
+  webhook_refused_at: Timestamp | null;
+  webhook_refused_reason: string | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -272,7 +278,7 @@ export interface ArtifactsTable {
   created_at: Generated<Date>;
 }
 
-export type TriggerKind = 'schedule' | 'workflow';
+export type TriggerKind = 'schedule' | 'workflow' | 'webhook' | 'git';
 
 export interface TriggersTable {
   id: Generated<string>;
@@ -298,9 +304,37 @@ export interface TriggersTable {
   upstream_name: string | null;
   statuses: Generated<string[]>;
   branches: Generated<string[]>;
+  webhook_slug: string | null;
+  webhook_secret: Buffer | null;
+  fields: ColumnType<Record<string, string>, string | undefined, string>;
+  refs: Generated<string[]>;
+  changes: Generated<string[]>;
   created_by: string | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
+}
+
+export type Forge = 'github' | 'gitlab' | 'gitea' | 'generic';
+export type DeliveryStatus = 'queued' | 'done' | 'failed';
+
+export interface DeliveriesTable {
+  id: Generated<string>;
+  project_id: string;
+  repository_id: string | null;
+  trigger_id: string | null;
+  forge: Forge;
+  event: string;
+  delivery_key: string;
+  headers: Json<Record<string, string>>;
+  body: Buffer;
+  source_address: string | null;
+  status: Generated<DeliveryStatus>;
+  outcome: Json<unknown> | null;
+  attempts: Generated<number>;
+  claimed_until: Timestamp | null;
+  next_attempt_at: Timestamp | null;
+  received_at: Generated<Date>;
+  processed_at: Timestamp | null;
 }
 
 export interface Database {
@@ -324,6 +358,7 @@ export interface Database {
   secrets: SecretsTable;
   artifacts: ArtifactsTable;
   triggers: TriggersTable;
+  deliveries: DeliveriesTable;
 }
 
 export type Run = Selectable<RunsTable>;

@@ -35,6 +35,10 @@ export const CAPABILITIES = {
   'trigger.read': 'guest',
   /** Schedules start runs as the project's members could by hand. */
   'trigger.write': 'member',
+  /** Deliveries hold what a forge or caller sent, which may say more than the runs show. */
+  'delivery.read': 'member',
+  /** Starts what a delivery starts, as a member could by hand. */
+  'delivery.redeliver': 'member',
   'run.read': 'guest',
   'run.start': 'member',
   'run.cancel': 'member',

@@ -101,6 +101,8 @@ describe('compileWorkflow', () => {
     expect(workflow.on).toEqual({
       push: { branches: ['main', 'release/*'], branchesIgnore: [], tags: ['*'], tagsIgnore: [], paths: [], pathsIgnore: ['docs/**'] },
       schedule: [{ cron: '0 3 * * *', timezone: 'Europe/Berlin' }],
+      pullRequest: null,
+      delete: null,
       webhook: null,
       manual: { inputs: { level: { description: 'Log level', required: false, default: 'info', options: ['info', 'debug'] } } },
       workflowRun: null,
@@ -155,7 +157,7 @@ describe('compileWorkflow', () => {
 
   it('without on, a workflow is started by hand only', () => {
     const workflow = compile(yaml('jobs:', '  test:', '    steps: [{run: make test}]'));
-    expect(workflow.on).toEqual({ push: null, schedule: [], webhook: null, manual: { inputs: {} }, workflowRun: null });
+    expect(workflow.on).toEqual({ push: null, pullRequest: null, delete: null, schedule: [], webhook: null, manual: { inputs: {} }, workflowRun: null });
   });
 
   it('reads triggers given as a list of names', () => {
@@ -393,7 +395,8 @@ describe('compileWorkflow', () => {
       problems(
         yaml(
           'on:',
-          '  pull_request: {}',
+          '  issue_comment: {}',
+          '  pull_request: {types: [opened, merged]}',
           '  schedule: [{cron: "0 3 * *"}, {cron: "61 * * * *"}]',
           'jobs:',
           '  "bad id":',
@@ -406,17 +409,18 @@ describe('compileWorkflow', () => {
         ),
       ),
     ).toEqual([
-      '2:3: unknown trigger "pull_request" in on (allowed: push, tag, schedule, webhook, manual, workflow_dispatch, workflow_run)',
-      '3:21: on.schedule[0].cron "0 3 * *" has 4 fields; write 5 (minute hour day month weekday), 6 with seconds first, or a macro such as @daily',
-      '3:40: on.schedule[1].cron "61 * * * *" is not a cron expression: invalid value for minute: 61',
-      '5:3: job id "bad id" must start with a letter or _ and contain only letters, digits, _ and -',
-      '6:9: jobs.bad id.if: unexpected "=" at column 15 of the expression',
-      '7:20: jobs.bad id.retry.count must be a whole number of attempts between 0 and 10',
-      '7:37: jobs.bad id.retry.on has "lost"; a retry is for failed, timed_out, runner_lost',
-      '8:22: jobs.bad id.runs-on[1] label "two words" must be 1 to 64 letters, digits, ".", "_", ":" or "-"',
-      '9:12: jobs.bad id.image "-debian" is not a container image name (a letter or digit, then letters, digits and . _ / : @ -, at most 512)',
-      '10:32: jobs.bad id.strategy.matrix.n lists "1" twice',
-      '11:41: jobs.bad id.steps[0].continue-on-error must be true or false',
+      '2:3: unknown trigger "issue_comment" in on (allowed: push, tag, pull_request, delete, schedule, webhook, manual, workflow_dispatch, workflow_run)',
+      '3:25: on.pull_request.types has "merged", which is no pull request action (allowed: opened, synchronize, reopened, closed, edited)',
+      '4:21: on.schedule[0].cron "0 3 * *" has 4 fields; write 5 (minute hour day month weekday), 6 with seconds first, or a macro such as @daily',
+      '4:40: on.schedule[1].cron "61 * * * *" is not a cron expression: invalid value for minute: 61',
+      '6:3: job id "bad id" must start with a letter or _ and contain only letters, digits, _ and -',
+      '7:9: jobs.bad id.if: unexpected "=" at column 15 of the expression',
+      '8:20: jobs.bad id.retry.count must be a whole number of attempts between 0 and 10',
+      '8:37: jobs.bad id.retry.on has "lost"; a retry is for failed, timed_out, runner_lost',
+      '9:22: jobs.bad id.runs-on[1] label "two words" must be 1 to 64 letters, digits, ".", "_", ":" or "-"',
+      '10:12: jobs.bad id.image "-debian" is not a container image name (a letter or digit, then letters, digits and . _ / : @ -, at most 512)',
+      '11:32: jobs.bad id.strategy.matrix.n lists "1" twice',
+      '12:41: jobs.bad id.steps[0].continue-on-error must be true or false',
     ]);
   });
 

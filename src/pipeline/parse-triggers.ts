@@ -1,16 +1,24 @@
+import { PULL_REQUEST_ACTIONS, type PullRequestAction } from '../domain/forge-event.js';
 import { cronProblem, isTimeZone } from '../domain/schedule-times.js';
 import { didYouMean } from './did-you-mean.js';
 import { CHAIN_STATUSES, type ChainStatus, type ManualInput, type PushFilter, type WorkflowTriggers } from './workflow-model.js';
 import { keyOf, type Field, type YamlReader } from './yaml-reader.js';
 
-const TRIGGERS = ['push', 'tag', 'schedule', 'webhook', 'manual', 'workflow_dispatch', 'workflow_run'];
+const TRIGGERS = ['push', 'tag', 'pull_request', 'delete', 'schedule', 'webhook', 'manual', 'workflow_dispatch', 'workflow_run'];
+const DEFAULT_PULL_REQUEST_TYPES: PullRequestAction[] = ['opened', 'synchronize', 'reopened'];
 const PUSH_KEYS = ['branches', 'branches-ignore', 'tags', 'tags-ignore', 'paths', 'paths-ignore'] as const;
 
 const emptyPush = (): PushFilter => ({ branches: [], branchesIgnore: [], tags: [], tagsIgnore: [], paths: [], pathsIgnore: [] });
 
+/** The patterns under `key` of a settings map (none when it is absent). */
+function patterns(fields: Map<string, Field> | undefined, key: string, reader: YamlReader): string[] {
+  const f = fields?.get(key);
+  return f ? (reader.strings(f, 'a pattern or a list of patterns')?.map((p) => p.value) ?? []) : [];
+}
+
 /** Reads `on:` (absent: manual only). Triggers appear as a name, a list of names, or a map of settings. */
 export function parseTriggers(field: Field | undefined, reader: YamlReader): WorkflowTriggers {
-  const triggers: WorkflowTriggers = { push: null, schedule: [], webhook: null, manual: null, workflowRun: null };
+  const triggers: WorkflowTriggers = { push: null, pullRequest: null, delete: null, schedule: [], webhook: null, manual: null, workflowRun: null };
   if (!field) {
     triggers.manual = { inputs: {} };
     return triggers;
@@ -39,6 +47,14 @@ export function parseTriggers(field: Field | undefined, reader: YamlReader): Wor
         triggers.push ??= emptyPush();
         if (given) reader.report(given, 'on.tag takes no settings (it means every tag); filter tags with on.push.tags');
         break;
+      case 'pull_request':
+        triggers.pullRequest = readPullRequest(given, reader);
+        break;
+      case 'delete': {
+        const fields = (given && reader.map(given, ['branches', 'tags'], 'a map like {branches: [feature/*], tags: [v*]}')) || undefined;
+        triggers.delete = { branches: patterns(fields, 'branches', reader), tags: patterns(fields, 'tags', reader) };
+        break;
+      }
       case 'schedule':
         if (given) triggers.schedule = readSchedule(given, reader);
         else reader.report(at, 'on.schedule needs a list of times: schedule: [{cron: "0 3 * * *"}]');
@@ -71,11 +87,25 @@ export function parseTriggers(field: Field | undefined, reader: YamlReader): Wor
 function readPush(field: Field, push: PushFilter, reader: YamlReader): void {
   const fields = reader.map(field, PUSH_KEYS);
   for (const key of PUSH_KEYS) {
-    const f = fields?.get(key);
-    if (!f) continue;
     const property = key.replace(/-(\w)/, (_, c: string) => c.toUpperCase()) as keyof PushFilter;
-    push[property].push(...(reader.strings(f, 'a pattern or a list of patterns')?.map((p) => p.value) ?? []));
+    push[property].push(...patterns(fields, key, reader));
   }
+}
+
+function readPullRequest(field: Field | null, reader: YamlReader): WorkflowTriggers['pullRequest'] {
+  const pr = { branches: [] as string[], branchesIgnore: [] as string[], types: DEFAULT_PULL_REQUEST_TYPES };
+  const fields = (field && reader.map(field, ['branches', 'branches-ignore', 'types'], 'a map like {branches: [main], types: [opened, synchronize]}')) || undefined;
+  pr.branches = patterns(fields, 'branches', reader);
+  pr.branchesIgnore = patterns(fields, 'branches-ignore', reader);
+  const typesField = fields?.get('types');
+  if (typesField) {
+    pr.types = [];
+    for (const t of reader.strings(typesField, 'an action or a list of them') ?? []) {
+      if ((PULL_REQUEST_ACTIONS as readonly string[]).includes(t.value)) pr.types.push(t.value as PullRequestAction);
+      else reader.report(typesField, `${typesField.path} has "${t.value}", which is no pull request action${didYouMean(t.value, PULL_REQUEST_ACTIONS)}`);
+    }
+  }
+  return pr;
 }
 
 function readWorkflowRun(field: Field, reader: YamlReader): WorkflowTriggers['workflowRun'] {
@@ -90,9 +120,7 @@ function readWorkflowRun(field: Field, reader: YamlReader): WorkflowTriggers['wo
     if ((CHAIN_STATUSES as readonly string[]).includes(s.value)) statuses.push(s.value as ChainStatus);
     else reader.report(statusesField!, `${statusesField!.path} has "${s.value}", which is no status a run ends with${didYouMean(s.value, CHAIN_STATUSES)}`);
   }
-  const branchesField = fields.get('branches');
-  const branches = branchesField ? (reader.strings(branchesField, 'a pattern or a list of patterns')?.map((b) => b.value) ?? []) : [];
-  return workflows.length > 0 ? { workflows, statuses, branches } : null;
+  return workflows.length > 0 ? { workflows, statuses, branches: patterns(fields, 'branches', reader) } : null;
 }
 
 function readSchedule(field: Field, reader: YamlReader): WorkflowTriggers['schedule'] {

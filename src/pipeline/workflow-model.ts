@@ -1,3 +1,5 @@
+import type { PullRequestAction } from '../domain/forge-event.js';
+
 /**
  * A workflow file after parsing and compiling: everything the server needs to queue a run's jobs.
  * It is plain JSON (stored with each run as its plan), so later decisions (releasing dependants,
@@ -38,7 +40,11 @@ export interface WorkflowTriggers {
   push: PushFilter | null;
   /** `timezone` is an IANA name; null means UTC. */
   schedule: { cron: string; timezone: string | null }[];
-  /** An empty `events` list means every delivery. */
+  /** Pull requests into matching base branches, for these actions (default: opened, synchronize, reopened). */
+  pullRequest: { branches: string[]; branchesIgnore: string[]; types: PullRequestAction[] } | null;
+  /** Deletions of matching branches or tags (empty lists: every deletion). */
+  delete: { branches: string[]; tags: string[] } | null;
+  /** Forge deliveries of these events other than pushes and pull requests (empty: every such event). */
   webhook: { events: string[] } | null;
   manual: { inputs: Record<string, ManualInput> } | null;
   /** Runs after a run of one of `workflows` (by name) ends with one of `statuses` on one of `branches` (empty: any). */

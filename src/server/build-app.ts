@@ -28,6 +28,7 @@ import { runnerEndpoint } from './dispatch/runner-endpoint.js';
 import { installErrorHandler } from './error-handler.js';
 import { LiveHub } from './live/live-hub.js';
 import { liveRoutes } from './live/live-routes.js';
+import { webhookRoutes } from './api/webhook-routes.js';
 import { metricsPlugin } from './metrics-plugin.js';
 import { bodyProblem } from './body-problem.js';
 import type { Resources } from './resources.js';
@@ -107,6 +108,7 @@ export async function buildApp(res: Resources): Promise<FastifyInstance> {
       await api.register(memberRoutes, { res });
       await api.register(environmentRoutes, { res });
       await api.register(triggerRoutes, { res });
+      await api.register(webhookRoutes, { res });
       await api.register(repositoryRoutes, { res });
       await api.register(secretRoutes, { res });
       await api.register(workflowRoutes, { res });

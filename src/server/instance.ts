@@ -15,6 +15,7 @@ import type { Resources } from './resources.js';
 import { SecretBox } from './secrets/secret-box.js';
 import { LogStore } from './store/log-store.js';
 import { startScheduleClock } from './triggers/schedule-clock.js';
+import { startDeliveryPump } from './triggers/delivery-pump.js';
 import { migrateTaskQueue, startWorkers } from './workers/start-workers.js';
 
 export interface Instance {
@@ -67,6 +68,8 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
     opened.push(() => workers.stop());
     const clock = startScheduleClock(resources);
     opened.push(() => clock.stop());
+    const pump = startDeliveryPump(resources);
+    opened.push(() => pump.stop());
     const app = await buildApp(resources);
     let appClosed: Promise<void> | undefined;
     const closeApp = () => (appClosed ??= app.close());
@@ -101,7 +104,7 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
         // Remote runners cannot renew their leases while this server stops (and until one is back):
         // nothing here may end their jobs, and the next watch bridges the time missed.
         await workers.stopLeaseWatch();
-        await clock.stop(); // no run starts by itself while this instance stops
+        await Promise.all([clock.stop(), pump.stop()]); // no run starts by itself while this instance stops
         // Stop accepting; the in-process runner still reaches the gateway while it drains.
         closeApp().catch(() => undefined); // awaited, and its failure ignored, by closeOpened below
         if (runner) {

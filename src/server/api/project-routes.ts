@@ -3,11 +3,18 @@ import { Type } from 'typebox';
 import { notFound } from '../app-error.js';
 import { callerOf, principalOf } from '../auth/access-plugin.js';
 import { rolesIn } from '../store/access-store.js';
-import { createProject, deleteProject, getProject, listProjects, renameProject } from '../store/project-store.js';
+import { createProject, deleteProject, getProject, listProjects, updateProject } from '../store/project-store.js';
 import type { Resources } from '../resources.js';
 import { ConfirmQuery, IdParams, Name } from './schemas.js';
 
 const Body = Type.Object({ name: Name }, { additionalProperties: false });
+const UpdateBody = Type.Object(
+  {
+    name: Type.Optional(Name),
+    pullRequestSecrets: Type.Optional(Type.Boolean({ description: 'Whether runs of pull requests get the project’s secrets (default false: a pull request’s code runs without them)' })),
+  },
+  { additionalProperties: false },
+);
 const byProject = { kind: 'project', param: 'id' } as const;
 
 export const projectRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (app, { res }) => {
@@ -37,8 +44,8 @@ export const projectRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     return { ...project, role: callerOf(req).role };
   });
 
-  app.patch('/projects/:id', { config: { access: { capability: 'project.update', scope: byProject } }, schema: { tags, params: IdParams, body: Body } }, async (req) =>
-    renameProject(db, req.params.id, req.body.name, principalOf(req).userId),
+  app.patch('/projects/:id', { config: { access: { capability: 'project.update', scope: byProject } }, schema: { tags, params: IdParams, body: UpdateBody } }, async (req) =>
+    updateProject(db, req.params.id, req.body, principalOf(req).userId),
   );
 
   app.delete(

@@ -1,13 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { MISSED_POLICIES, upcomingFires } from '../../domain/schedule-times.js';
+import type { TriggerKind } from '../../db/schema.js';
+import { REF_CHANGE_TYPES } from '../../domain/forge-event.js';
 import { CHAIN_STATUSES } from '../../pipeline/workflow-model.js';
 import { AppError, notFound } from '../app-error.js';
 import { projectContext } from '../auth/access-plugin.js';
 import type { Db } from '../../db/database.js';
 import type { Resources } from '../resources.js';
 import { createChain, createSchedule, deleteTrigger, getTrigger, listTriggers, triggerKind, updateChain, updateSchedule, type ScheduleFields } from '../store/trigger-store.js';
+import { createGitTrigger, createWebhookTrigger, updateEventTrigger } from '../store/event-trigger-store.js';
+import { triggerWebhook } from '../store/webhook-store.js';
 import { applyScheduleInput, NEW_SCHEDULE, specOf } from '../triggers/schedule-input.js';
+import { hookUrl } from './webhook-routes.js';
 import { IdParams, VariableMap } from './schemas.js';
 
 const Cron = Type.String({ minLength: 1, maxLength: 200, description: 'A cron expression: 5 fields (minute hour day month weekday), 6 with seconds first, or a macro (@hourly, @daily, @weekly, @monthly, @yearly)' });
@@ -27,22 +32,42 @@ const ChainFieldsBody = {
   statuses: Type.Optional(Type.Array(Type.Union(CHAIN_STATUSES.map((st) => Type.Literal(st))), { maxItems: 5, uniqueItems: true, description: 'The ends of the upstream run that start this workflow (default: any)' })),
   branches: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 50, description: 'Branch patterns the upstream run must have run at (default: any)' })),
 };
+const EventFieldsBody = {
+  refs: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 50, description: 'For kind git: ref patterns (a branch or tag name pattern, or a full ref like refs/heads/release/*; default: any)' })),
+  changes: Type.Optional(Type.Array(Type.Union(REF_CHANGE_TYPES.map((c) => Type.Literal(c))), { maxItems: 3, uniqueItems: true, description: 'For kind git: the changes that fire it (default: any)' })),
+  fields: Type.Optional(
+    Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 128 }), Type.String({ minLength: 1, maxLength: 500 }), {
+      description: 'For kind webhook: run parameters taken from the JSON body, each by its path (a.b.0.c)',
+      maxProperties: 50,
+    }),
+  ),
+};
 const CreateBody = Type.Object(
   {
-    kind: Type.Union([Type.Literal('schedule'), Type.Literal('workflow')], { description: 'schedule: at times; workflow: when a run of another workflow ends (a chain)' }),
+    kind: Type.Union([Type.Literal('schedule'), Type.Literal('workflow'), Type.Literal('git'), Type.Literal('webhook')], {
+      description: 'schedule: at times; workflow: when a run of another workflow ends (a chain); git: when a ref of the workflow’s repository changes; webhook: when its URL is called',
+    }),
     workflowId: Type.Optional(Type.String({ format: 'uuid', description: 'For kind workflow: the workflow of the project whose runs set this one off' })),
+    signed: Type.Optional(Type.Boolean({ description: 'For kind webhook: whether deliveries must be signed with its secret (default true)' })),
     ...ScheduleFieldsBody,
     ...ChainFieldsBody,
+    ...EventFieldsBody,
   },
   { additionalProperties: false },
 );
-const UpdateBody = Type.Object({ ...ScheduleFieldsBody, ...ChainFieldsBody }, { additionalProperties: false });
-const SCHEDULE_ONLY = ['cron', 'at', 'timezone', 'missed', 'ref', 'parameters'] as const;
-const CHAIN_ONLY = ['workflowId', 'statuses', 'branches'] as const;
+const UpdateBody = Type.Object({ ...ScheduleFieldsBody, ...ChainFieldsBody, ...EventFieldsBody }, { additionalProperties: false });
+/** The fields each kind takes, besides description and enabled. */
+const FIELDS_OF: Record<TriggerKind, readonly string[]> = {
+  schedule: ['cron', 'at', 'timezone', 'missed', 'ref', 'parameters'],
+  workflow: ['workflowId', 'statuses', 'branches'],
+  git: ['refs', 'changes', 'parameters'],
+  webhook: ['ref', 'parameters', 'fields', 'signed'],
+};
+const KIND_FIELDS = [...new Set(Object.values(FIELDS_OF).flat())];
 
-/** 400 for the fields of the other kind of trigger. */
-function onlyFieldsOf(kind: 'schedule' | 'workflow', body: Record<string, unknown>): void {
-  const foreign = (kind === 'schedule' ? CHAIN_ONLY : SCHEDULE_ONLY).filter((k) => body[k] !== undefined);
+/** 400 for the fields of another kind of trigger. */
+function onlyFieldsOf(kind: TriggerKind, body: Record<string, unknown>): void {
+  const foreign = KIND_FIELDS.filter((k) => body[k] !== undefined && !FIELDS_OF[kind].includes(k));
   if (foreign.length === 0) return;
   throw new AppError('validation_failed', `A ${kind} trigger takes no ${foreign.join(', ')}.`, foreign.map((field) => ({ field, message: `is not a field of a ${kind} trigger` })));
 }
@@ -77,10 +102,12 @@ function withUpcoming(t: Trigger, count = SHOWN_FIRES) {
   return { ...t, upcoming: upcoming({ ...t, at: t.at as Date | null, nextFireAt: t.nextFireAt as Date | null }, count) };
 }
 
-/** A branch or tag only means something to a workflow with a repository. */
-async function refNeedsRepository(db: Db, workflowId: string): Promise<void> {
+/** A branch or tag (or a git trigger) only means something to a workflow with a repository. */
+async function refNeedsRepository(db: Db, workflowId: string, kind: TriggerKind): Promise<void> {
   const wf = await db.selectFrom('workflows').select('repository_id').where('id', '=', workflowId).executeTakeFirst();
-  if (wf && !wf.repository_id) throw new AppError('validation_failed', 'The schedule: ref names a branch or tag, but this workflow has no repository.', [{ field: 'ref', message: 'the workflow has no repository' }]);
+  if (!wf || wf.repository_id) return;
+  if (kind === 'git') throw new AppError('validation_failed', 'A git trigger watches the workflow’s repository, and this workflow has none: set its repositoryId first.', [{ field: 'kind', message: 'the workflow has no repository' }]);
+  throw new AppError('validation_failed', `The ${kind}: ref names a branch or tag, but this workflow has no repository.`, [{ field: 'ref', message: 'the workflow has no repository' }]);
 }
 
 const fromFile = () => new AppError('conflict', 'This trigger comes from the workflow file’s on: change the file to change or remove it; here it can only be enabled or disabled.');
@@ -93,15 +120,27 @@ export const triggerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     '/workflows/:id/triggers',
     { config: { access: { capability: 'trigger.write', scope: { kind: 'workflow', param: 'id' } } }, schema: { tags, summary: 'Add a schedule or a chain to a workflow (201)', params: IdParams, body: CreateBody } },
     async (req, reply) => {
-      const { kind, workflowId, statuses, branches, ...input } = req.body;
+      const { kind, workflowId, statuses, branches, refs, changes, fields: bodyFields, signed, ...input } = req.body;
       onlyFieldsOf(kind, req.body);
+      const common = { description: input.description ?? '', enabled: input.enabled ?? true, parameters: input.parameters ?? {} };
+      if (kind === 'git') {
+        await refNeedsRepository(db, req.params.id, 'git');
+        return reply.status(201).send(withUpcoming(await createGitTrigger(db, projectContext(req), req.params.id, { ...common, refs: refs ?? [], changes: changes ?? [] })));
+      }
+      if (kind === 'webhook') {
+        if (input.ref) await refNeedsRepository(db, req.params.id, 'webhook');
+        const trigger = await createWebhookTrigger(db, res.secretBox, projectContext(req), req.params.id, { ...common, ref: input.ref ?? null, fields: bodyFields ?? {} }, signed ?? true);
+        const hook = (await triggerWebhook(db, res.secretBox, trigger.id))!;
+        const webhook = { url: hookUrl(req, res.config.publicOrigin, hook.slug), secret: hook.secret, signatureHeader: hook.secret ? 'X-Furrow-Signature-256' : null };
+        return reply.status(201).send({ ...withUpcoming(trigger), webhook });
+      }
       if (kind === 'workflow') {
         const upstream = await checkUpstream(db, req.params.id, workflowId);
         const chain = await createChain(db, projectContext(req), req.params.id, upstream, { description: input.description ?? '', enabled: input.enabled ?? true, statuses: statuses ?? [], branches: branches ?? [] });
         return reply.status(201).send(withUpcoming(chain));
       }
       const fields = applyScheduleInput(NEW_SCHEDULE, input, new Date());
-      if (fields.ref !== null) await refNeedsRepository(db, req.params.id);
+      if (fields.ref !== null) await refNeedsRepository(db, req.params.id, 'schedule');
       return reply.status(201).send(withUpcoming(await createSchedule(db, projectContext(req), req.params.id, fields)));
     },
   );
@@ -139,18 +178,30 @@ export const triggerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
         if (source === 'file' && Object.keys(req.body).some((k) => k !== 'enabled')) throw fromFile();
       };
       const now = new Date();
-      const { statuses, branches, ...input } = req.body;
+      const { statuses, branches, refs, changes, fields: bodyFields, ...input } = req.body;
+      const ctx = projectContext(req);
+      if (kind === 'webhook' && input.ref) await refNeedsRepository(db, (await getTrigger(db, req.params.id))!.workflowId, 'webhook');
+      const common = (current: { description: string; enabled: boolean }) => ({ description: input.description ?? current.description, enabled: input.enabled ?? current.enabled });
       const updated =
         kind === 'workflow'
-          ? await updateChain(db, projectContext(req), req.params.id, (current) => {
+          ? await updateChain(db, ctx, req.params.id, (current) => {
               fileOnlyToggles(current.source);
-              return { description: input.description ?? current.description, enabled: input.enabled ?? current.enabled, statuses: statuses ?? current.statuses, branches: branches ?? current.branches };
+              return { ...common(current), statuses: statuses ?? current.statuses, branches: branches ?? current.branches };
             })
-          : await updateSchedule(db, projectContext(req), req.params.id, async (current) => {
-              fileOnlyToggles(current.source);
-              if (input.ref) await refNeedsRepository(db, current.workflowId);
-              return applyScheduleInput(current, input, now);
-            });
+          : kind === 'git'
+            ? await updateEventTrigger(db, ctx, req.params.id, 'git', (current) => ({ ...common(current), refs: refs ?? current.refs, changes: changes ?? current.changes, parameters: input.parameters ?? current.parameters }))
+            : kind === 'webhook'
+              ? await updateEventTrigger(db, ctx, req.params.id, 'webhook', (current) => ({
+                  ...common(current),
+                  ref: input.ref !== undefined ? input.ref : current.ref,
+                  parameters: input.parameters ?? current.parameters,
+                  fields: bodyFields ?? current.fields,
+                }))
+              : await updateSchedule(db, ctx, req.params.id, async (current) => {
+                  fileOnlyToggles(current.source);
+                  if (input.ref) await refNeedsRepository(db, current.workflowId, 'schedule');
+                  return applyScheduleInput(current, input, now);
+                });
       if (!updated) throw notFound('Trigger');
       return withUpcoming(updated);
     },

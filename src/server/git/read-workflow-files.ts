@@ -104,3 +104,15 @@ export async function readWorkflowFile(repo: GitRepository, commit: string, file
     throw err;
   }
 }
+
+/**
+ * The paths that differ between two commits (full shas), from their trees: what a push or a
+ * polled ref change touched. Throws CommitNotFoundError when the remote no longer has one of them
+ * (a force-pushed-away commit).
+ */
+export async function changedPaths(repo: GitRepository, before: string, after: string, opts: GitReadOptions): Promise<string[]> {
+  await fetchCommit(repo, before, opts);
+  const cache = await fetchCommit(repo, after, opts);
+  const out = await runGit(['-C', cache, 'diff-tree', '-r', '-z', '--name-only', '--no-commit-id', before, after], { env: cacheEnv(cache), timeoutSeconds: opts.timeoutSeconds });
+  return out.split('\0').filter((p) => p !== '');
+}

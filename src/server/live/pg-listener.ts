@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 
-export const CHANNELS = ['furrow_jobs', 'furrow_job', 'furrow_run', 'furrow_log', 'furrow_cancel', 'furrow_runner_removed', 'furrow_access', 'furrow_triggers'] as const;
+export const CHANNELS = ['furrow_jobs', 'furrow_job', 'furrow_run', 'furrow_log', 'furrow_cancel', 'furrow_runner_removed', 'furrow_access', 'furrow_triggers', 'furrow_deliveries'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
 /**

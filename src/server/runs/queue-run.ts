@@ -44,6 +44,8 @@ export interface QueueRunInput {
    * if there is one, is the answer instead of a new run.
    */
   triggerKey?: string;
+  /** The webhook delivery the run was started for. */
+  deliveryId?: string;
 }
 
 /** The branch or tag a ref names (`refs/heads/…`, `refs/tags/…`), if either. */
@@ -101,7 +103,7 @@ export async function queueRun(db: Db, input: QueueRunInput) {
   // A re-run repeats parameters that passed these checks when its run started.
   if (!input.rerun) await checkRunParameters(db, wf.project_id, input, jobEnvironments);
   const started = input.triggerKey === undefined ? undefined : await runOfTrigger(db, wf.id, input.triggerKey);
-  if (started) return started;
+  if (started) return { ...started, existing: true as const };
   // The number is taken in a statement of its own, after the checks: the workflow's row is
   // locked for that statement only, so runs of one workflow queue side by side. A run whose
   // queueing fails after this (the database went away) leaves a gap in the numbers.
@@ -116,7 +118,7 @@ export async function queueRun(db: Db, input: QueueRunInput) {
   } catch (err) {
     // Another instance started the same trigger's run meanwhile (this one's number stays a gap).
     const raced = (err as { constraint?: string }).constraint === 'runs_trigger_key' ? await runOfTrigger(db, wf.id, input.triggerKey!) : undefined;
-    if (raced) return raced;
+    if (raced) return { ...raced, existing: true as const };
     throw err;
   }
 }
@@ -177,6 +179,7 @@ async function insertRun(tx: Tx, input: QueueRunInput, { wf, runEnvironment, job
       plan: JSON.stringify(plan),
       rerun_of: input.rerun?.runId ?? null,
       trigger_key: input.triggerKey ?? null,
+      delivery_id: input.deliveryId ?? null,
     })
     .returning(runColumns)
     .executeTakeFirstOrThrow();

@@ -1,7 +1,12 @@
+import type { CompiledWorkflow } from '../../pipeline/workflow-model.js';
+import { isTransientDatabaseError } from '../../db/transient-error.js';
+import { AppError } from '../app-error.js';
 import type { Resources } from '../resources.js';
 import { manualParameters } from '../triggers/manual-parameters.js';
 import { planWorkflowRun, type PlanOptions, type RunTarget } from '../triggers/workflow-plan.js';
 import { queueRun, type QueueRunInput } from './queue-run.js';
+
+type QueuedRun = Awaited<ReturnType<typeof queueRun>>;
 
 export interface StartRunRequest {
   workflowId: string;
@@ -14,7 +19,30 @@ export interface StartRunRequest {
   actorUserId: string | null;
   /** What a trigger starts the run for: see QueueRunInput.triggerKey. */
   triggerKey?: string;
+  /** The webhook delivery the run was started for. */
+  deliveryId?: string;
+  /**
+   * Whether the workflow, as planned at the run's commit, wants this run: null when it does, else
+   * why not (then no run starts). A file's `on` is only known once it was read at the commit.
+   */
+  wants?: ((plan: CompiledWorkflow) => string | null | Promise<string | null>) | undefined;
 }
+
+/** A run that did not start because its workflow did not want it, and why. */
+export interface NotWanted {
+  notWanted: string;
+}
+
+/**
+ * Whether a failed start may succeed if tried again: the database or the repository was out of
+ * reach. Anything else (the workflow file is broken, a parameter is refused) fails for good.
+ */
+export function mayStartLater(err: unknown): boolean {
+  return err instanceof AppError ? err.status >= 500 : isTransientDatabaseError(err);
+}
+
+/** The wait before another try of a start that failed for a passing reason: 2, 4, 8 … 60 s. */
+export const retryDelaySeconds = (failures: number) => Math.min(60, 2 ** (failures + 1));
 
 /** What starting a run takes from the instance. */
 export type RunStartDeps = Pick<Resources, 'database' | 'secretBox' | 'config'>;
@@ -32,8 +60,12 @@ export function queueLimits(res: RunStartDeps): Pick<QueueRunInput, 'defaultTime
  * The one way a run starts, whatever starts it: the workflow is planned at its commit, a start by
  * hand gets its inputs checked and filled in, and the run is queued with its jobs in one transaction.
  */
-export async function startRun(res: RunStartDeps, req: StartRunRequest) {
+export async function startRun(res: RunStartDeps, req: StartRunRequest & { wants?: undefined }): Promise<QueuedRun>;
+export async function startRun(res: RunStartDeps, req: StartRunRequest): Promise<QueuedRun | NotWanted>;
+export async function startRun(res: RunStartDeps, req: StartRunRequest): Promise<QueuedRun | NotWanted> {
   const { plan, origin } = await planWorkflowRun(planOptions(res), req.workflowId, req.target);
+  const notWanted = await req.wants?.(plan);
+  if (notWanted) return { notWanted };
   const parameters = req.target.event === 'manual' ? manualParameters(plan, req.parameters) : req.parameters;
   return queueRun(res.database.db, {
     workflowId: req.workflowId,
@@ -44,6 +76,7 @@ export async function startRun(res: RunStartDeps, req: StartRunRequest) {
     reason: req.reason,
     actorUserId: req.actorUserId,
     ...(req.triggerKey !== undefined ? { triggerKey: req.triggerKey } : {}),
+    ...(req.deliveryId !== undefined ? { deliveryId: req.deliveryId } : {}),
     ...queueLimits(res),
   });
 }

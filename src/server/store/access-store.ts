@@ -3,7 +3,7 @@ import type { Db } from '../../db/database.js';
 import type { Role } from '../../db/schema.js';
 
 /** The kinds of object a route can be scoped to; each belongs to one organization. */
-export type ScopeKind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job' | 'runner' | 'runner_token' | 'repository' | 'secret' | 'trigger';
+export type ScopeKind = 'organization' | 'project' | 'environment' | 'workflow' | 'run' | 'job' | 'runner' | 'runner_token' | 'repository' | 'secret' | 'trigger' | 'delivery';
 
 /** Where an object lives; `organizationId` is null for instance-wide ones (runners), which only admins reach. */
 export interface Scope {
@@ -37,6 +37,7 @@ export async function scopeOf(db: Db, kind: ScopeKind, id: string): Promise<Scop
     repository: sql<string>`SELECT project_id FROM repositories WHERE id = ${id}`,
     secret: sql<string>`SELECT project_id FROM secrets WHERE id = ${id}`,
     trigger: sql<string>`SELECT w.project_id FROM triggers t JOIN workflows w ON w.id = t.workflow_id WHERE t.id = ${id}`,
+    delivery: sql<string>`SELECT project_id FROM deliveries WHERE id = ${id}`,
   }[kind];
   const { rows } = await sql<Scope>`
     SELECT p.organization_id AS "organizationId", p.id AS "projectId"

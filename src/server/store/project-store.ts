@@ -4,7 +4,7 @@ import { confirmDeletion } from './confirm-deletion.js';
 import { recordActivity } from './activity-store.js';
 import { lockRunsOf } from '../runs/lock-run.js';
 
-const columns = ['projects.id', 'projects.organization_id as organizationId', 'projects.name', 'projects.created_at as createdAt'] as const;
+const columns = ['projects.id', 'projects.organization_id as organizationId', 'projects.name', 'projects.pull_request_secrets as pullRequestSecrets', 'projects.created_at as createdAt'] as const;
 
 export function createProject(db: Db, organizationId: string, name: string, actorUserId: string) {
   return inTransaction(db, async (tx) => {
@@ -27,10 +27,17 @@ export function getProject(db: Db, id: string) {
   return db.selectFrom('projects').select(columns).where('id', '=', id).executeTakeFirst();
 }
 
-export function renameProject(db: Db, id: string, name: string, actorUserId: string) {
+/** Renames a project, or changes whether runs of pull requests get its secrets. */
+export function updateProject(db: Db, id: string, change: { name?: string | undefined; pullRequestSecrets?: boolean | undefined }, actorUserId: string) {
   return inTransaction(db, async (tx) => {
-    const project = await tx.updateTable('projects').set({ name }).where('id', '=', id).returning(columns).executeTakeFirstOrThrow();
-    await recordActivity(tx, { type: 'project.updated', organizationId: project.organizationId, projectId: id, actorUserId, subjectType: 'project', subjectId: id, payload: { name } });
+    if (change.name === undefined && change.pullRequestSecrets === undefined) return tx.selectFrom('projects').select(columns).where('id', '=', id).executeTakeFirstOrThrow();
+    const project = await tx
+      .updateTable('projects')
+      .set({ ...(change.name !== undefined ? { name: change.name } : {}), ...(change.pullRequestSecrets !== undefined ? { pull_request_secrets: change.pullRequestSecrets } : {}) })
+      .where('id', '=', id)
+      .returning(columns)
+      .executeTakeFirstOrThrow();
+    await recordActivity(tx, { type: 'project.updated', organizationId: project.organizationId, projectId: id, actorUserId, subjectType: 'project', subjectId: id, payload: change });
     return project;
   });
 }

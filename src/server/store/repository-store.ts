@@ -21,6 +21,8 @@ export interface Repository {
   keyFingerprint: string | null;
   knownHosts: string | null;
   access: { status: RepositoryRow['access_status']; error: string | null; checkedAt: Date | null };
+  /** The latest delivery its webhook URL refused (a bad signature), for whoever sets the webhook up. */
+  webhook: { lastRefused: { at: Date; reason: string } | null };
   createdAt: Date;
   updatedAt: Date;
 }
@@ -39,11 +41,13 @@ const PUBLIC_COLUMNS = [
   'access_status',
   'access_error',
   'access_checked_at',
+  'webhook_refused_at',
+  'webhook_refused_reason',
   'created_at',
   'updated_at',
 ] as const;
 
-function toRepository(r: Omit<RepositoryRow, 'private_key'>): Repository {
+function toRepository(r: Pick<RepositoryRow, (typeof PUBLIC_COLUMNS)[number]>): Repository {
   return {
     id: r.id,
     projectId: r.project_id,
@@ -55,6 +59,7 @@ function toRepository(r: Omit<RepositoryRow, 'private_key'>): Repository {
     keyFingerprint: r.key_fingerprint,
     knownHosts: r.known_hosts,
     access: { status: r.access_status, error: r.access_error, checkedAt: r.access_checked_at },
+    webhook: { lastRefused: r.webhook_refused_at ? { at: r.webhook_refused_at, reason: r.webhook_refused_reason ?? '' } : null },
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };

@@ -16,7 +16,7 @@ export interface ScriptWorkflow {
 export function scriptPlan(wf: ScriptWorkflow): CompiledWorkflow {
   return {
     name: wf.name,
-    on: { push: null, schedule: [], webhook: null, manual: { inputs: {} }, workflowRun: null },
+    on: { push: null, pullRequest: null, delete: null, schedule: [], webhook: null, manual: { inputs: {} }, workflowRun: null },
     env: {},
     concurrency: null,
     jobs: [

@@ -5,7 +5,7 @@ import { inTransaction } from '../../db/transaction.js';
 import type { MissedPolicy } from '../../domain/schedule-times.js';
 import { recordActivity, type ProjectContext } from './activity-store.js';
 
-/** A trigger as the API shows it (a schedule's fields; other kinds will add theirs). */
+/** A trigger as the API shows it: the fields of every kind (those of other kinds are null or empty). */
 export const triggerColumns = [
   'triggers.id',
   'triggers.workflow_id as workflowId',
@@ -28,6 +28,10 @@ export const triggerColumns = [
   'triggers.upstream_name as upstreamName',
   'triggers.statuses',
   'triggers.branches',
+  'triggers.refs',
+  'triggers.changes',
+  'triggers.fields',
+  sql<boolean>`triggers.webhook_secret IS NOT NULL`.as('signed'),
   'triggers.created_at as createdAt',
   'triggers.updated_at as updatedAt',
 ] as const;
@@ -70,7 +74,7 @@ function row(f: ScheduleFields) {
   };
 }
 
-const log = (tx: Tx, ctx: ProjectContext, type: string, id: string, payload: Record<string, unknown>) =>
+export const logTrigger = (tx: Tx, ctx: ProjectContext, type: string, id: string, payload: Record<string, unknown>) =>
   recordActivity(tx, { type, organizationId: ctx.organizationId, projectId: ctx.projectId, actorUserId: ctx.actorUserId, subjectType: 'trigger', subjectId: id, payload });
 
 export function createSchedule(db: Db, ctx: ProjectContext, workflowId: string, fields: ScheduleFields) {
@@ -80,7 +84,7 @@ export function createSchedule(db: Db, ctx: ProjectContext, workflowId: string, 
       .values({ workflow_id: workflowId, kind: 'schedule', created_by: ctx.actorUserId, ...row(fields) })
       .returning(triggerColumns)
       .executeTakeFirstOrThrow();
-    await log(tx, ctx, 'trigger.created', trigger.id, { workflowId, kind: 'schedule', cron: fields.cron, at: fields.at });
+    await logTrigger(tx, ctx, 'trigger.created', trigger.id, { workflowId, kind: 'schedule', cron: fields.cron, at: fields.at });
     await wakeClocks(tx);
     return trigger;
   });
@@ -127,7 +131,7 @@ export function updateSchedule(db: Db, ctx: ProjectContext, id: string, change: 
       .where('id', '=', id)
       .returning(triggerColumns)
       .executeTakeFirstOrThrow();
-    await log(tx, ctx, 'trigger.updated', id, { enabled: fields.enabled, cron: fields.cron, at: fields.at });
+    await logTrigger(tx, ctx, 'trigger.updated', id, { enabled: fields.enabled, cron: fields.cron, at: fields.at });
     if (rearmed) await wakeClocks(tx);
     return trigger;
   });
@@ -140,7 +144,7 @@ export function deleteTrigger(db: Db, ctx: ProjectContext, id: string, allowed: 
     if (!current) return false;
     allowed(current);
     await tx.deleteFrom('triggers').where('id', '=', id).execute();
-    await log(tx, ctx, 'trigger.deleted', id, { workflowId: current.workflowId, kind: current.kind });
+    await logTrigger(tx, ctx, 'trigger.deleted', id, { workflowId: current.workflowId, kind: current.kind });
     await wakeClocks(tx);
     return true;
   });
@@ -289,7 +293,7 @@ export function createChain(db: Db, ctx: ProjectContext, workflowId: string, ups
       .values({ workflow_id: workflowId, kind: 'workflow', upstream_workflow_id: upstreamWorkflowId, parameters: '{}', created_by: ctx.actorUserId, ...fields })
       .returning(triggerColumns)
       .executeTakeFirstOrThrow();
-    await log(tx, ctx, 'trigger.created', trigger.id, { workflowId, kind: 'workflow', upstreamWorkflowId });
+    await logTrigger(tx, ctx, 'trigger.created', trigger.id, { workflowId, kind: 'workflow', upstreamWorkflowId });
     return trigger;
   });
 }
@@ -301,7 +305,7 @@ export function updateChain(db: Db, ctx: ProjectContext, id: string, change: (cu
     if (!t) return undefined;
     const fields = change(t);
     const trigger = await tx.updateTable('triggers').set({ ...fields, updated_at: sql`now()` }).where('id', '=', id).returning(triggerColumns).executeTakeFirstOrThrow();
-    await log(tx, ctx, 'trigger.updated', id, { enabled: fields.enabled });
+    await logTrigger(tx, ctx, 'trigger.updated', id, { enabled: fields.enabled });
     return trigger;
   });
 }

@@ -1,24 +1,12 @@
-import { isTransientDatabaseError } from '../../db/transient-error.js';
 import { decideFire, nextFireAfter } from '../../domain/schedule-times.js';
 import { AppError } from '../app-error.js';
-import { startRun, type RunStartDeps } from '../runs/start-run.js';
+import { mayStartLater, retryDelaySeconds, startRun, type RunStartDeps } from '../runs/start-run.js';
 import { runOfTrigger } from '../store/run-store.js';
 import { finishFire, retryFireLater, type DueSchedule, type FireOutcome } from '../store/trigger-store.js';
 import { specOf } from './schedule-input.js';
 
 /** What the run of a schedule's fire time is keyed by. */
 const fireKey = (triggerId: string, at: Date) => `schedule:${triggerId}:${at.toISOString()}`;
-
-/** The wait before another try of a fire that failed for a passing reason: 2, 4, 8 … 60 s. */
-export const retryDelaySeconds = (failures: number) => Math.min(60, 2 ** (failures + 1));
-
-/**
- * Whether a failed start may succeed if tried again: the database or the repository was out of
- * reach. Anything else (the workflow file is broken, a parameter is refused) fails this fire.
- */
-function passing(err: unknown): boolean {
-  return err instanceof AppError ? err.status >= 500 : isTransientDatabaseError(err);
-}
 
 /**
  * Fires a due schedule that this instance claimed: decides with its missed policy, starts the
@@ -59,7 +47,7 @@ export async function fireSchedule(deps: RunStartDeps, s: DueSchedule): Promise<
     outcome.runId = run.id;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    if (passing(err)) return retryFireLater(deps.database.db, s, retryDelaySeconds(s.failures), message);
+    if (mayStartLater(err)) return retryFireLater(deps.database.db, s, retryDelaySeconds(s.failures), message);
     outcome.error = `the run for ${scheduledFor} did not start: ${message}`;
     outcome.activity = { type: 'trigger.failed', payload: { scheduledFor, code: err instanceof AppError ? err.code : 'error', message } };
   }

@@ -1,8 +1,7 @@
-import { isTransientDatabaseError } from '../../db/transient-error.js';
 import { matchesRefPatterns } from '../../domain/ref-pattern.js';
 import { AppError } from '../app-error.js';
 import { branchAndTag } from '../runs/queue-run.js';
-import { startRun, type RunStartDeps } from '../runs/start-run.js';
+import { mayStartLater, startRun, type RunStartDeps } from '../runs/start-run.js';
 import { chainsAfter, recordChainFire } from '../store/trigger-store.js';
 
 /** How many chained runs deep a chain may go: a loop of chains ends there. */
@@ -47,7 +46,7 @@ export async function startChainedRuns(deps: RunStartDeps, runId: string): Promi
       });
       await recordChainFire(db, chain, run.id, { runId: started.id });
     } catch (err) {
-      if (err instanceof AppError ? err.status >= 500 : isTransientDatabaseError(err)) {
+      if (mayStartLater(err)) {
         passing ??= err; // the other chains go first; the task is tried again for this one
         continue;
       }

@@ -9,6 +9,7 @@ export interface TaskPayloads {
   'check-repository-access': { repositoryId: string };
   /** Starts the workflows that follow a run that has ended (see start-chained-runs.ts). */
   'start-chained-runs': { runId: string };
+
 }
 
 export type TaskName = keyof TaskPayloads;
