@@ -41,7 +41,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 describe('furrow lint', () => {
   it('prints ok with the number of jobs (matrix instances counted) and exits 0', async () => {
     const result = await furrow(['lint', path.join(dir, 'good.yml')], {});
-    expect(result).toEqual({ code: 0, stdout: `${path.join(dir, 'good.yml')}: ok (3 jobs)\n`, stderr: '' });
+    expect(result).toEqual({ code: 0, stdout: `${path.join(dir, 'good.yml')}: ok (3 jobs); starts on: push (every branch and tag), manual\n`, stderr: '' });
   });
 
   it('prints each problem as FILE:LINE:COLUMN: message and exits 1', async () => {
@@ -58,7 +58,7 @@ describe('furrow lint', () => {
         '',
       ].join('\n'),
     );
-    expect(result.stdout).toBe(`${good}: ok (3 jobs)\n`);
+    expect(result.stdout).toBe(`${good}: ok (3 jobs); starts on: push (every branch and tag), manual\n`);
   });
 
   it('exits 2 without a file or with an unreadable one', async () => {

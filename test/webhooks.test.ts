@@ -148,6 +148,26 @@ describe('forge webhooks', () => {
     expect(await runsOf(push)).toEqual([]);
   });
 
+  it('keep a file workflow’s schedules in sync with its default branch', async () => {
+    const file = (cron: string) => [`on: {push: {branches: [nothing]}, schedule: [{cron: "${cron}"}]}`, 'jobs:', '  a:', '    steps: [{run: "true"}]'].join('\n');
+    const s = await setup({ '.furrow/nightly.yml': file('0 3 * * *') });
+    const wf = await t.api('POST', `/api/v1/projects/${s.projectId}/workflows`, { name: 'nightly', repositoryId: s.repositoryId, path: '.furrow/nightly.yml' });
+    const schedules = async () => (await t.api('GET', `/api/v1/workflows/${wf.body.id}/triggers`)).body.items.map((x: any) => [x.source, x.cron]);
+    await until('the file’s schedule', async () => (await schedules()).length === 1);
+    expect(await schedules()).toEqual([['file', '0 3 * * *']]);
+    expect((await t.api('GET', `/api/v1/workflows/${wf.body.id}`)).body.fileOn).toEqual({ commit: s.repo.commit, triggers: ['push (branches nothing)', 'schedule 0 3 * * * (UTC)'], problem: null });
+    const next = await pushCommit(s.repo, { '.furrow/nightly.yml': file('30 4 * * 1') });
+    const d = await send(s.url, githubDelivery('push', githubPush('refs/heads/main', s.repo.commit, next, ['.furrow/nightly.yml']), s.secret));
+    await processed(d.body.id);
+    expect(await schedules()).toEqual([['file', '30 4 * * 1']]);
+    // A push elsewhere changes nothing; a broken file on the default branch keeps the schedules, and says why.
+    const broken = await pushCommit(s.repo, { '.furrow/nightly.yml': 'on: [push\n' });
+    const d2 = await send(s.url, githubDelivery('push', githubPush('refs/heads/main', next, broken), s.secret));
+    await processed(d2.body.id);
+    expect(await schedules()).toEqual([['file', '30 4 * * 1']]);
+    expect((await t.api('GET', `/api/v1/workflows/${wf.body.id}`)).body.fileOn).toMatchObject({ commit: broken, triggers: null, problem: expect.any(String) });
+  });
+
   it('read a file workflow’s on at the pushed commit', async () => {
     const ci = ['on: {push: {branches: [main]}}', 'jobs:', '  a:', '    steps: [{run: "cat version.txt"}]'].join('\n');
     const s = await setup({ '.furrow/ci.yml': ci, 'version.txt': 'one\n' });
@@ -215,6 +235,20 @@ describe('forge webhooks', () => {
     const d3 = await send(s.url, githubDelivery('pull_request', pr, s.secret));
     expect(d3.body).toMatchObject({ status: 'done', outcome: { summary: expect.stringMatching(/labeled/) } });
     expect(await runsOf(wf)).toHaveLength(2);
+    // A fork's pull request never gets them, whatever the project allows; and a chain after a pull
+    // request's run runs its own default branch, not the pull request's code.
+    const after = await definitionWorkflow(s.projectId, s.repositoryId, 'after-pr', '{workflow_run: {workflows: [pr]}}', 'echo "$FURROW_SHA ${TOKEN:-none}"');
+    pr.action = 'reopened';
+    pr.pull_request.head.repo = { ...pr.pull_request.head.repo, full_name: 'stranger/fork' };
+    const d4 = await send(s.url, githubDelivery('pull_request', pr, s.secret));
+    const [run4] = (await processed(d4.body.id)).outcome.runs;
+    expect(await lastLine(run4.runId)).toBe('token=none pull_request');
+    const [chained] = await until('the chained run', async () => {
+      const r = await runsOf(after);
+      return r.length > 0 && r;
+    });
+    expect(chained).toMatchObject({ commit: s.repo.commit, ref: 'refs/heads/main' });
+    expect(await lastLine(chained!.id)).toBe(`${s.repo.commit} ***`);
   });
 });
 

@@ -5,6 +5,7 @@ import { doctorCommand, doctorHelp } from './doctor-command.js';
 import { keysCommand, keysHelp } from './keys-command.js';
 import { lintCommand, lintHelp } from './lint-command.js';
 import { migrateCommand, migrateHelp } from './migrate-command.js';
+import { preflightCommand, preflightHelp } from './preflight-command.js';
 import { runnerCommand, runnerHelp } from './runner-command.js';
 import { startCommand, startHelp } from './start-command.js';
 import { parseFlags } from './parse-flags.js';
@@ -26,6 +27,7 @@ Commands:
   keys rekey-missing    new deploy keys where they are missing or cannot be opened
   doctor [--fix]        check this host: Node.js, database, data dir, executors, job users, cgroups
   lint FILE...          check workflow files (.furrow/*.yml) and print their problems
+  preflight --once      poll every polled repository now and start what its changes start
 
 Settings come from FURROW_* environment variables (and FURROW_CONFIG); see docs/configuration.md.
 Run "furrow COMMAND --help" for a command's options, "furrow --version" for the version.`;
@@ -47,6 +49,7 @@ const COMMANDS: Record<string, { help: string; run: (args: string[]) => Promise<
   keys: { help: keysHelp, run: keysCommand },
   doctor: { help: doctorHelp, run: doctorCommand },
   lint: { help: lintHelp, run: lintCommand },
+  preflight: { help: preflightHelp, run: preflightCommand },
 };
 
 export async function main(argv: string[]): Promise<number> {

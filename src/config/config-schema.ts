@@ -167,6 +167,13 @@ export const SETTINGS = {
     max: 104857600,
     description: 'Largest webhook delivery accepted (and stored as it came); larger ones get 413 body_too_large.',
   },
+  FURROW_DELIVERY_RETENTION_DAYS: {
+    kind: 'integer',
+    default: 30,
+    min: 1,
+    max: 3650,
+    description: 'How long webhook deliveries are kept (with their bodies) once turned into runs; older ones are removed, the runs they started stay.',
+  },
   FURROW_LOGIN_RATE_LIMIT: {
     kind: 'integer',
     default: 10,
@@ -210,6 +217,20 @@ export const SETTINGS = {
     min: 1,
     max: 3600,
     description: 'Time limit of the server\'s own git commands (access checks, reading workflow files).',
+  },
+  FURROW_POLL_INTERVAL_SECONDS: {
+    kind: 'integer',
+    default: 60,
+    min: 1,
+    max: 86400,
+    description: 'How often each repository with push or git triggers is asked for its branches and tags (git ls-remote), jittered by a tenth; failures back it off up to an hour. 0 is not allowed: turn polling off per repository instead.',
+  },
+  FURROW_POLL_CONCURRENCY: {
+    kind: 'integer',
+    default: 4,
+    min: 1,
+    max: 64,
+    description: 'Repositories one instance polls at once.',
   },
   FURROW_COOKIE_SECURE: {
     kind: 'boolean',

@@ -52,6 +52,7 @@ describe('loadConfig', () => {
       shutdownGraceSeconds: SETTINGS.FURROW_SHUTDOWN_GRACE_SECONDS.default,
       maxBodyBytes: SETTINGS.FURROW_MAX_BODY_BYTES.default,
       webhookMaxBodyBytes: SETTINGS.FURROW_WEBHOOK_MAX_BODY_BYTES.default,
+      deliveryRetentionDays: SETTINGS.FURROW_DELIVERY_RETENTION_DAYS.default,
       loginRateLimit: SETTINGS.FURROW_LOGIN_RATE_LIMIT.default,
       sessionTtlHours: SETTINGS.FURROW_SESSION_TTL_HOURS.default,
       cookieSecure: SETTINGS.FURROW_COOKIE_SECURE.default,
@@ -65,6 +66,7 @@ describe('loadConfig', () => {
       artifactMaxBytes: SETTINGS.FURROW_ARTIFACT_MAX_MB.default * 1024 * 1024,
       artifactRunMaxBytes: SETTINGS.FURROW_ARTIFACT_RUN_MAX_MB.default * 1024 * 1024,
       gitTimeoutSeconds: SETTINGS.FURROW_GIT_TIMEOUT_SECONDS.default,
+      poll: { intervalSeconds: SETTINGS.FURROW_POLL_INTERVAL_SECONDS.default, concurrency: SETTINGS.FURROW_POLL_CONCURRENCY.default },
       localRepositories: false,
       runner: {
         url: undefined,

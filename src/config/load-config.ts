@@ -22,6 +22,7 @@ export interface Config {
   shutdownGraceSeconds: number;
   maxBodyBytes: number;
   webhookMaxBodyBytes: number;
+  deliveryRetentionDays: number;
   loginRateLimit: number;
   sessionTtlHours: number;
   cookieSecure: boolean;
@@ -33,6 +34,7 @@ export interface Config {
   artifactMaxBytes: number;
   artifactRunMaxBytes: number;
   gitTimeoutSeconds: number;
+  poll: { intervalSeconds: number; concurrency: number };
   /** Repositories may be file:// URLs or paths on the server's disk. */
   localRepositories: boolean;
   /** The runner of this process: the local one inside `furrow start`, or `furrow runner`. */
@@ -202,6 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     shutdownGraceSeconds: values.FURROW_SHUTDOWN_GRACE_SECONDS as number,
     maxBodyBytes: values.FURROW_MAX_BODY_BYTES as number,
     webhookMaxBodyBytes: values.FURROW_WEBHOOK_MAX_BODY_BYTES as number,
+    deliveryRetentionDays: values.FURROW_DELIVERY_RETENTION_DAYS as number,
     loginRateLimit: values.FURROW_LOGIN_RATE_LIMIT as number,
     sessionTtlHours: values.FURROW_SESSION_TTL_HOURS as number,
     cookieSecure: values.FURROW_COOKIE_SECURE as boolean,
@@ -215,6 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     artifactMaxBytes: (values.FURROW_ARTIFACT_MAX_MB as number) * 1024 * 1024,
     artifactRunMaxBytes: (values.FURROW_ARTIFACT_RUN_MAX_MB as number) * 1024 * 1024,
     gitTimeoutSeconds: values.FURROW_GIT_TIMEOUT_SECONDS as number,
+    poll: { intervalSeconds: values.FURROW_POLL_INTERVAL_SECONDS as number, concurrency: values.FURROW_POLL_CONCURRENCY as number },
     localRepositories: values.FURROW_LOCAL_REPOSITORIES as boolean,
     runner: {
       url: optional('FURROW_RUNNER_URL'),

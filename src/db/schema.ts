@@ -77,6 +77,13 @@ export interface EnvironmentsTable {
 
 export type EnvironmentConcurrency = 'queue' | 'supersede' | 'cancel-in-progress';
 
+/** A workflow file's `on` as read at a commit of its default branch: its triggers in words, or why they could not be read. */
+export interface FileOn {
+  commit: string;
+  triggers: string[] | null;
+  problem: string | null;
+}
+
 export interface WorkflowsTable {
   id: Generated<string>;
   project_id: string;
@@ -95,6 +102,8 @@ export interface WorkflowsTable {
   path: string | null;
   /** The number of the workflow's latest run (see queue-run.ts). */
   run_counter: Generated<number>;
+  /** A file's `on` as last read at the default branch (see migration 0015). */
+  file_on: Json<FileOn | null> | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -117,6 +126,7 @@ export interface RunsTable {
   /** What a trigger started the run for (see 0012_triggers.sql); null for other runs. */
   trigger_key: string | null;
   delivery_id: Generated<string | null>;
+  pull_request_secrets: Generated<boolean>;
   cancel_requested_at: Timestamp | null;
   cancel_forced: Generated<boolean>;
   canceled_by: string | null;
@@ -250,6 +260,12 @@ export interface RepositoriesTable {
   webhook_secret: Buffer | null;
   webhook_refused_at: Timestamp | null;
   webhook_refused_reason: string | null;
+  polling: Generated<boolean>;
+  polled_at: Timestamp | null;
+  poll_next_at: Timestamp | null;
+  poll_claimed_until: Timestamp | null;
+  poll_failures: Generated<number>;
+  poll_error: string | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -333,8 +349,16 @@ export interface DeliveriesTable {
   attempts: Generated<number>;
   claimed_until: Timestamp | null;
   next_attempt_at: Timestamp | null;
+  queued_at: Generated<Date>;
+  claim_token: string | null;
   received_at: Generated<Date>;
   processed_at: Timestamp | null;
+}
+
+export interface RepositoryRefsTable {
+  repository_id: string;
+  ref: string;
+  commit_sha: string;
 }
 
 export interface Database {
@@ -359,6 +383,7 @@ export interface Database {
   artifacts: ArtifactsTable;
   triggers: TriggersTable;
   deliveries: DeliveriesTable;
+  repository_refs: RepositoryRefsTable;
 }
 
 export type Run = Selectable<RunsTable>;

@@ -31,6 +31,13 @@ describe('forgeEvent', () => {
     }
   });
 
+  it('runs an annotated tag at the commit it tags, and takes odd path lists without failing', () => {
+    const [tagObject, tagged] = ['d'.repeat(40), 'e'.repeat(40)];
+    expect(forgeEvent('github', 'push', { ref: 'refs/tags/v2', before: '0'.repeat(40), after: tagObject, head_commit: { id: tagged }, commits: [] })).toMatchObject({ change: { after: tagged } });
+    expect(forgeEvent('gitlab', 'Tag Push Hook', { ref: 'refs/tags/v2', before: '0'.repeat(40), after: tagObject, checkout_sha: tagged, commits: [] })).toMatchObject({ change: { after: tagged } });
+    expect(forgeEvent('github', 'push', { ref: 'refs/heads/main', before: '0'.repeat(40), after: tagged, commits: [{ added: 3, modified: { a: 1 }, removed: ['x', 7] }] })).toMatchObject({ change: { paths: ['x'] } });
+  });
+
   it('knows pings and other events, and refuses a push that lacks its ref', () => {
     expect(forgeEvent('github', 'ping', of('ping')[0])).toEqual({ kind: 'ping' });
     expect(forgeEvent('github', 'release', of('release')[0])).toEqual({ kind: 'other', name: 'release' });

@@ -33,6 +33,9 @@ export interface PullRequest {
 }
 
 /** What a delivery means for starting runs. */
+/** What a ping is answered with. */
+export const PING_SUMMARY = 'ping: the webhook reaches Furrow';
+
 export type ForgeEvent =
   | { kind: 'ping' }
   | { kind: 'push'; change: RefChange }
@@ -50,7 +53,7 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isIn
 /** A commit id, or null for the all-zero id forges send for "none". */
 const commit = (v: unknown): string | null => {
   const s = str(v);
-  return s && /^[0-9a-f]{40}([0-9a-f]{24})?$/i.test(s) && !/^0+$/.test(s) ? s.toLowerCase() : null;
+  return s && /^[0-9a-f]{40}$/i.test(s) && !/^0+$/.test(s) ? s.toLowerCase() : null;
 };
 
 /** The paths of a push's commits, or null when the payload does not list every commit. */
@@ -60,8 +63,19 @@ function pushedPaths(commits: unknown, total: number | null): string[] | null {
   // does not say every path.
   if ((total !== null && total > commits.length) || commits.length >= 2048) return null;
   const paths = new Set<string>();
-  for (const c of commits) for (const key of ['added', 'modified', 'removed']) for (const p of (obj(c)[key] as unknown[] | undefined) ?? []) if (typeof p === 'string') paths.add(p);
+  for (const c of commits) {
+    for (const key of ['added', 'modified', 'removed']) {
+      const list = obj(c)[key];
+      if (Array.isArray(list)) for (const p of list) if (typeof p === 'string') paths.add(p);
+    }
+  }
   return [...paths];
+}
+
+/** The commit a push leaves its ref at: for a tag, the commit it tags (`peeled`, when the payload says). */
+function tagged(p: Json, peeled: string | null): string | null {
+  const after = commit(p.after);
+  return after && str(p.ref)?.startsWith('refs/tags/') ? (peeled ?? after) : after;
 }
 
 /** A push from its ref and commits; undefined when the payload lacks them. */
@@ -76,7 +90,8 @@ function githubOrGitea(forge: ForgeName, event: string, p: Json): ForgeEvent | u
     case 'ping':
       return { kind: 'ping' };
     case 'push':
-      return push(str(p.ref), commit(p.before), commit(p.after), pushedPaths(p.commits, num(p.total_commits)));
+      // An annotated tag's `after` is the tag object: the commit it tags is the head commit.
+      return push(str(p.ref), commit(p.before), tagged(p, commit(obj(p.head_commit).id)), pushedPaths(p.commits, num(p.total_commits)));
     case 'delete':
       // GitHub also sends a push with the deletion; Gitea and Forgejo send only this.
       if (forge === 'github') return { kind: 'ignored', why: 'GitHub reports the deletion as a push too' };
@@ -112,7 +127,7 @@ function gitlab(event: string, p: Json): ForgeEvent | undefined {
   switch (event) {
     case 'Push Hook':
     case 'Tag Push Hook':
-      return push(str(p.ref), commit(p.before), commit(p.after), pushedPaths(p.commits, num(p.total_commits_count)));
+      return push(str(p.ref), commit(p.before), tagged(p, commit(p.checkout_sha)), pushedPaths(p.commits, num(p.total_commits_count)));
     case 'Merge Request Hook': {
       const mr = obj(p.object_attributes);
       const number = num(mr.iid);

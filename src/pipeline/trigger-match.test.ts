@@ -71,5 +71,7 @@ describe('deleteMatches, pullRequestMatches, gitTriggerMatches', () => {
     expect(gitTriggerMatches({ refs: ['refs/tags/*'], changes: [] }, change('refs/heads/v1'))).toBe(false);
     expect(gitTriggerMatches({ refs: ['main'], changes: ['added'] }, change('refs/heads/main'))).toBe(false);
     expect(gitTriggerMatches({ refs: ['main'], changes: ['changed'] }, change('refs/heads/main'))).toBe(true);
+    expect(gitTriggerMatches({ refs: ['refs/heads/*', '!main'], changes: [] }, change('refs/heads/main'))).toBe(false);
+    expect(gitTriggerMatches({ refs: ['refs/heads/*', '!main'], changes: [] }, change('refs/heads/dev'))).toBe(true);
   });
 });

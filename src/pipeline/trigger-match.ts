@@ -62,8 +62,11 @@ export function pullRequestMatches(filter: NonNullable<WorkflowTriggers['pullReq
 export function gitTriggerMatches(trigger: { refs: string[]; changes: RefChangeType[] | string[] }, change: RefChange): boolean {
   if (trigger.changes.length > 0 && !(trigger.changes as string[]).includes(change.type)) return false;
   if (trigger.refs.length === 0) return true;
-  const { name } = refName(change.ref);
-  const full = trigger.refs.filter((p) => p.replace(/^!/, '').startsWith('refs/'));
-  const short = trigger.refs.filter((p) => !p.replace(/^!/, '').startsWith('refs/'));
-  return (full.length > 0 && matchesRefPatterns(full, change.ref)) || (short.length > 0 && matchesRefPatterns(short, name));
+  // Each pattern as one on full refs (a name pattern stands for a branch or a tag of that name),
+  // kept in order, so that a later `!pattern` excludes what an earlier one matched.
+  const full = trigger.refs.flatMap((p) => {
+    const [not, body] = p.startsWith('!') ? ['!', p.slice(1)] : ['', p];
+    return body.startsWith('refs/') ? [p] : [`${not}refs/heads/${body}`, `${not}refs/tags/${body}`];
+  });
+  return matchesRefPatterns(full, change.ref);
 }

@@ -54,6 +54,7 @@ export const ERROR_CODES = {
   webhook_unrecognized: [400, 'The request is no webhook delivery of GitHub, GitLab, Gitea or Forgejo (none of their event headers is set); a repository’s webhook URL takes only theirs, a webhook trigger’s takes any.'],
   webhook_signature_invalid: [401, 'The delivery’s signature does not match the webhook secret.'],
   webhook_payload_invalid: [400, 'The delivery lacks what its event holds.'],
+  delivery_in_progress: [409, 'The delivery is being turned into runs right now; redeliver it once it is done.'],
   trigger_disabled: [409, 'This webhook trigger is disabled; enable it with PATCH /api/v1/triggers/:id.'],
   rate_limited: [429, 'Too many attempts; try again later.'],
   database_unavailable: [503, 'The database cannot be reached or is restarting; try again in a few seconds.'],

@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { FURROW_VERSION } from '../protocol/version.js';
 import { activityRoutes } from './api/activity-routes.js';
@@ -48,6 +48,9 @@ function validators(app: FastifyInstance): void {
 export async function buildApp(res: Resources): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: res.logger as FastifyBaseLogger,
+    // A webhook's slug is its credential: request logs show the route without it.
+    childLoggerFactory: (logger, bindings, opts) =>
+      logger.child(bindings, { ...opts, serializers: { ...opts.serializers, req: (req: FastifyRequest) => ({ method: req.method, url: req.url.replace(/(\/hooks\/)[^/?]+/, '$1…'), remoteAddress: req.ip }) } }),
     bodyLimit: res.config.maxBodyBytes,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),

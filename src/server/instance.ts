@@ -16,6 +16,7 @@ import { SecretBox } from './secrets/secret-box.js';
 import { LogStore } from './store/log-store.js';
 import { startScheduleClock } from './triggers/schedule-clock.js';
 import { startDeliveryPump } from './triggers/delivery-pump.js';
+import { startGitPoller } from './triggers/git-poller.js';
 import { migrateTaskQueue, startWorkers } from './workers/start-workers.js';
 
 export interface Instance {
@@ -70,6 +71,8 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
     opened.push(() => clock.stop());
     const pump = startDeliveryPump(resources);
     opened.push(() => pump.stop());
+    const poller = startGitPoller(resources);
+    opened.push(() => poller.stop());
     const app = await buildApp(resources);
     let appClosed: Promise<void> | undefined;
     const closeApp = () => (appClosed ??= app.close());
@@ -104,7 +107,7 @@ export async function startInstance(config: Config, databaseUrl: string, logger:
         // Remote runners cannot renew their leases while this server stops (and until one is back):
         // nothing here may end their jobs, and the next watch bridges the time missed.
         await workers.stopLeaseWatch();
-        await Promise.all([clock.stop(), pump.stop()]); // no run starts by itself while this instance stops
+        await Promise.all([clock.stop(), pump.stop(), poller.stop()]); // no run starts by itself while this instance stops
         // Stop accepting; the in-process runner still reaches the gateway while it drains.
         closeApp().catch(() => undefined); // awaited, and its failure ignored, by closeOpened below
         if (runner) {

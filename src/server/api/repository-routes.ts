@@ -18,6 +18,7 @@ const fields = {
   url: Type.String({ minLength: 1, maxLength: 2048, description: 'ssh://[user@]host[:port]/path, user@host:path, https://…, http://…, file:///path or an absolute path' }),
   defaultBranch: Type.String({ minLength: 1, maxLength: 255, pattern: '^[^-\\s~^:?*\\[\\\\][^\\s~^:?*\\[\\\\]*$', description: 'Branch used when a run or request names none' }),
   keyType: Type.Union([Type.Literal('ed25519'), Type.Literal('rsa')], { description: 'Deploy key type: ed25519 (default) or rsa (4096 bits) for forges that want RSA' }),
+  polling: Type.Boolean({ description: 'Whether its branches and tags are polled for changes (default true); turn it off for a repository whose forge sends webhooks' }),
   knownHosts: Type.Union([Type.String({ maxLength: 65536 }), Type.Null()], {
     description: 'known_hosts lines to pin the host keys; when null, the first access check learns and pins them',
   }),
@@ -29,11 +30,12 @@ const CreateBody = Type.Object(
     defaultBranch: Type.Optional(fields.defaultBranch),
     keyType: Type.Optional(fields.keyType),
     knownHosts: Type.Optional(fields.knownHosts),
+    polling: Type.Optional(fields.polling),
   },
   { additionalProperties: false },
 );
 const UpdateBody = Type.Object(
-  { name: Type.Optional(Name), url: Type.Optional(fields.url), defaultBranch: Type.Optional(fields.defaultBranch), knownHosts: Type.Optional(fields.knownHosts) },
+  { name: Type.Optional(Name), url: Type.Optional(fields.url), defaultBranch: Type.Optional(fields.defaultBranch), knownHosts: Type.Optional(fields.knownHosts), polling: Type.Optional(fields.polling) },
   { additionalProperties: false },
 );
 const RefQuery = Type.Object({ ref: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[^-\\s]\\S*$', description: 'Branch, tag or full commit sha (default: the default branch)' })) });
@@ -57,8 +59,8 @@ export const repositoryRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = a
     { config: { access: { capability: 'repository.write', scope: { kind: 'project', param: 'id' } } }, schema: { tags, params: IdParams, body: CreateBody } },
     async (req, reply) => {
       checkUrl(req.body.url, res.config.localRepositories);
-      const { name, url, defaultBranch = 'main', keyType = 'ed25519', knownHosts } = req.body;
-      return reply.status(201).send(await createRepository(db, projectContext(req), { name, url, defaultBranch, keyType, knownHosts: pins(knownHosts) ?? null }));
+      const { name, url, defaultBranch = 'main', keyType = 'ed25519', knownHosts, polling = true } = req.body;
+      return reply.status(201).send(await createRepository(db, projectContext(req), { name, url, defaultBranch, keyType, knownHosts: pins(knownHosts) ?? null, polling }));
     },
   );
 

@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { MISSED_POLICIES, upcomingFires } from '../../domain/schedule-times.js';
 import type { TriggerKind } from '../../db/schema.js';
 import { REF_CHANGE_TYPES } from '../../domain/forge-event.js';
+import { checkParameters } from '../../domain/run-parameters.js';
 import { CHAIN_STATUSES } from '../../pipeline/workflow-model.js';
 import { AppError, notFound } from '../app-error.js';
 import { projectContext } from '../auth/access-plugin.js';
@@ -72,6 +73,16 @@ function onlyFieldsOf(kind: TriggerKind, body: Record<string, unknown>): void {
   throw new AppError('validation_failed', `A ${kind} trigger takes no ${foreign.join(', ')}.`, foreign.map((field) => ({ field, message: `is not a field of a ${kind} trigger` })));
 }
 
+/** Parameters (and the fields that become them) may not take reserved names: refused when the trigger is made, not when it fires. */
+function checkParameterNames(body: { parameters?: Record<string, string> | undefined; fields?: Record<string, string> | undefined }): void {
+  const open = { inputs: null, protectedNames: new Map<string, string>() };
+  const problems = [
+    ...checkParameters(body.parameters ?? {}, open),
+    ...checkParameters(Object.fromEntries(Object.keys(body.fields ?? {}).map((k) => [k, ''])), open).map((p) => ({ ...p, field: p.field.replace(/^parameters\./, 'fields.') })),
+  ];
+  if (problems.length > 0) throw new AppError('validation_failed', `Invalid body: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}.`, problems);
+}
+
 /** A chain's upstream: another workflow of the same project. */
 async function checkUpstream(db: Db, workflowId: string, upstreamId: string | undefined): Promise<string> {
   if (!upstreamId) throw new AppError('validation_failed', 'A workflow trigger needs workflowId: the workflow whose runs set this one off.', [{ field: 'workflowId', message: 'is required' }]);
@@ -122,6 +133,7 @@ export const triggerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     async (req, reply) => {
       const { kind, workflowId, statuses, branches, refs, changes, fields: bodyFields, signed, ...input } = req.body;
       onlyFieldsOf(kind, req.body);
+      checkParameterNames(req.body);
       const common = { description: input.description ?? '', enabled: input.enabled ?? true, parameters: input.parameters ?? {} };
       if (kind === 'git') {
         await refNeedsRepository(db, req.params.id, 'git');
@@ -174,6 +186,7 @@ export const triggerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
       const kind = await triggerKind(db, req.params.id);
       if (!kind) throw notFound('Trigger');
       onlyFieldsOf(kind, req.body);
+      checkParameterNames(req.body);
       const fileOnlyToggles = (source: 'api' | 'file') => {
         if (source === 'file' && Object.keys(req.body).some((k) => k !== 'enabled')) throw fromFile();
       };

@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { parseDeliveryBody, recognizeForge, type ForgeRequest } from '../../domain/forge-delivery.js';
 import { deliveryKey, proofHolds } from '../auth/webhook-proof.js';
-import { forgeEvent } from '../../domain/forge-event.js';
+import { forgeEvent, PING_SUMMARY } from '../../domain/forge-event.js';
 import { AppError, notFound } from '../app-error.js';
 import { projectContext } from '../auth/access-plugin.js';
 import type { Resources } from '../resources.js';
@@ -47,8 +48,17 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
   const { db } = res.database;
   const tags = ['webhooks'];
   const box = res.secretBox;
+  /** What each intake request's slug leads to, found before its body is read. */
+  const targets = new WeakMap<FastifyRequest, WebhookTarget>();
 
   await app.register(async (intake) => {
+    // An unknown slug is refused before its body is read.
+    intake.addHook('onRequest', async (req) => {
+      const { slug } = req.params as { slug: string };
+      const target = /^[A-Za-z0-9_-]{20,100}$/.test(slug) ? await webhookTarget(db, slug) : undefined;
+      if (!target) throw new AppError('webhook_not_found');
+      targets.set(req, target);
+    });
     intake.removeAllContentTypeParsers();
     intake.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: res.config.webhookMaxBodyBytes }, (_req, body, done) => done(null, body));
     intake.post(
@@ -59,10 +69,8 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
         schema: { tags, summary: 'Receive a webhook delivery: from GitHub, GitLab, Gitea or Forgejo at a repository’s URL, or from anything at a webhook trigger’s', params: SlugParams },
       },
       async (req, reply) => {
-        const { slug } = req.params as { slug: string };
         const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-        const target = /^[A-Za-z0-9_-]{20,100}$/.test(slug) ? await webhookTarget(db, slug) : undefined;
-        if (!target) throw new AppError('webhook_not_found');
+        const target = targets.get(req)!;
         const delivery = target.kind === 'repository' ? await forgeDelivery(req, target, body) : await triggerDelivery(req, target, body);
         const { delivery: stored, duplicate } = await receiveDelivery(db, delivery);
         return reply.status(duplicate || stored.status !== 'queued' ? 200 : 202).send({ ...stored, duplicate });
@@ -86,7 +94,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     if (payload === undefined) throw new AppError('invalid_json', 'The delivery’s body is not JSON (nor a form with a JSON payload field); set the webhook’s content type to application/json.');
     const event = forgeEvent(forge.forge, forge.event, payload);
     if (!event) throw new AppError('webhook_payload_invalid', `The ${forge.event} delivery lacks what such an event holds (a ref and commits, or a pull request’s number and head commit).`);
-    const done = event.kind === 'ping' || event.kind === 'ignored' ? { summary: event.kind === 'ping' ? 'ping: the webhook reaches Furrow' : event.why, runs: [], skipped: [] } : undefined;
+    const done = event.kind === 'ping' || event.kind === 'ignored' ? { summary: event.kind === 'ping' ? PING_SUMMARY : event.why, runs: [], skipped: [] } : undefined;
     return {
       projectId: target.projectId,
       repositoryId: target.id,
@@ -120,7 +128,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
       triggerId: target.id,
       forge: 'generic',
       event: typeof event === 'string' && event !== '' ? event.slice(0, 100) : 'webhook',
-      key: id ?? `request:${req.id}`,
+      key: id ?? `request:${randomUUID()}`,
       headers: storedHeaders(req),
       body,
       sourceAddress: req.ip,
@@ -206,7 +214,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     async (req, reply) => {
       const d = await getDelivery(db, req.params.id);
       if (!d) throw notFound('Delivery');
-      await redeliver(db, d.id);
+      if (!(await redeliver(db, d.id))) throw new AppError('delivery_in_progress');
       return reply.status(202).send({ ...d, status: 'queued' });
     },
   );

@@ -1,13 +1,14 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { ForgeRequest } from '../../domain/forge-delivery.js';
 
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+
 /** The HMAC-SHA256 of a body under a secret, in hex: what GitHub and Gitea sign with. */
 const hmacHex = (secret: string, body: Buffer) => createHmac('sha256', secret).update(body).digest('hex');
 
 /** Compares in time independent of where the texts differ (digests first, so lengths never show). */
 function sameText(a: string, b: string): boolean {
-  const digest = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(digest(a), digest(b));
+  return timingSafeEqual(Buffer.from(sha256(a), 'hex'), Buffer.from(sha256(b), 'hex'));
 }
 
 /** Whether a request's proof shows it was sent by someone who knows `secret`. */
@@ -17,5 +18,5 @@ export function proofHolds(proof: ForgeRequest['proof'], secret: string, body: B
   return sameText(proof.hex.toLowerCase(), hmacHex(secret, body));
 }
 
-/** What a delivery is known by: the forge's id, or the body's digest when the forge sends none. */
-export const deliveryKey = (deliveryId: string | null, body: Buffer) => deliveryId ?? `sha256:${createHash('sha256').update(body).digest('hex')}`;
+/** What a delivery is known by: the forge's id (a long one by its digest), or the body's digest when the forge sends none. */
+export const deliveryKey = (deliveryId: string | null, body: Buffer) => (deliveryId === null ? `sha256:${sha256(body)}` : deliveryId.length <= 200 ? deliveryId : `id-sha256:${sha256(deliveryId)}`);

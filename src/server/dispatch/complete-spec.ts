@@ -13,9 +13,10 @@ import { resolveJobSecrets } from '../store/secret-store.js';
 export async function completeSpec(db: Db, box: SecretBox, claimed: ClaimedJob, token: string): Promise<JobSpec> {
   const { spec } = claimed;
   const [secrets, repository] = await Promise.all([
-    // A pull request's code (perhaps a stranger's) runs without the secrets unless the project allows them.
-    // FURROW_EVENT is the server's: the context variables are set over the workflow's own.
-    spec.env.FURROW_EVENT === 'pull_request' && !(await pullRequestsGetSecrets(db, spec.projectId)) ? [] : resolveJobSecrets(db, box, spec.projectId, claimed.environmentId),
+    // A pull request's code (perhaps a stranger's) runs without the secrets unless its run was
+    // queued with them (never a fork's). FURROW_EVENT is the server's: the context variables are
+    // set over the workflow's own.
+    spec.env.FURROW_EVENT === 'pull_request' && !(await runGetsSecrets(db, spec.runId)) ? [] : resolveJobSecrets(db, box, spec.projectId, claimed.environmentId),
     spec.checkout
       ? db.selectFrom('repositories').select(['id', 'url', 'private_key', 'known_hosts']).where('id', '=', spec.checkout.repositoryId).executeTakeFirst()
       : undefined,
@@ -26,9 +27,9 @@ export async function completeSpec(db: Db, box: SecretBox, claimed: ClaimedJob, 
   return { ...spec, secrets, checkout, artifacts: { ...spec.artifacts, token } };
 }
 
-async function pullRequestsGetSecrets(db: Db, projectId: string): Promise<boolean> {
-  const p = await db.selectFrom('projects').select('pull_request_secrets').where('id', '=', projectId).executeTakeFirst();
-  return p?.pull_request_secrets ?? false;
+async function runGetsSecrets(db: Db, runId: string): Promise<boolean> {
+  const r = await db.selectFrom('runs').select('pull_request_secrets').where('id', '=', runId).executeTakeFirst();
+  return r?.pull_request_secrets ?? false;
 }
 
 /** The secret values to mask in a job's log, for a job this server did not hand out itself. */

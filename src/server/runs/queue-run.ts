@@ -46,6 +46,8 @@ export interface QueueRunInput {
   triggerKey?: string;
   /** The webhook delivery the run was started for. */
   deliveryId?: string;
+  /** A pull request's run gets the project's secrets only when this says so (decided when it is queued). */
+  pullRequestSecrets?: boolean;
 }
 
 /** The branch or tag a ref names (`refs/heads/…`, `refs/tags/…`), if either. */
@@ -180,6 +182,7 @@ async function insertRun(tx: Tx, input: QueueRunInput, { wf, runEnvironment, job
       rerun_of: input.rerun?.runId ?? null,
       trigger_key: input.triggerKey ?? null,
       delivery_id: input.deliveryId ?? null,
+      pull_request_secrets: input.pullRequestSecrets ?? false,
     })
     .returning(runColumns)
     .executeTakeFirstOrThrow();

@@ -4,6 +4,7 @@ import { AppError } from '../app-error.js';
 import type { Resources } from '../resources.js';
 import { manualParameters } from '../triggers/manual-parameters.js';
 import { planWorkflowRun, type PlanOptions, type RunTarget } from '../triggers/workflow-plan.js';
+import { runOfTrigger } from '../store/run-store.js';
 import { queueRun, type QueueRunInput } from './queue-run.js';
 
 type QueuedRun = Awaited<ReturnType<typeof queueRun>>;
@@ -21,6 +22,8 @@ export interface StartRunRequest {
   triggerKey?: string;
   /** The webhook delivery the run was started for. */
   deliveryId?: string;
+  /** For a pull request's run: whether it gets the project's secrets (see QueueRunInput). */
+  pullRequestSecrets?: boolean;
   /**
    * Whether the workflow, as planned at the run's commit, wants this run: null when it does, else
    * why not (then no run starts). A file's `on` is only known once it was read at the commit.
@@ -63,6 +66,10 @@ export function queueLimits(res: RunStartDeps): Pick<QueueRunInput, 'defaultTime
 export async function startRun(res: RunStartDeps, req: StartRunRequest & { wants?: undefined }): Promise<QueuedRun>;
 export async function startRun(res: RunStartDeps, req: StartRunRequest): Promise<QueuedRun | NotWanted>;
 export async function startRun(res: RunStartDeps, req: StartRunRequest): Promise<QueuedRun | NotWanted> {
+  // What the trigger starts the run for may have started it already (a push both delivered and
+  // polled): then there is nothing to plan, nor a file to read.
+  const started = req.triggerKey === undefined ? undefined : await runOfTrigger(res.database.db, req.workflowId, req.triggerKey);
+  if (started) return { ...started, existing: true as const };
   const { plan, origin } = await planWorkflowRun(planOptions(res), req.workflowId, req.target);
   const notWanted = await req.wants?.(plan);
   if (notWanted) return { notWanted };
@@ -77,6 +84,7 @@ export async function startRun(res: RunStartDeps, req: StartRunRequest): Promise
     actorUserId: req.actorUserId,
     ...(req.triggerKey !== undefined ? { triggerKey: req.triggerKey } : {}),
     ...(req.deliveryId !== undefined ? { deliveryId: req.deliveryId } : {}),
+    ...(req.pullRequestSecrets ? { pullRequestSecrets: true } : {}),
     ...queueLimits(res),
   });
 }

@@ -3,6 +3,7 @@ import type { Db } from '../../db/database.js';
 import { inTransaction } from '../../db/transaction.js';
 import type { DeliveryStatus, Forge } from '../../db/schema.js';
 import { encodeCursor } from './run-store.js';
+import { msUntil } from './ms-until.js';
 
 /** What came of a delivery: the runs it started, and for each workflow it did not start, why. */
 export interface DeliveryOutcome {
@@ -91,42 +92,63 @@ export async function listDeliveries(db: Db, of: { repositoryId: string } | { tr
   return { items, nextCursor: rows.length > page.limit && last ? encodeCursor(last.cursorAt, last.id) : null };
 }
 
-/** Records what came of turning a delivery into runs (one more attempt), and lets go of it. */
-export async function finishDelivery(db: Db, id: string, status: Exclude<DeliveryStatus, 'queued'>, outcome: DeliveryOutcome): Promise<void> {
-  await db
+/** A delivery an instance holds: recording its outcome needs the hold's token. */
+export interface DeliveryClaim {
+  id: string;
+  token: string;
+}
+
+/** Records what came of turning a delivery into runs (one more attempt), and lets go of it; false when the hold was lost. */
+export async function finishDelivery(db: Db, claim: DeliveryClaim, status: Exclude<DeliveryStatus, 'queued'>, outcome: DeliveryOutcome): Promise<boolean> {
+  const r = await db
     .updateTable('deliveries')
-    .set({ status, outcome: JSON.stringify(outcome), attempts: sql`attempts + 1`, processed_at: sql`now()`, claimed_until: null, next_attempt_at: null })
-    .where('id', '=', id)
-    .execute();
+    .set({ status, outcome: JSON.stringify(outcome), attempts: sql`attempts + 1`, processed_at: sql`now()`, claimed_until: null, claim_token: null, next_attempt_at: null })
+    .where('id', '=', claim.id)
+    .where('claim_token', '=', claim.token)
+    .executeTakeFirst();
+  return r.numUpdatedRows > 0n;
 }
 
 /** Lets go of a delivery whose runs could not start for now: it (and those after it) wait `delaySeconds`, noting why. */
-export async function retryDeliveryLater(db: Db, id: string, delaySeconds: number, error: string): Promise<void> {
+export async function retryDeliveryLater(db: Db, claim: DeliveryClaim, delaySeconds: number, error: string): Promise<void> {
   await db
     .updateTable('deliveries')
     .set({
       outcome: sql`jsonb_set(coalesce(outcome, '{}'), '{error}', to_jsonb(${`not yet: ${error}`}::text))`,
       attempts: sql`attempts + 1`,
       claimed_until: null,
+      claim_token: null,
       next_attempt_at: sql`now() + make_interval(secs => ${delaySeconds})`,
     })
-    .where('id', '=', id)
+    .where('id', '=', claim.id)
+    .where('claim_token', '=', claim.token)
     .execute();
 }
 
-/** Queues a stored delivery to be turned into runs again (runs it started already stand), in one statement. */
-export async function redeliver(db: Db, id: string): Promise<void> {
-  await sql`
-    WITH again AS (UPDATE deliveries SET status = 'queued', next_attempt_at = NULL WHERE id = ${id} RETURNING id)
-    SELECT ${wakePumps} FROM again`.execute(db);
+/**
+ * Queues a stored delivery to be turned into runs again, at the end of its queue (runs it started
+ * already stand). False while an instance is turning it into runs.
+ */
+export async function redeliver(db: Db, id: string): Promise<boolean> {
+  const { rows } = await sql<{ id: string }>`
+    WITH again AS (
+      UPDATE deliveries SET status = 'queued', next_attempt_at = NULL, attempts = 0, queued_at = clock_timestamp()
+      WHERE id = ${id} AND (claimed_until IS NULL OR claimed_until <= now()) RETURNING id
+    )
+    SELECT id, ${wakePumps} FROM again`.execute(db);
+  return rows.length > 0;
 }
 
 /**
- * The oldest queued delivery of each repository and trigger: only it may be turned into runs, so
- * that theirs start in the order the deliveries came.
+ * The first queued delivery of each repository and trigger, unless another of theirs is held
+ * (one taken over after its hold passed may still be in progress): only it may be turned into
+ * runs, so that theirs start in the order the deliveries were queued.
  */
-const heads = sql`(SELECT DISTINCT ON (coalesce(repository_id, trigger_id)) id, received_at, claimed_until, next_attempt_at
-  FROM deliveries WHERE status = 'queued' ORDER BY coalesce(repository_id, trigger_id), received_at, id)`;
+const heads = sql`(SELECT DISTINCT ON (coalesce(d.repository_id, d.trigger_id)) d.id, d.queued_at, d.claimed_until, d.next_attempt_at
+  FROM deliveries d WHERE d.status = 'queued'
+    AND NOT EXISTS (SELECT 1 FROM deliveries h WHERE coalesce(h.repository_id, h.trigger_id) = coalesce(d.repository_id, d.trigger_id)
+      AND h.status = 'queued' AND h.claimed_until > now() AND h.id <> d.id)
+  ORDER BY coalesce(d.repository_id, d.trigger_id), d.queued_at, d.id)`;
 
 /** Arbitrary constant: claims of deliveries take turns across instances. */
 const CLAIM_LOCK = 7_246_118_014;
@@ -136,27 +158,42 @@ const CLAIM_LOCK = 7_246_118_014;
  * trigger's) queue that no instance holds and that waits for no retry, for `holdSeconds`. Claims
  * take turns (an advisory lock), so that two instances never take two deliveries of one queue.
  */
-export function claimDeliveries(db: Db, limit: number, holdSeconds: number): Promise<string[]> {
+export function claimDeliveries(db: Db, limit: number, holdSeconds: number): Promise<DeliveryClaim[]> {
   return inTransaction(db, async (tx) => {
     await sql`SELECT pg_advisory_xact_lock(${CLAIM_LOCK})`.execute(tx);
-    const { rows } = await sql<{ id: string }>`
-      UPDATE deliveries d SET claimed_until = now() + make_interval(secs => ${holdSeconds})
+    const { rows } = await sql<DeliveryClaim>`
+      UPDATE deliveries d SET claimed_until = now() + make_interval(secs => ${holdSeconds}), claim_token = gen_random_uuid()
       FROM (SELECT id FROM ${heads} h WHERE (claimed_until IS NULL OR claimed_until <= now()) AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-            ORDER BY received_at, id LIMIT ${limit}) take
-      WHERE d.id = take.id RETURNING d.id`.execute(tx);
-    return rows.map((r) => r.id);
+            ORDER BY queued_at, id LIMIT ${limit}) take
+      WHERE d.id = take.id RETURNING d.id, d.claim_token AS token`.execute(tx);
+    return rows;
   });
 }
 
-/** Keeps holding deliveries still being turned into runs. */
-export async function extendDeliveryClaims(db: Db, ids: string[], holdSeconds: number): Promise<void> {
-  if (ids.length === 0) return;
-  await db.updateTable('deliveries').set({ claimed_until: sql`now() + make_interval(secs => ${holdSeconds})` }).where('id', 'in', ids).where('status', '=', 'queued').execute();
+/** Keeps holding deliveries still being turned into runs (those whose hold was not lost). */
+export async function extendDeliveryClaims(db: Db, claims: DeliveryClaim[], holdSeconds: number): Promise<void> {
+  if (claims.length === 0) return;
+  await db
+    .updateTable('deliveries')
+    .set({ claimed_until: sql`now() + make_interval(secs => ${holdSeconds})` })
+    .where('claim_token', 'in', claims.map((c) => c.token))
+    .where('status', '=', 'queued')
+    .execute();
 }
 
 /** Milliseconds until a queued delivery can be taken (0: now), or null when none waits. */
 export async function msUntilNextDelivery(db: Db): Promise<number | null> {
   const { rows } = await sql<{ ms: number | null }>`
-    SELECT greatest(0, extract(epoch FROM min(greatest(coalesce(next_attempt_at, now()), coalesce(claimed_until, now()))) - now()) * 1000)::float8 AS ms FROM ${heads} h`.execute(db);
+    SELECT ${msUntil(sql`min(greatest(coalesce(next_attempt_at, now()), coalesce(claimed_until, now())))`)} AS ms FROM ${heads} h`.execute(db);
   return rows[0]?.ms ?? null;
+}
+
+/** Removes deliveries done with for longer than `days` (the runs they started stay); returns how many. */
+export async function pruneDeliveries(db: Db, days: number): Promise<number> {
+  const r = await db
+    .deleteFrom('deliveries')
+    .where('status', '<>', 'queued')
+    .where('received_at', '<', sql<Date>`now() - make_interval(days => ${days})`)
+    .executeTakeFirst();
+  return Number(r.numDeletedRows);
 }

@@ -4,7 +4,7 @@ import type { Db } from '../../db/database.js';
 import { inTransaction } from '../../db/transaction.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { ProjectContext } from './activity-store.js';
-import { logTrigger, triggerColumns } from './trigger-store.js';
+import { logTrigger, triggerColumns, wakeTriggerLoops } from './trigger-store.js';
 
 /** A workflow reading a repository, as an event of the repository may start it. */
 export interface EventCandidate {
@@ -12,6 +12,8 @@ export interface EventCandidate {
   name: string;
   /** Whether it has an `on` (a definition or a file); a script has none. */
   hasOn: boolean;
+  /** Its definition, when it is one: its `on` is known without reading the repository. */
+  definition: string | null;
   /** Its enabled `git` triggers. */
   gitTriggers: { id: string; refs: string[]; changes: string[]; parameters: Record<string, string> }[];
 }
@@ -19,7 +21,7 @@ export interface EventCandidate {
 /** The workflows that read a repository, by name, with their enabled git triggers. */
 export async function eventCandidates(db: Db, repositoryId: string): Promise<EventCandidate[]> {
   const { rows } = await sql<EventCandidate>`
-    SELECT w.id, w.name, (w.definition IS NOT NULL OR w.path IS NOT NULL) AS "hasOn",
+    SELECT w.id, w.name, (w.definition IS NOT NULL OR w.path IS NOT NULL) AS "hasOn", w.definition,
       coalesce((SELECT json_agg(json_build_object('id', t.id, 'refs', t.refs, 'changes', t.changes, 'parameters', t.parameters) ORDER BY t.created_at, t.id)
         FROM triggers t WHERE t.workflow_id = w.id AND t.kind = 'git' AND t.enabled), '[]') AS "gitTriggers"
     FROM workflows w WHERE w.repository_id = ${repositoryId} ORDER BY w.name, w.id`.execute(db);
@@ -64,6 +66,7 @@ export function createGitTrigger(db: Db, ctx: ProjectContext, workflowId: string
       .returning(triggerColumns)
       .executeTakeFirstOrThrow();
     await logTrigger(tx, ctx, 'trigger.created', trigger.id, { workflowId, kind: 'git', refs: f.refs, changes: f.changes });
+    await wakeTriggerLoops(tx); // its repository may be one to poll now
     return trigger;
   });
 }
@@ -129,6 +132,7 @@ export function updateEventTrigger<K extends 'git' | 'webhook'>(
       .returning(triggerColumns)
       .executeTakeFirstOrThrow();
     await logTrigger(tx, ctx, 'trigger.updated', id, { enabled: f.enabled });
+    if (kind === 'git') await wakeTriggerLoops(tx);
     return trigger;
   });
 }

@@ -4,6 +4,7 @@ import { inTransaction } from '../../db/transaction.js';
 import type { RepositoriesTable } from '../../db/schema.js';
 import { accessCheckKey, enqueueTask } from '../workers/tasks.js';
 import { recordActivity, type ProjectContext } from './activity-store.js';
+import { wakeTriggerLoops } from './trigger-store.js';
 
 export type RepositoryRow = Selectable<RepositoriesTable>;
 export type KeyType = RepositoryRow['key_type'];
@@ -23,6 +24,8 @@ export interface Repository {
   access: { status: RepositoryRow['access_status']; error: string | null; checkedAt: Date | null };
   /** The latest delivery its webhook URL refused (a bad signature), for whoever sets the webhook up. */
   webhook: { lastRefused: { at: Date; reason: string } | null };
+  /** Whether its refs are polled (see docs/triggers.md), when they were last, when next, and the last poll's error. */
+  polling: { enabled: boolean; polledAt: Date | null; nextAt: Date | null; error: string | null };
   createdAt: Date;
   updatedAt: Date;
 }
@@ -43,6 +46,10 @@ const PUBLIC_COLUMNS = [
   'access_checked_at',
   'webhook_refused_at',
   'webhook_refused_reason',
+  'polling',
+  'polled_at',
+  'poll_next_at',
+  'poll_error',
   'created_at',
   'updated_at',
 ] as const;
@@ -60,6 +67,7 @@ function toRepository(r: Pick<RepositoryRow, (typeof PUBLIC_COLUMNS)[number]>): 
     knownHosts: r.known_hosts,
     access: { status: r.access_status, error: r.access_error, checkedAt: r.access_checked_at },
     webhook: { lastRefused: r.webhook_refused_at ? { at: r.webhook_refused_at, reason: r.webhook_refused_reason ?? '' } : null },
+    polling: { enabled: r.polling, polledAt: r.polled_at, nextAt: r.polling ? r.poll_next_at : null, error: r.poll_error },
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -85,6 +93,7 @@ export interface RepositoryInput {
   defaultBranch: string;
   keyType: KeyType;
   knownHosts: string | null;
+  polling: boolean;
 }
 
 /** Adds a repository and queues the making of its deploy key, in one transaction. */
@@ -92,7 +101,7 @@ export function createRepository(db: Db, ctx: ProjectContext, input: RepositoryI
   return inTransaction(db, async (tx) => {
     const row = await tx
       .insertInto('repositories')
-      .values({ project_id: ctx.projectId, name: input.name, url: input.url, default_branch: input.defaultBranch, key_type: input.keyType, known_hosts: input.knownHosts })
+      .values({ project_id: ctx.projectId, name: input.name, url: input.url, default_branch: input.defaultBranch, key_type: input.keyType, known_hosts: input.knownHosts, polling: input.polling })
       .returning(PUBLIC_COLUMNS)
       .executeTakeFirstOrThrow();
     await enqueueTask(tx, 'generate-deploy-key', { repositoryId: row.id });
@@ -134,12 +143,17 @@ export function updateRepository(db: Db, ctx: ProjectContext, id: string, input:
         ...(input.url !== undefined ? { url: input.url } : {}),
         ...(input.defaultBranch !== undefined ? { default_branch: input.defaultBranch } : {}),
         known_hosts: knownHosts,
+        ...(input.polling !== undefined ? { polling: input.polling } : {}),
         ...(recheck ? { access_status: 'pending' as const, access_error: null, access_checked_at: null } : {}),
+        // Another URL is another repository: its first poll learns its refs afresh.
+        ...(urlChanged ? { polled_at: null, poll_next_at: null, poll_failures: 0, poll_error: null } : {}),
         updated_at: sql`now()`,
       })
       .where('id', '=', id)
       .returning(PUBLIC_COLUMNS)
       .executeTakeFirstOrThrow();
+    if (urlChanged) await tx.deleteFrom('repository_refs').where('repository_id', '=', id).execute();
+    if (urlChanged || input.polling !== undefined) await wakeTriggerLoops(tx); // the poller looks at it afresh
     if (recheck && before.public_key) await enqueueTask(tx, 'check-repository-access', { repositoryId: id }, { jobKey: accessCheckKey(id) });
     await log(tx, row, 'repository.updated', ctx.actorUserId, { fields: Object.entries(input).flatMap(([field, value]) => (value === undefined ? [] : [field])) });
     return toRepository(row);

@@ -4,6 +4,7 @@ import type { TriggerKind } from '../../db/schema.js';
 import { inTransaction } from '../../db/transaction.js';
 import type { MissedPolicy } from '../../domain/schedule-times.js';
 import { recordActivity, type ProjectContext } from './activity-store.js';
+import { msUntil } from './ms-until.js';
 
 /** A trigger as the API shows it: the fields of every kind (those of other kinds are null or empty). */
 export const triggerColumns = [
@@ -56,8 +57,8 @@ export interface ScheduleFields extends ScheduleTimes {
   nextFireAt: Date | null;
 }
 
-/** Tells every instance's schedule clock to look again (on commit). */
-const wakeClocks = (tx: Tx) => sql`SELECT pg_notify('furrow_triggers', '')`.execute(tx);
+/** Tells every instance's schedule clock and git poller to look again (on commit). */
+export const wakeTriggerLoops = (tx: Tx) => sql`SELECT pg_notify('furrow_triggers', '')`.execute(tx);
 
 function row(f: ScheduleFields) {
   return {
@@ -85,7 +86,7 @@ export function createSchedule(db: Db, ctx: ProjectContext, workflowId: string, 
       .returning(triggerColumns)
       .executeTakeFirstOrThrow();
     await logTrigger(tx, ctx, 'trigger.created', trigger.id, { workflowId, kind: 'schedule', cron: fields.cron, at: fields.at });
-    await wakeClocks(tx);
+    await wakeTriggerLoops(tx);
     return trigger;
   });
 }
@@ -132,7 +133,7 @@ export function updateSchedule(db: Db, ctx: ProjectContext, id: string, change: 
       .returning(triggerColumns)
       .executeTakeFirstOrThrow();
     await logTrigger(tx, ctx, 'trigger.updated', id, { enabled: fields.enabled, cron: fields.cron, at: fields.at });
-    if (rearmed) await wakeClocks(tx);
+    if (rearmed) await wakeTriggerLoops(tx);
     return trigger;
   });
 }
@@ -145,7 +146,7 @@ export function deleteTrigger(db: Db, ctx: ProjectContext, id: string, allowed: 
     allowed(current);
     await tx.deleteFrom('triggers').where('id', '=', id).execute();
     await logTrigger(tx, ctx, 'trigger.deleted', id, { workflowId: current.workflowId, kind: current.kind });
-    await wakeClocks(tx);
+    await wakeTriggerLoops(tx);
     return true;
   });
 }
@@ -190,7 +191,7 @@ export async function syncFileTriggers(tx: Tx, workflowId: string, triggers: Fil
       )
       .execute();
   }
-  if (gone.length > 0 || wanted.size > 0) await wakeClocks(tx);
+  if (gone.length > 0 || wanted.size > 0) await wakeTriggerLoops(tx);
 }
 
 /** A due schedule as the clock takes it, with the database's time of the claim. */
@@ -273,7 +274,7 @@ export async function retryFireLater(db: Db, s: DueSchedule, delaySeconds: numbe
 /** Milliseconds until the next schedule can be taken (0: now), or null when none waits. */
 export async function msUntilNextFire(db: Db): Promise<number | null> {
   const { rows } = await sql<{ ms: number | null }>`
-    SELECT greatest(0, extract(epoch FROM min(greatest(next_fire_at, coalesce(claimed_until, next_fire_at))) - now()) * 1000)::float8 AS ms
+    SELECT ${msUntil(sql`min(greatest(next_fire_at, coalesce(claimed_until, next_fire_at)))`)} AS ms
     FROM triggers WHERE next_fire_at IS NOT NULL AND enabled`.execute(db);
   return rows[0]?.ms ?? null;
 }

@@ -2,11 +2,12 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import { inTransaction } from '../../db/transaction.js';
 import { canonicalTimeZone, nextFireAfter } from '../../domain/schedule-times.js';
-import type { CompiledWorkflow } from '../../pipeline/workflow-model.js';
+import type { CompiledWorkflow, WorkflowTriggers } from '../../pipeline/workflow-model.js';
+import { enqueueTask } from '../workers/tasks.js';
 import { AppError } from '../app-error.js';
 import { compileOrThrow } from '../triggers/workflow-plan.js';
 import { recordActivity, type ProjectContext as Ctx } from './activity-store.js';
-import { syncFileTriggers, type FileTrigger } from './trigger-store.js';
+import { syncFileTriggers, wakeTriggerLoops, type FileTrigger } from './trigger-store.js';
 
 const columns = [
   'id',
@@ -21,6 +22,7 @@ const columns = [
   'labels',
   'image',
   'network',
+  'file_on as fileOn',
   sql<{ count: number; on: string[] } | null>`CASE WHEN retry_count IS NOT NULL THEN json_build_object('count', retry_count, 'on', retry_on) END`.as('retry'),
   'created_at as createdAt',
   'updated_at as updatedAt',
@@ -76,20 +78,28 @@ async function checkSource(db: Db, projectId: string, input: Partial<WorkflowInp
   return compiled;
 }
 
-/**
- * The triggers of the workflow's `on` (`schedule`, `workflow_run`), when its source changes: a
- * definition's, or none (a script has no `on`, and a file's are not read yet).
- */
-async function syncTriggers(tx: Tx, workflowId: string, input: Partial<WorkflowInput>, compiled: CompiledWorkflow | undefined) {
-  if (input.script === undefined && input.definition === undefined && input.path === undefined) return;
-  const now = new Date();
-  const schedules = (compiled?.on.schedule ?? []).map(({ cron, timezone }): FileTrigger => {
+/** The stored triggers an `on` gives: its schedules (with their next fire time after `now`) and chains. */
+export function fileTriggersOf(on: WorkflowTriggers | undefined, now: Date): FileTrigger[] {
+  const schedules = (on?.schedule ?? []).map(({ cron, timezone }): FileTrigger => {
     const spec = { cron, timezone: canonicalTimeZone(timezone ?? 'UTC') };
     return { kind: 'schedule', ...spec, nextFireAt: nextFireAfter(spec, now) };
   });
-  const after = compiled?.on.workflowRun;
+  const after = on?.workflowRun;
   const chains = (after?.workflows ?? []).map((upstreamName): FileTrigger => ({ kind: 'workflow', upstreamName, statuses: after!.statuses, branches: after!.branches }));
-  await syncFileTriggers(tx, workflowId, [...schedules, ...chains]);
+  return [...schedules, ...chains];
+}
+
+/**
+ * The triggers of the workflow's `on` (`schedule`, `workflow_run`), when its source changes: a
+ * definition's, or none (a script has no `on`; a file's are read from its repository's default
+ * branch by the `sync-file-triggers` task, queued here).
+ */
+async function syncTriggers(tx: Tx, workflowId: string, input: Partial<WorkflowInput>, compiled: CompiledWorkflow | undefined) {
+  if (input.script === undefined && input.definition === undefined && input.path === undefined) return;
+  await syncFileTriggers(tx, workflowId, fileTriggersOf(compiled?.on, new Date()));
+  if (input.path !== undefined) await enqueueTask(tx, 'sync-file-triggers', { workflowId });
+  // A workflow that reads a repository may make it one to poll.
+  if (input.definition !== undefined || input.path !== undefined) await wakeTriggerLoops(tx);
 }
 
 async function checkEnvironment(db: Db, projectId: string, environmentId: string | null | undefined) {

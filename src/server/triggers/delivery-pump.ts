@@ -1,10 +1,12 @@
 import type { Resources } from '../resources.js';
-import { claimDeliveries, extendDeliveryClaims, msUntilNextDelivery } from '../store/delivery-store.js';
+import { claimDeliveries, extendDeliveryClaims, msUntilNextDelivery, pruneDeliveries, type DeliveryClaim } from '../store/delivery-store.js';
 import { processDelivery } from './process-delivery.js';
 import { startWakeLoop, type WakeLoop } from './wake-loop.js';
 
 /** Deliveries (of different repositories or triggers) one instance turns into runs at once. */
 const PARALLEL = 4;
+/** How often old deliveries are removed (see FURROW_DELIVERY_RETENTION_DAYS). */
+const PRUNE_EVERY_MS = 3_600_000;
 /** How long a claim holds without being renewed: another instance takes over after it, if this one died. */
 const HOLD_SECONDS = 60;
 /**
@@ -15,7 +17,10 @@ const HOLD_SECONDS = 60;
  */
 export function startDeliveryPump(res: Pick<Resources, 'database' | 'secretBox' | 'config' | 'listener' | 'logger'>): WakeLoop {
   const { db } = res.database;
-  const handling = new Map<string, Promise<void>>();
+  const handling = new Map<DeliveryClaim, Promise<void>>();
+  const prune = setInterval(() => {
+    pruneDeliveries(db, res.config.deliveryRetentionDays).catch((err: Error) => res.logger.warn({ err }, 'could not remove old deliveries; the next hour tries again'));
+  }, PRUNE_EVERY_MS);
   const renew = setInterval(() => {
     extendDeliveryClaims(db, [...handling.keys()], HOLD_SECONDS).catch((err: Error) => res.logger.warn({ err }, 'could not renew the hold of the deliveries in progress'));
   }, (HOLD_SECONDS * 1000) / 3);
@@ -23,14 +28,14 @@ export function startDeliveryPump(res: Pick<Resources, 'database' | 'secretBox' 
   const round = async () => {
     const free = PARALLEL - handling.size;
     const taken = free > 0 ? await claimDeliveries(db, free, HOLD_SECONDS) : [];
-    for (const id of taken) {
-      const done = processDelivery(res, id)
-        .catch((err: Error) => res.logger.warn({ err, deliveryId: id }, 'a delivery could not be turned into runs; it is taken again once its hold has passed'))
+    for (const claim of taken) {
+      const done = processDelivery(res, claim)
+        .catch((err: Error) => res.logger.warn({ err, deliveryId: claim.id }, 'a delivery could not be turned into runs; it is taken again once its hold has passed'))
         .finally(() => {
-          handling.delete(id);
+          handling.delete(claim);
           loop.nudge(); // the next delivery of its queue may go now
         });
-      handling.set(id, done);
+      handling.set(claim, done);
     }
     // With every slot busy, the next round waits for one of them to end.
     return { took: taken.length, full: free > 0 && taken.length === free };
@@ -44,6 +49,7 @@ export function startDeliveryPump(res: Pick<Resources, 'database' | 'secretBox' 
       await loop.stop();
       await Promise.all(handling.values());
       clearInterval(renew);
+      clearInterval(prune);
     },
   };
 }

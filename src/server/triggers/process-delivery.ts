@@ -3,7 +3,7 @@ import { forgeEvent } from '../../domain/forge-event.js';
 import { fieldParameters } from '../../domain/webhook-fields.js';
 import { AppError } from '../app-error.js';
 import { mayStartLater, retryDelaySeconds, startRun, type RunStartDeps } from '../runs/start-run.js';
-import { finishDelivery, getDeliveryWithBody, retryDeliveryLater, type DeliveryOutcome } from '../store/delivery-store.js';
+import { finishDelivery, getDeliveryWithBody, retryDeliveryLater, type DeliveryClaim, type DeliveryOutcome } from '../store/delivery-store.js';
 import { startRepositoryEvent } from './start-repository-event.js';
 
 type StoredDelivery = NonNullable<Awaited<ReturnType<typeof getDeliveryWithBody>>>;
@@ -39,23 +39,28 @@ async function startForgeDelivery(deps: RunStartDeps, d: StoredDelivery): Promis
   return startRepositoryEvent(deps, repo, event, { deliveryId: d.id, forge: d.forge });
 }
 
+/** Tries of a delivery that failed for a passing reason before it is given up (2 s to 60 s apart: about 9 minutes). */
+export const MAX_DELIVERY_ATTEMPTS = 12;
+
 /**
  * Turns a stored delivery that the pump claimed into runs: a forge's through its repository's
  * workflows, a webhook trigger's through its workflow. It may run more than once for one delivery
  * (a retry, a redelivery, a take-over after an instance died): each run it starts is keyed, so
  * none starts twice. A failure for a passing reason is noted on the delivery, which is tried
- * again later; one for good is the delivery's outcome.
+ * again later (and those after it in its queue wait) up to MAX_DELIVERY_ATTEMPTS times; any other
+ * failure is the delivery's outcome, and its queue goes on.
  */
-export async function processDelivery(deps: RunStartDeps, deliveryId: string): Promise<void> {
-  const d = await getDeliveryWithBody(deps.database.db, deliveryId);
+export async function processDelivery(deps: RunStartDeps, claim: DeliveryClaim): Promise<void> {
+  const d = await getDeliveryWithBody(deps.database.db, claim.id);
   if (!d) return; // its repository or trigger was removed meanwhile
   let outcome: DeliveryOutcome;
   try {
     outcome = d.triggerId ? await startWebhookTrigger(deps, d) : await startForgeDelivery(deps, d);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    if (mayStartLater(err)) return retryDeliveryLater(deps.database.db, d.id, retryDelaySeconds(d.attempts), message);
-    outcome = { summary: `${d.event} delivery`, runs: [], skipped: [], error: err instanceof AppError ? `${err.code}: ${message}` : message };
+    if (mayStartLater(err) && d.attempts + 1 < MAX_DELIVERY_ATTEMPTS) return retryDeliveryLater(deps.database.db, claim, retryDelaySeconds(d.attempts), message);
+    const why = err instanceof AppError ? `${err.code}: ${message}` : message;
+    outcome = { summary: `${d.event} delivery`, runs: [], skipped: [], error: mayStartLater(err) ? `gave up after ${MAX_DELIVERY_ATTEMPTS} attempts: ${why}` : why };
   }
-  await finishDelivery(deps.database.db, d.id, outcome.error ? 'failed' : 'done', outcome);
+  await finishDelivery(deps.database.db, claim, outcome.error ? 'failed' : 'done', outcome);
 }

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { matchesRefPatterns } from '../../domain/ref-pattern.js';
 import { AppError } from '../app-error.js';
 import { branchAndTag } from '../runs/queue-run.js';
@@ -20,7 +21,7 @@ export async function startChainedRuns(deps: RunStartDeps, runId: string): Promi
   const { db } = deps.database;
   const run = await db
     .selectFrom('runs')
-    .select(['id', 'status', 'ref', 'commit_sha', 'repository_id', 'reason', 'workflow_id as workflowId'])
+    .select(['id', 'status', 'ref', 'commit_sha', 'repository_id', 'reason', 'workflow_id as workflowId', sql<string | null>`plan->'furrow'->>'event'`.as('event')])
     .where('id', '=', runId)
     .executeTakeFirst();
   if (!run) return; // deleted meanwhile
@@ -34,7 +35,9 @@ export async function startChainedRuns(deps: RunStartDeps, runId: string): Promi
       await recordChainFire(db, chain, run.id, { code: 'chain_too_deep', error: `not started: it would be the ${depth}th run of a chain of chained runs, and a chain stops after ${MAX_CHAIN_DEPTH} (a loop?)` });
       continue;
     }
-    const sameCode = chain.repositoryId !== null && chain.repositoryId === run.repository_id && run.commit_sha !== null;
+    // A pull request's code (perhaps a stranger's) is never what a chain runs: it runs its own
+    // default, as GitHub's workflow_run does, with the secrets a pull request's run goes without.
+    const sameCode = chain.repositoryId !== null && chain.repositoryId === run.repository_id && run.commit_sha !== null && run.event !== 'pull_request';
     try {
       const started = await startRun(deps, {
         workflowId: chain.workflowId,

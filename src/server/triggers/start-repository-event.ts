@@ -1,13 +1,16 @@
-import type { ForgeEvent, PullRequest, RefChange } from '../../domain/forge-event.js';
+import { PING_SUMMARY, type ForgeEvent, type PullRequest, type RefChange } from '../../domain/forge-event.js';
+import { compileWorkflow } from '../../pipeline/compile-workflow.js';
 import { deleteMatches, gitTriggerMatches, pullRequestMatches, pushMatches } from '../../pipeline/trigger-match.js';
 import type { WorkflowTriggers } from '../../pipeline/workflow-model.js';
 import { AppError } from '../app-error.js';
 import { changedPaths, CommitNotFoundError } from '../git/read-workflow-files.js';
+import { GitError } from '../git/run-git.js';
 import { repositoryRemote } from '../keys/repository-remote.js';
 import { mayStartLater, startRun, type RunStartDeps } from '../runs/start-run.js';
 import type { DeliveryOutcome } from '../store/delivery-store.js';
 import { eventCandidates, recordGitFire, type EventCandidate } from '../store/event-trigger-store.js';
 import type { RepositoryRow } from '../store/repository-store.js';
+import { syncFileWorkflows } from './sync-file-triggers.js';
 import type { RunTarget } from './workflow-plan.js';
 
 /** Where an event came from: a webhook delivery (by id), or a poll of the repository. */
@@ -21,6 +24,8 @@ interface EventStart {
   reason: Record<string, unknown>;
   /** The ref change a `git` trigger may fire for. */
   change: RefChange | null;
+  /** For a pull request: whether its runs get the project's secrets (never a fork's). */
+  pullRequestSecrets?: boolean;
   /** Why the workflow's `on` does not want this event (null: it does). */
   wants(on: WorkflowTriggers): Promise<string | null>;
 }
@@ -32,7 +37,8 @@ function refChangeStart(deps: RunStartDeps, repo: RepositoryRow, change: RefChan
   const via = 'poll' in source ? { via: 'poll' } : { via: 'webhook', deliveryId: source.deliveryId, forge: source.forge };
   const reason = { type: 'push', ref: change.ref, change: change.type, before: change.before, after: change.after, ...via };
   if (change.type === 'removed') {
-    const which = change.before ?? ('deliveryId' in source ? `delivery:${source.deliveryId}` : 'unknown');
+    // A poll always knows the commit a removed ref was at; a Gitea deletion does not say it.
+    const which = change.before ?? `delivery:${'deliveryId' in source ? source.deliveryId : ''}`;
     return {
       summary: `${change.ref} removed`,
       target: { event: 'delete' },
@@ -49,6 +55,7 @@ function refChangeStart(deps: RunStartDeps, repo: RepositoryRow, change: RefChan
       ? Promise.resolve(change.paths)
       : changedPaths(repositoryRemote(deps.secretBox, repo), change.before, change.after!, { dataDir: deps.config.dataDir, timeoutSeconds: deps.config.gitTimeoutSeconds }).catch((err: unknown) => {
           if (err instanceof CommitNotFoundError) return null; // the old commit was pushed away: paths do not decide
+          if (err instanceof GitError) throw new AppError('repository_unreachable', `git could not read the repository: ${err.message}`);
           throw err;
         }));
   return {
@@ -67,8 +74,9 @@ function refChangeStart(deps: RunStartDeps, repo: RepositoryRow, change: RefChan
   };
 }
 
-function pullRequestStart(pr: PullRequest, source: { deliveryId: string; forge: string }): EventStart {
+function pullRequestStart(pr: PullRequest, source: { deliveryId: string; forge: string }, projectAllows: boolean): EventStart {
   return {
+    pullRequestSecrets: projectAllows && !pr.fork,
     summary: `pull request #${pr.number} ${pr.action} at ${pr.head.sha.slice(0, 12)}`,
     target: { ref: pr.head.ref, commit: pr.head.sha, event: 'pull_request' },
     key: `pull_request:${pr.number}:${pr.action}:${pr.head.sha}`,
@@ -88,6 +96,11 @@ function otherEventStart(name: string, source: { deliveryId: string; forge: stri
     change: null,
     wants: async (on) => (on.webhook && (on.webhook.events.length === 0 || on.webhook.events.includes(name)) ? null : on.webhook ? `its on.webhook does not list ${name}` : 'its on has no webhook'),
   };
+}
+
+async function projectAllowsPullRequestSecrets(deps: RunStartDeps, projectId: string): Promise<boolean> {
+  const p = await deps.database.db.selectFrom('projects').select('pull_request_secrets').where('id', '=', projectId).executeTakeFirst();
+  return p?.pull_request_secrets ?? false;
 }
 
 /** A start's problem that is the workflow's alone (its file is broken or absent), as the reason it did not start. */
@@ -110,11 +123,11 @@ export async function startRepositoryEvent(deps: RunStartDeps, repo: RepositoryR
     event.kind === 'push'
       ? refChangeStart(deps, repo, event.change, source)
       : event.kind === 'pull_request' && delivery
-        ? pullRequestStart(event.pullRequest, delivery)
+        ? pullRequestStart(event.pullRequest, delivery, await projectAllowsPullRequestSecrets(deps, repo.project_id))
         : event.kind === 'other' && delivery
           ? otherEventStart(event.name, delivery)
           : undefined;
-  const outcome: DeliveryOutcome = { summary: start?.summary ?? (event.kind === 'ping' ? 'ping: the webhook reaches Furrow' : event.kind === 'ignored' ? event.why : 'nothing to start'), runs: [], skipped: [] };
+  const outcome: DeliveryOutcome = { summary: start?.summary ?? (event.kind === 'ping' ? PING_SUMMARY : event.kind === 'ignored' ? event.why : 'nothing to start'), runs: [], skipped: [] };
   if (!start) return outcome;
   let passing: unknown;
   for (const wf of await eventCandidates(deps.database.db, repo.id)) {
@@ -127,6 +140,12 @@ export async function startRepositoryEvent(deps: RunStartDeps, repo: RepositoryR
       else outcome.skipped.push({ workflowId: wf.id, workflow: wf.name, reason: notStarted(err) });
     }
   }
+  // A new head of the default branch may bring other schedules and chains for its files.
+  if (event.kind === 'push' && event.change.ref === `refs/heads/${repo.default_branch}` && event.change.after) {
+    await syncFileWorkflows(deps, repo, event.change.after).catch((err: unknown) => {
+      if (mayStartLater(err)) passing ??= err; // else (the deploy key does not open) the files wait for the next push
+    });
+  }
   if (passing) throw passing;
   return outcome;
 }
@@ -135,6 +154,11 @@ async function startFor(deps: RunStartDeps, wf: EventCandidate, start: EventStar
   const fired = start.change ? wf.gitTriggers.filter((t) => gitTriggerMatches(t, start.change!)) : [];
   // A script has no `on`: only its git triggers start it.
   if (fired.length === 0 && !wf.hasOn) return { notWanted: 'it is a script, and none of its git triggers matches' };
+  // A definition's `on` is known without planning (which asks the repository): one that does not
+  // want the event costs no git command.
+  const known = fired.length === 0 && wf.definition !== null ? compileWorkflow(wf.definition, `${wf.name}.yml`).workflow?.on : undefined;
+  const notWanted = known && (await start.wants(known));
+  if (notWanted) return { notWanted };
   const parameters = fired[0]?.parameters ?? {};
   const reason = fired.length > 0 ? { ...start.reason, type: 'git', triggerId: fired[0]!.id } : start.reason;
   const result = await startRun(deps, {
@@ -145,6 +169,7 @@ async function startFor(deps: RunStartDeps, wf: EventCandidate, start: EventStar
     actorUserId: null,
     triggerKey: start.key,
     ...(deliveryId ? { deliveryId } : {}),
+    ...(start.pullRequestSecrets ? { pullRequestSecrets: true } : {}),
     wants: fired.length > 0 ? undefined : (plan) => start.wants(plan.on),
   });
   if ('notWanted' in result) return result;

@@ -5,7 +5,7 @@ import { checkAccess } from '../git/check-access.js';
 import { repositoryRemote } from '../keys/repository-remote.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { getRepository, getRepositoryRow, recordAccessCheck, type Repository } from '../store/repository-store.js';
-import { repositoryIdOf } from './tasks.js';
+import { payloadId } from './tasks.js';
 
 export interface AccessCheckDeps {
   db: Db;
@@ -33,7 +33,7 @@ export async function checkRepositoryAccess(deps: AccessCheckDeps, repositoryId:
 export function checkRepositoryAccessTask(deps: AccessCheckDeps): Task {
   return async (payload, helpers) => {
     try {
-      const repo = await checkRepositoryAccess(deps, repositoryIdOf(payload), null);
+      const repo = await checkRepositoryAccess(deps, payloadId(payload, 'repositoryId'), null);
       helpers.logger.debug(`repository ${repo.id} access: ${repo.access.status}`);
     } catch (err) {
       if (!(err instanceof AppError) || err.status >= 500) throw err;

@@ -1,6 +1,6 @@
 import type { Task } from 'graphile-worker';
 import { rekeyRepository, type KeyDeps } from '../keys/rekey-repository.js';
-import { repositoryIdOf } from './tasks.js';
+import { payloadId } from './tasks.js';
 
 /**
  * The `generate-deploy-key` task: makes the new repository's key (then its access check is
@@ -9,7 +9,7 @@ import { repositoryIdOf } from './tasks.js';
  */
 export function generateDeployKeyTask(deps: KeyDeps): Task {
   return async (payload, helpers) => {
-    const repositoryId = repositoryIdOf(payload);
+    const repositoryId = payloadId(payload, 'repositoryId');
     const row = await deps.db.selectFrom('repositories').select('public_key').where('id', '=', repositoryId).executeTakeFirst();
     if (!row || row.public_key) return;
     const repo = await rekeyRepository(deps, repositoryId, { type: 'repository.key_generated', actorUserId: null });

@@ -4,8 +4,9 @@ import type { Logger } from 'pino';
 import type { Resources } from '../resources.js';
 import { checkRepositoryAccessTask } from './check-repository-access.js';
 import { generateDeployKeyTask } from './generate-deploy-key.js';
-import { runIdOf, type TaskName } from './tasks.js';
+import { payloadId, type TaskName } from './tasks.js';
 import { startChainedRuns } from '../triggers/start-chained-runs.js';
+import { syncFileWorkflowTask } from '../triggers/sync-file-triggers.js';
 import { watchLeases } from './watch-leases.js';
 
 export type WorkerDeps = Pick<Resources, 'database' | 'logger' | 'secretBox' | 'config'>;
@@ -26,7 +27,8 @@ function taskList(deps: WorkerDeps): Record<TaskName, TaskList[string]> {
   return {
     'generate-deploy-key': generateDeployKeyTask({ db, secretBox: deps.secretBox }),
     'check-repository-access': checkRepositoryAccessTask({ db, secretBox: deps.secretBox, gitTimeoutSeconds: deps.config.gitTimeoutSeconds }),
-    'start-chained-runs': async (payload) => startChainedRuns(deps, runIdOf(payload)),
+    'start-chained-runs': async (payload) => startChainedRuns(deps, payloadId(payload, 'runId')),
+    'sync-file-triggers': async (payload) => syncFileWorkflowTask(deps, payloadId(payload, 'workflowId')),
   };
 }
 

@@ -9,7 +9,8 @@ export interface TaskPayloads {
   'check-repository-access': { repositoryId: string };
   /** Starts the workflows that follow a run that has ended (see start-chained-runs.ts). */
   'start-chained-runs': { runId: string };
-
+  /** Reads a file workflow's `on` at its repository's default branch and syncs its schedules and chains. */
+  'sync-file-triggers': { workflowId: string };
 }
 
 export type TaskName = keyof TaskPayloads;
@@ -19,17 +20,10 @@ export interface TaskOptions {
   jobKey?: string;
 }
 
-/** The repository id of a repository task's payload; throws (the task fails) on anything else. */
-export function repositoryIdOf(payload: unknown): string {
-  const id = (payload as { repositoryId?: unknown } | null)?.repositoryId;
-  if (typeof id !== 'string') throw new Error(`payload has no repositoryId: ${JSON.stringify(payload)}`);
-  return id;
-}
-
-/** The run id of a run task's payload; throws (the task fails) on anything else. */
-export function runIdOf(payload: unknown): string {
-  const id = (payload as { runId?: unknown } | null)?.runId;
-  if (typeof id !== 'string') throw new Error(`payload has no runId: ${JSON.stringify(payload)}`);
+/** The id under `key` of a task's payload (`repositoryId`, `runId`…); throws (the task fails) on anything else. */
+export function payloadId(payload: unknown, key: 'repositoryId' | 'runId' | 'workflowId'): string {
+  const id = (payload as Record<string, unknown> | null)?.[key];
+  if (typeof id !== 'string') throw new Error(`payload has no ${key}: ${JSON.stringify(payload)}`);
   return id;
 }
 
