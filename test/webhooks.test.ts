@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdtemp } from 'node:fs/promises';
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -286,9 +286,9 @@ describe('webhook triggers', () => {
 
 describe('pushes to a deployment queue', () => {
   /** 20 commits on main, then one signed push delivery for each, all sent within a second, in push order. */
-  async function twentyPushes(group: string, sleep: string) {
+  async function twentyPushes(group: string, run: string, processedAll: () => Promise<void> = async () => undefined) {
     const s = await setup();
-    const definition = ['on: {push: {branches: [main]}}', `concurrency: ${group}`, 'jobs:', '  deploy:', `    steps: [{run: "sleep ${sleep}"}]`].join('\n');
+    const definition = ['on: {push: {branches: [main]}}', `concurrency: ${group}`, 'jobs:', '  deploy:', `    steps: [{run: ${JSON.stringify(run)}}]`].join('\n');
     const wf = await t.api('POST', `/api/v1/projects/${s.projectId}/workflows`, { name: 'deploy', repositoryId: s.repositoryId, definition });
     expect(wf.status, wf.text).toBe(201);
     const commits = [s.repo.commit];
@@ -300,6 +300,7 @@ describe('pushes to a deployment queue', () => {
     expect(Date.now() - started).toBeLessThan(1000);
     expect(answers.map((a) => a.status)).toEqual(deliveries.map(() => 202));
     for (const a of answers) await processed(a.body.id);
+    await processedAll();
     const runs = await runsOf(wf.body.id);
     expect(runs.map((r) => r.commit)).toEqual(commits.slice(1));
     const ended = await Promise.all(runs.map((r) => t.waitForRun(r.id, 90_000)));
@@ -308,13 +309,17 @@ describe('pushes to a deployment queue', () => {
   }
 
   it('queue: run one at a time, in push order', async () => {
-    const { ended, jobs } = await twentyPushes('production', '0.05');
+    const { ended, jobs } = await twentyPushes('production', 'sleep 0.05');
     expect(ended.map((r) => r.status)).toEqual(ended.map(() => 'succeeded'));
     for (let i = 1; i < jobs.length; i++) expect(Date.parse(jobs[i].startedAt), `job ${i}`).toBeGreaterThanOrEqual(Date.parse(jobs[i - 1].finishedAt));
   });
 
   it('supersede: run the first and the newest only', async () => {
-    const { ended, jobs } = await twentyPushes('{group: production, supersede: true}', '2');
+    // The first deployment lasts until every push was turned into a run, however long that takes.
+    const marks = await mkdtemp(path.join(tmpdir(), 'furrow-marks-'));
+    await chmod(marks, 0o1777);
+    const mark = path.join(marks, 'all-queued');
+    const { ended, jobs } = await twentyPushes('{group: production, supersede: true}', `until [ -e ${mark} ]; do sleep 0.05; done`, () => writeFile(mark, ''));
     expect(ended.map((r) => r.status)).toEqual(ended.map((_, i) => (i === 0 || i === 19 ? 'succeeded' : 'skipped')));
     expect(Date.parse(jobs[19].startedAt)).toBeGreaterThanOrEqual(Date.parse(jobs[0].finishedAt));
   });
