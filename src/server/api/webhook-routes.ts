@@ -222,7 +222,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
 
 /** Why a forge's proof did not hold, in words that point at the setting to fix. */
 function proofProblem(forge: ForgeRequest): string {
-  const names = { github: ['X-Hub-Signature-256', 'signature'], gitea: ['X-Gitea-Signature', 'signature'], gitlab: ['X-Gitlab-Token', 'secret token'] } as const;
-  const [header, what] = names[forge.forge];
-  return forge.proof ? `${header} does not match: the webhook’s ${what} is not this repository’s webhook secret` : `no ${header} header: set the webhook’s secret to this repository’s webhook secret`;
+  const header = { github: 'X-Hub-Signature-256', gitea: 'X-Gitea-Signature', gitlab: 'X-Gitlab-Token' }[forge.forge];
+  return forge.proof ? `${header} does not match: the secret set on the forge is not this repository’s webhook secret` : `no ${header} header: set the webhook’s secret on the forge to this repository’s webhook secret`;
 }
