@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /**
  * Furrow benchmark: trigger-to-start latency, a `true` step, throughput under concurrent load, a
- * fast log producer and a 200 MiB log, each printed beside its floor (the same work done straight
+ * fast log producer, a 200 MiB log and webhook intake, each printed beside its floor or peer (the same work done straight
  * from Node, without Furrow). See bench/README.md.
  *
- *   node bench/run.mjs [--runs N] [--warmup N] [--step-runs N] [--throughput-runs N] [--log-runs N] [--strict]
+ *   node bench/run.mjs [--runs N] [--warmup N] [--step-runs N] [--throughput-runs N] [--log-runs N] [--intake-deliveries N] [--strict]
  *
  * Starts `node bin/furrow.js start` on a fresh temporary data dir (embedded PostgreSQL, or a fresh
  * database on DATABASE_URL when that is set), and removes everything it created afterwards.
@@ -22,8 +22,9 @@ import { measureLogProducer, producerScript } from './lib/log-producer.mjs';
 import { printReport } from './lib/report.mjs';
 import { CAPACITY, CLIENTS, measureThroughput, TRUE_SCRIPT } from './lib/throughput.mjs';
 import { measureTrueStep } from './lib/true-step.mjs';
+import { measureWebhookIntake } from './lib/webhook-intake.mjs';
 
-const USAGE = `Usage: node bench/run.mjs [--runs N] [--warmup N] [--step-runs N] [--throughput-runs N] [--log-runs N] [--strict]
+const USAGE = `Usage: node bench/run.mjs [--runs N] [--warmup N] [--step-runs N] [--throughput-runs N] [--log-runs N] [--intake-deliveries N] [--strict]
 
   --runs N             measured trigger-to-start samples, Furrow and floor each (default 200)
   --warmup N           unmeasured warm-up runs before them (default 20)
@@ -32,6 +33,7 @@ const USAGE = `Usage: node bench/run.mjs [--runs N] [--warmup N] [--step-runs N]
                        floor spawns ${CAPACITY} at a time (default 400)
   --log-runs N         jobs of each log figure (log producer, 200 MiB log) through Furrow; medians are
                        reported, the largest RSS growth (default 3)
+  --intake-deliveries N  signed push deliveries for the webhook intake, Furrow and peer each (default 4000)
   --strict             exit with status 1 when a target is missed (default: 0 unless an error occurs)
 
 Uses DATABASE_URL when set (a fresh database is created on it and dropped afterwards);
@@ -48,6 +50,7 @@ function parseOptions(argv) {
         'step-runs': { type: 'string', default: '50' },
         'throughput-runs': { type: 'string', default: '400' },
         'log-runs': { type: 'string', default: '3' },
+        'intake-deliveries': { type: 'string', default: '4000' },
         strict: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -70,6 +73,7 @@ function parseOptions(argv) {
     stepRuns: int('step-runs', 1),
     throughputRuns: int('throughput-runs', 1),
     logRuns: int('log-runs', 1),
+    intakeDeliveries: int('intake-deliveries', 1),
     strict: values.strict,
   };
 }
@@ -112,7 +116,8 @@ async function main() {
   // The floor writes next to the data dir, so onto the filesystem the embedded database uses.
   const producer = await measureLogProducer(api, producerProbe, opts.logRuns, furrow, furrow.tmp, log);
   const largeLog = await measureLargeLog(api, logProbe, opts.logRuns, furrow, log);
-  const missed = printReport({ latency, trueStep, throughput, producer, largeLog, opts, external: furrow.external });
+  const intake = await measureWebhookIntake(api, project.id, opts.intakeDeliveries, furrow.tmp, log);
+  const missed = printReport({ latency, trueStep, throughput, producer, largeLog, intake, opts, external: furrow.external });
   return missed > 0 && opts.strict ? 1 : 0;
 }
 

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { FLOOR_LOG_REPEATS, LOG_BYTES, LOG_LINE_BYTES, LOG_LINES, RSS_SAMPLE_MS } from './large-log.mjs';
 import { PRODUCER_BYTES, PRODUCER_COMMAND } from './log-producer.mjs';
 import { CAPACITY, CLIENTS, STATS_SETTLE_MS } from './throughput.mjs';
+import { INTAKE_CONNECTIONS } from './webhook-intake.mjs';
 
 const TARGET = {
   latencyP50Ms: 10,
@@ -13,12 +14,15 @@ const TARGET = {
   producerRatio: 3,
   logRatio: 1.3,
   rssGrowthBytes: 64 * 1024 * 1024,
+  intakePerS: 2000,
+  intakeP99Ms: 50,
 };
 
 const fmtMs = (ms) => `${ms.toFixed(1)} ms`;
 const fmtS = (ms) => `${(ms / 1000).toFixed(2)} s`;
 const fmtMiB = (bytes) => `${(bytes / 1048576).toFixed(1)} MiB`;
 const fmtRate = (perS) => `${perS.toFixed(1)} runs/s`;
+const fmtPerS = (perS) => `${perS.toFixed(0)}/s`;
 const ratio = (a, b) => `${(a / b).toFixed(2)}x`;
 const verdict = (ok) => (ok ? 'PASS' : 'MISS');
 
@@ -39,7 +43,7 @@ function table(rows) {
  * measureThroughput(), measureLogProducer() and measureLargeLog() resolved with; `external` says
  * the database is on DATABASE_URL, whose CPU time cannot be read.
  */
-export function printReport({ latency, trueStep, throughput, producer, largeLog, opts, external }) {
+export function printReport({ latency, trueStep, throughput, producer, largeLog, intake, opts, external }) {
   const { furrow: furrowLat, floor: floorLat } = latency;
   const { furrow: tp, floor: tpFloor } = throughput;
   const { floorScriptMs, floorWallMs, pipedScriptMs, runs: logRuns, big, download } = largeLog;
@@ -98,6 +102,10 @@ export function printReport({ latency, trueStep, throughput, producer, largeLog,
     ],
     ['200 MiB log: server RSS growth', fmtMiB(big.rssGrowth), '-', `<= ${fmtMiB(TARGET.rssGrowthBytes)}`, check(big.rssGrowth <= TARGET.rssGrowthBytes)],
     ['200 MiB log: stored output (logSize without step markers)', `${big.outputBytes} B`, `${LOG_BYTES} B written`, 'equal', check(big.sizesOk)],
+    ['Webhook intake', fmtPerS(intake.furrow.perS), `${fmtPerS(intake.peer.perS)} (webhook)`, `>= ${TARGET.intakePerS}/s`, check(intake.furrow.perS >= TARGET.intakePerS)],
+    ['Webhook intake p50', fmtMs(intake.furrow.p50), fmtMs(intake.peer.p50), '-', ''],
+    ['Webhook intake p99', fmtMs(intake.furrow.p99), fmtMs(intake.peer.p99), `<= ${TARGET.intakeP99Ms} ms`, check(intake.furrow.p99 <= TARGET.intakeP99Ms)],
+    ['Webhook redelivery (duplicate)', `${fmtPerS(intake.duplicates.perS)}, p99 ${fmtMs(intake.duplicates.p99)}`, '-', '-', ''],
   ];
 
   const cpuLine = medianCpu(logRuns, big.scriptMs);
@@ -109,6 +117,8 @@ export function printReport({ latency, trueStep, throughput, producer, largeLog,
     `Throughput: ${opts.throughputRuns} \`true\` runs posted by ${CLIENTS} clients, local runner capacity ${CAPACITY}, first POST to last finishedAt` +
       ` (floor: as many spawn('bash', [file]), ${CAPACITY} at a time)`,
     `Log producer: \`${PRODUCER_COMMAND}\`; ${opts.logRuns} Furrow run(s), floor = median of ${FLOOR_LOG_REPEATS} into a file beside the data dir`,
+    `Webhook intake: ${opts.intakeDeliveries} signed GitHub push deliveries (${INTAKE_CONNECTIONS} keep-alive connections), each stored and answered 202, then each again (a duplicate);` +
+      ' peer: webhook (adnanh/webhook) checking the same signature and running nothing',
     `Large log: ${LOG_BYTES} bytes (200 MiB) = ${LOG_LINES} lines × ${LOG_LINE_BYTES} B from \`seq -f …\`; ${opts.logRuns} Furrow run(s), floor = median of ${FLOOR_LOG_REPEATS} to /dev/null`,
     '',
     table(rows),

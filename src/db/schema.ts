@@ -266,6 +266,10 @@ export interface RepositoriesTable {
   poll_claimed_until: Timestamp | null;
   poll_failures: Generated<number>;
   poll_error: string | null;
+  status_forge: StatusForge | null;
+  status_api_url: string | null;
+  status_repository: string | null;
+  status_token: Buffer | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -355,6 +359,23 @@ export interface DeliveriesTable {
   processed_at: Timestamp | null;
 }
 
+export type StatusForge = 'github' | 'gitlab' | 'gitea';
+export type CommitState = 'pending' | 'success' | 'failure' | 'error';
+
+export interface CommitStatusesTable {
+  id: Generated<string>;
+  run_id: string;
+  repository_id: string;
+  commit_sha: string;
+  state: CommitState;
+  description: string;
+  status: Generated<'queued' | 'sent' | 'failed'>;
+  attempts: Generated<number>;
+  last_error: string | null;
+  created_at: Generated<Date>;
+  sent_at: Timestamp | null;
+}
+
 export interface RepositoryRefsTable {
   repository_id: string;
   ref: string;
@@ -384,6 +405,7 @@ export interface Database {
   triggers: TriggersTable;
   deliveries: DeliveriesTable;
   repository_refs: RepositoryRefsTable;
+  commit_statuses: CommitStatusesTable;
 }
 
 export type Run = Selectable<RunsTable>;

@@ -10,7 +10,9 @@ import { GitError } from '../git/run-git.js';
 import { rekeyRepository } from '../keys/rekey-repository.js';
 import { repositoryRemote } from '../keys/repository-remote.js';
 import type { Resources } from '../resources.js';
-import { createRepository, deleteRepository, getRepository, getRepositoryRow, listRepositories, updateRepository } from '../store/repository-store.js';
+import { defaultApiUrl, remoteHostAndPath } from '../../domain/commit-status.js';
+import { createRepository, deleteRepository, getRepository, getRepositoryRow, listRepositories, setStatusReporting, updateRepository } from '../store/repository-store.js';
+import { forgeTokenPurpose } from '../workers/send-commit-statuses.js';
 import { checkRepositoryAccess } from '../workers/check-repository-access.js';
 import { IdParams, Name } from './schemas.js';
 
@@ -36,6 +38,15 @@ const CreateBody = Type.Object(
 );
 const UpdateBody = Type.Object(
   { name: Type.Optional(Name), url: Type.Optional(fields.url), defaultBranch: Type.Optional(fields.defaultBranch), knownHosts: Type.Optional(fields.knownHosts), polling: Type.Optional(fields.polling) },
+  { additionalProperties: false },
+);
+const StatusBody = Type.Object(
+  {
+    forge: Type.Union([Type.Literal('github'), Type.Literal('gitlab'), Type.Literal('gitea')], { description: 'github, gitlab, or gitea (Forgejo too)' }),
+    repository: Type.Optional(Type.String({ minLength: 1, maxLength: 500, pattern: '^[^\\s]+$', description: 'owner/name on the forge (GitLab: the project path or id); default: the path of the repository URL' })),
+    apiUrl: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: '^https?://[^\\s]+$', description: 'The API base URL (default: https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise; https://HOST for GitLab and Gitea)' })),
+    token: Type.String({ minLength: 1, maxLength: 4096, description: 'A token that may set commit statuses (GitHub: repo:status or statuses: write; GitLab: api; Gitea: write:repository); sealed, never shown again' }),
+  },
   { additionalProperties: false },
 );
 const RefQuery = Type.Object({ ref: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[^-\\s]\\S*$', description: 'Branch, tag or full commit sha (default: the default branch)' })) });
@@ -105,6 +116,32 @@ export const repositoryRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = a
       if (!repo) throw notFound('Repository');
       return repo;
     },
+  );
+
+  app.put(
+    '/repositories/:id/commit-statuses',
+    {
+      config: { access: { capability: 'repository.write', scope: byRepository } },
+      schema: { tags, params: IdParams, body: StatusBody, description: 'Report the runs at its commits to the forge as commit statuses, with this token.' },
+    },
+    async (req) => {
+      const row = await getRepositoryRow(db, req.params.id);
+      if (!row) throw notFound('Repository');
+      const { forge, token } = req.body;
+      const apiUrl = req.body.apiUrl ?? defaultApiUrl(forge, row.url);
+      const repository = req.body.repository ?? remoteHostAndPath(row.url)?.path;
+      if (!apiUrl || !repository) {
+        const field = !apiUrl ? 'apiUrl' : 'repository';
+        throw new AppError('validation_failed', `The repository URL ${row.url} does not say the forge's ${field}: give ${field}.`, [{ field, message: 'is required for this repository URL' }]);
+      }
+      return setStatusReporting(db, projectContext(req), row.id, { forge, apiUrl, repository, sealedToken: res.secretBox.seal(token, forgeTokenPurpose(row.id)) });
+    },
+  );
+
+  app.delete(
+    '/repositories/:id/commit-statuses',
+    { config: { access: { capability: 'repository.write', scope: byRepository } }, schema: { tags, params: IdParams, description: 'Stop reporting commit statuses, and forget the token.' } },
+    async (req) => setStatusReporting(db, projectContext(req), req.params.id, null),
   );
 
   app.get(

@@ -11,6 +11,7 @@ import { startRun } from '../runs/start-run.js';
 import { waitingReasons } from '../store/runner-store.js';
 import { getRun, listJobsWithSteps, listRuns, runLogJobs } from '../store/run-store.js';
 import { listCursor } from './list-cursor.js';
+import { runCommitStatuses } from '../store/commit-status-store.js';
 import type { Resources } from '../resources.js';
 import { IdParams, VariableMap } from './schemas.js';
 
@@ -114,6 +115,15 @@ export const runRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = async (a
     if (!run) throw notFound('Run');
     return run;
   });
+
+  app.get(
+    '/runs/:id/commit-statuses',
+    {
+      config: { access: { capability: 'run.read', scope: byRun } },
+      schema: { tags, summary: 'The commit statuses the run reports to its forge, in order: each queued, sent or failed (with the error); a failure never fails the run', params: IdParams },
+    },
+    async (req) => ({ items: await runCommitStatuses(db, req.params.id) }),
+  );
 
   app.get(
     '/runs/:id/jobs',

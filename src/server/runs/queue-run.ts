@@ -10,6 +10,8 @@ import type { CompiledJob, CompiledWorkflow, Concurrency, ConditionContext } fro
 import { AppError } from '../app-error.js';
 import { activityRow } from '../store/activity-store.js';
 import { copyArtifacts } from '../store/artifact-store.js';
+import { commitStatusCtes } from '../store/commit-status-store.js';
+import { statusDescription } from '../../domain/commit-status.js';
 import { concurrencyKey, conditionContext, jobConcurrency, jobLabels, jobSpec, type JobEnvironment, type RunContext } from '../store/job-rows.js';
 import { transitionJob } from '../store/job-transitions.js';
 import { runColumns, runOfTrigger } from '../store/run-store.js';
@@ -186,6 +188,8 @@ async function insertRun(tx: Tx, input: QueueRunInput, { wf, runEnvironment, job
     })
     .returning(runColumns)
     .executeTakeFirstOrThrow();
+  // A run at a commit of a repository that reports statuses tells its forge it is pending.
+  if (commit) await sql`WITH ${commitStatusCtes(runId, 'pending', statusDescription('queued', Number(next)))} SELECT count(*) FROM status_sent`.execute(tx);
   const statuses: RunStatus[] = [];
   for (const [i, job] of input.plan.jobs.entries()) statuses.push(await insertJob(tx, ctx, job, jobEnvironments[i], input.rerun?.keep.get(job.key)));
   // A re-run keeps the artifacts of the jobs whose outcome it keeps (the files are shared).

@@ -7,6 +7,8 @@ import { runStatusOf } from '../../domain/run-status.js';
 import { evaluateCondition } from '../../pipeline/condition.js';
 import { activityRow } from '../store/activity-store.js';
 import { chainsFollowing } from '../store/trigger-store.js';
+import { commitStatusCtes } from '../store/commit-status-store.js';
+import { commitStateOf, statusDescription } from '../../domain/commit-status.js';
 import { conditionContext } from '../store/job-rows.js';
 import { closeSteps, transitionJob } from '../store/job-transitions.js';
 import type { LockedRun } from './lock-run.js';
@@ -154,10 +156,13 @@ async function syncRunStatus(tx: Tx, run: LockedRun, actorUserId: string | null,
       }),
     )
     .execute();
-  // An ended run sets off the chains that follow its workflow, if any do, once it commits.
+  // An ended run sets off the chains that follow its workflow, if any do, and reports its
+  // outcome as a commit status, if its pending one was: both once it commits, in one statement.
   if (isTerminal(next)) {
-    await sql`SELECT graphile_worker.add_job('start-chained-runs', json_build_object('runId', ${run.id}::text))
-      WHERE EXISTS (${chainsFollowing(run.workflowId)})`.execute(tx);
+    await sql`WITH chained AS (
+        SELECT graphile_worker.add_job('start-chained-runs', json_build_object('runId', ${run.id}::text)) WHERE EXISTS (${chainsFollowing(run.workflowId)})
+      ), ${commitStatusCtes(run.id, commitStateOf(next), statusDescription(next, Number(run.number)))}
+      SELECT (SELECT count(*) FROM chained), (SELECT count(*) FROM status_sent)`.execute(tx);
   }
   run.status = next;
   return next;

@@ -1,7 +1,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import { inTransaction } from '../../db/transaction.js';
-import type { RepositoriesTable } from '../../db/schema.js';
+import type { RepositoriesTable, StatusForge } from '../../db/schema.js';
 import { accessCheckKey, enqueueTask } from '../workers/tasks.js';
 import { recordActivity, type ProjectContext } from './activity-store.js';
 import { wakeTriggerLoops } from './trigger-store.js';
@@ -26,6 +26,8 @@ export interface Repository {
   webhook: { lastRefused: { at: Date; reason: string } | null };
   /** Whether its refs are polled (see docs/triggers.md), when they were last, when next, and the last poll's error. */
   polling: { enabled: boolean; polledAt: Date | null; nextAt: Date | null; error: string | null };
+  /** Where its runs' commit statuses go (never the token); null when they go nowhere. */
+  commitStatuses: { forge: StatusForge; apiUrl: string; repository: string } | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -50,6 +52,9 @@ const PUBLIC_COLUMNS = [
   'polled_at',
   'poll_next_at',
   'poll_error',
+  'status_forge',
+  'status_api_url',
+  'status_repository',
   'created_at',
   'updated_at',
 ] as const;
@@ -68,6 +73,7 @@ function toRepository(r: Pick<RepositoryRow, (typeof PUBLIC_COLUMNS)[number]>): 
     access: { status: r.access_status, error: r.access_error, checkedAt: r.access_checked_at },
     webhook: { lastRefused: r.webhook_refused_at ? { at: r.webhook_refused_at, reason: r.webhook_refused_reason ?? '' } : null },
     polling: { enabled: r.polling, polledAt: r.polled_at, nextAt: r.polling ? r.poll_next_at : null, error: r.poll_error },
+    commitStatuses: r.status_forge ? { forge: r.status_forge, apiUrl: r.status_api_url ?? '', repository: r.status_repository ?? '' } : null,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -240,6 +246,27 @@ export function recordAccessCheck(db: Db, checked: { id: string; url: string; fi
       .executeTakeFirst();
     if (!row) return undefined;
     await log(tx, row, 'repository.checked', actorUserId, { status: row.access_status, ...(outcome.error ? { error: outcome.error } : {}) });
+    return toRepository(row);
+  });
+}
+
+/** Where a repository's commit statuses go, with the token (sealed here); null turns them off. */
+export interface StatusReporting {
+  forge: StatusForge;
+  apiUrl: string;
+  repository: string;
+  sealedToken: Buffer;
+}
+
+export function setStatusReporting(db: Db, ctx: ProjectContext, id: string, to: StatusReporting | null): Promise<Repository> {
+  return inTransaction(db, async (tx) => {
+    const row = await tx
+      .updateTable('repositories')
+      .set({ status_forge: to?.forge ?? null, status_api_url: to?.apiUrl ?? null, status_repository: to?.repository ?? null, status_token: to?.sealedToken ?? null, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .returning(PUBLIC_COLUMNS)
+      .executeTakeFirstOrThrow();
+    await log(tx, row, 'repository.updated', ctx.actorUserId, { fields: ['commitStatuses'], ...(to ? { forge: to.forge, apiUrl: to.apiUrl, repository: to.repository } : { commitStatuses: null }) });
     return toRepository(row);
   });
 }

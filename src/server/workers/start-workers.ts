@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Resources } from '../resources.js';
 import { checkRepositoryAccessTask } from './check-repository-access.js';
 import { generateDeployKeyTask } from './generate-deploy-key.js';
+import { sendCommitStatusesTask } from './send-commit-statuses.js';
 import { payloadId, type TaskName } from './tasks.js';
 import { startChainedRuns } from '../triggers/start-chained-runs.js';
 import { syncFileWorkflowTask } from '../triggers/sync-file-triggers.js';
@@ -29,6 +30,7 @@ function taskList(deps: WorkerDeps): Record<TaskName, TaskList[string]> {
     'check-repository-access': checkRepositoryAccessTask({ db, secretBox: deps.secretBox, gitTimeoutSeconds: deps.config.gitTimeoutSeconds }),
     'start-chained-runs': async (payload) => startChainedRuns(deps, payloadId(payload, 'runId')),
     'sync-file-triggers': async (payload) => syncFileWorkflowTask(deps, payloadId(payload, 'workflowId')),
+    'send-commit-statuses': sendCommitStatusesTask(deps),
   };
 }
 

@@ -11,6 +11,8 @@ export interface TaskPayloads {
   'start-chained-runs': { runId: string };
   /** Reads a file workflow's `on` at its repository's default branch and syncs its schedules and chains. */
   'sync-file-triggers': { workflowId: string };
+  /** Sends a run's queued commit statuses to its forge, in order (queued with each; see send-commit-statuses.ts). */
+  'send-commit-statuses': { runId: string };
 }
 
 export type TaskName = keyof TaskPayloads;
