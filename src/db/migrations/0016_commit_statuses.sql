@@ -25,3 +25,6 @@ CREATE TABLE commit_statuses (
   sent_at timestamptz
 );
 CREATE INDEX commit_statuses_run ON commit_statuses (run_id, created_at);
+
+-- The deliveries an instance holds, by queue: few at any time, looked up for every claim.
+CREATE INDEX deliveries_held ON deliveries ((coalesce(repository_id, trigger_id))) WHERE status = 'queued' AND claimed_until IS NOT NULL;

@@ -73,6 +73,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
         const target = targets.get(req)!;
         const delivery = target.kind === 'repository' ? await forgeDelivery(req, target, body) : await triggerDelivery(req, target, body);
         const { delivery: stored, duplicate } = await receiveDelivery(db, delivery);
+        if (!duplicate && stored.status === 'queued') res.listener.emit('furrow_deliveries', ''); // this instance's pump takes it
         return reply.status(duplicate || stored.status !== 'queued' ? 200 : 202).send({ ...stored, duplicate });
       },
     );

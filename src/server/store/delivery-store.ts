@@ -49,20 +49,23 @@ const summaryColumns = [
 const wakePumps = sql`pg_notify('furrow_deliveries', '')`;
 
 /**
- * Stores a delivery and wakes the delivery pumps, in one statement (one round trip); a delivery
- * of a key already stored is not stored again, and its first delivery is the answer (`duplicate`).
+ * Stores a delivery, in one statement (one round trip); a delivery of a key already stored is not
+ * stored again, and its first delivery is the answer (`duplicate`). No notification rides on it:
+ * NOTIFY makes commits take turns on a lock of the whole database, and the instance that stored
+ * it wakes its own pump (another instance's pump finds it when it next looks).
  */
 export async function receiveDelivery(db: Db, d: NewDelivery) {
-  const { rows } = await sql<{ id: string; status: DeliveryStatus }>`
+  const { rows } = await sql<DeliverySummary>`
     WITH stored AS (
       INSERT INTO deliveries (project_id, repository_id, trigger_id, forge, event, delivery_key, headers, body, source_address, status, outcome, processed_at)
       VALUES (${d.projectId}, ${d.repositoryId}, ${d.triggerId}, ${d.forge}, ${d.event}, ${d.key}, ${JSON.stringify(d.headers)}::jsonb, ${d.body},
         ${d.sourceAddress}, ${d.done ? 'done' : 'queued'}, ${d.done ? JSON.stringify(d.done) : null}::jsonb, ${d.done ? sql`now()` : null})
       ON CONFLICT DO NOTHING
-      RETURNING id, status
-    ), woken AS (SELECT ${wakePumps} FROM stored WHERE status = 'queued')
-    SELECT id, status FROM stored, (SELECT count(*) FROM woken) w`.execute(db);
-  if (rows[0]) return { delivery: (await getDelivery(db, rows[0].id))!, duplicate: false };
+      RETURNING id, repository_id AS "repositoryId", trigger_id AS "triggerId", forge, event, delivery_key AS "deliveryId", source_address AS "sourceAddress",
+        status, outcome, attempts, received_at AS "receivedAt", processed_at AS "processedAt"
+    )
+    SELECT * FROM stored`.execute(db);
+  if (rows[0]) return { delivery: rows[0], duplicate: false };
   const first = await db
     .selectFrom('deliveries')
     .select(summaryColumns)
@@ -71,6 +74,9 @@ export async function receiveDelivery(db: Db, d: NewDelivery) {
     .executeTakeFirstOrThrow();
   return { delivery: first, duplicate: true };
 }
+
+/** A delivery as the API lists it. */
+export type DeliverySummary = NonNullable<Awaited<ReturnType<typeof getDelivery>>>;
 
 export function getDelivery(db: Db, id: string) {
   return db.selectFrom('deliveries').select(summaryColumns).where('id', '=', id).executeTakeFirst();
@@ -144,11 +150,17 @@ export async function redeliver(db: Db, id: string): Promise<boolean> {
  * (one taken over after its hold passed may still be in progress): only it may be turned into
  * runs, so that theirs start in the order the deliveries were queued.
  */
-const heads = sql`(SELECT DISTINCT ON (coalesce(d.repository_id, d.trigger_id)) d.id, d.queued_at, d.claimed_until, d.next_attempt_at
-  FROM deliveries d WHERE d.status = 'queued'
-    AND NOT EXISTS (SELECT 1 FROM deliveries h WHERE coalesce(h.repository_id, h.trigger_id) = coalesce(d.repository_id, d.trigger_id)
-      AND h.status = 'queued' AND h.claimed_until > now() AND h.id <> d.id)
-  ORDER BY coalesce(d.repository_id, d.trigger_id), d.queued_at, d.id)`;
+const owner = sql`coalesce(repository_id, trigger_id)`;
+const heads = sql`(WITH RECURSIVE owners AS (
+    (SELECT ${owner} AS o FROM deliveries WHERE status = 'queued' ORDER BY 1 LIMIT 1)
+    UNION ALL
+    SELECT (SELECT ${owner} FROM deliveries WHERE status = 'queued' AND ${owner} > owners.o ORDER BY 1 LIMIT 1) FROM owners WHERE owners.o IS NOT NULL
+  )
+  SELECT d.id, d.queued_at, d.claimed_until, d.next_attempt_at FROM owners,
+    LATERAL (SELECT id, queued_at, claimed_until, next_attempt_at FROM deliveries WHERE status = 'queued' AND ${owner} = owners.o ORDER BY queued_at, id LIMIT 1) d
+  WHERE owners.o IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM deliveries h WHERE h.status = 'queued' AND h.claimed_until IS NOT NULL AND h.claimed_until > now()
+      AND coalesce(h.repository_id, h.trigger_id) = owners.o AND h.id <> d.id))`;
 
 /** Arbitrary constant: claims of deliveries take turns across instances. */
 const CLAIM_LOCK = 7_246_118_014;
