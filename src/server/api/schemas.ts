@@ -30,6 +30,8 @@ export const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
   ['^(?!-)[^\\s~^:?*\\[\\\\]+$', REF_WORDS],
   ['^[^-\\s]\\S*$', 'a branch, tag or commit sha: no spaces, not starting with `-`'],
   ['^\\.furrow/[^/]+\\.ya?ml$', 'a file directly in `.furrow/` ending in `.yml` or `.yaml`'],
+  ['^[^\\s]+$', 'text without spaces'],
+  ['^https?://[^\\s]+$', 'an http:// or https:// URL without spaces'],
   [LABEL.source, LABEL_WORDS],
   [ARTIFACT_NAME.source, ARTIFACT_NAME_WORDS],
   [IMAGE.source, IMAGE_WORDS],
