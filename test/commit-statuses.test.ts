@@ -160,5 +160,7 @@ describe('commit statuses', () => {
     const refused = await t.api('PUT', `/api/v1/repositories/${local}/commit-statuses`, { forge: 'gitlab', token: 'x' });
     expect(refused.status).toBe(400);
     expect(refused.body.details).toEqual([{ field: 'apiUrl', message: 'is required for this repository URL' }]);
+    const escape = await t.api('PUT', `/api/v1/repositories/${gh}/commit-statuses`, { forge: 'github', token: 'x', repository: 'acme/../admin' });
+    expect(escape.body.details).toEqual([{ field: 'repository', message: 'has an empty, . or .. part' }]);
   });
 });

@@ -166,6 +166,18 @@ describe('forge webhooks', () => {
     await processed(d2.body.id);
     expect(await schedules()).toEqual([['file', '30 4 * * 1']]);
     expect((await t.api('GET', `/api/v1/workflows/${wf.body.id}`)).body.fileOn).toMatchObject({ commit: broken, triggers: null, problem: expect.any(String) });
+    // The push of an older head, delivered again, brings its schedule back no more.
+    const fixed = await pushCommit(s.repo, { '.furrow/nightly.yml': file('15 1 * * *') });
+    await processed((await send(s.url, githubDelivery('push', githubPush('refs/heads/main', broken, fixed), s.secret))).body.id);
+    expect(await schedules()).toEqual([['file', '15 1 * * *']]);
+    expect((await t.api('POST', `/api/v1/deliveries/${d.body.id}/redeliver`)).status).toBe(202);
+    await processed(d.body.id);
+    expect(await schedules()).toEqual([['file', '15 1 * * *']]);
+    // Saving the workflow with the same path keeps the file's triggers and their state.
+    const [nightly] = (await t.api('GET', `/api/v1/workflows/${wf.body.id}/triggers`)).body.items;
+    expect((await t.api('PATCH', `/api/v1/triggers/${nightly.id}`, { enabled: false })).status).toBe(200);
+    expect((await t.api('PATCH', `/api/v1/workflows/${wf.body.id}`, { path: '.furrow/nightly.yml' })).status).toBe(200);
+    expect((await t.api('GET', `/api/v1/triggers/${nightly.id}`)).body).toMatchObject({ enabled: false, cron: '15 1 * * *' });
   });
 
   it('read a file workflow’s on at the pushed commit', async () => {
@@ -286,7 +298,11 @@ describe('webhook triggers', () => {
 
 describe('pushes to a deployment queue', () => {
   /** 20 commits on main, then one signed push delivery for each, all sent within a second, in push order. */
-  async function twentyPushes(group: string, run: string, processedAll: () => Promise<void> = async () => undefined) {
+  /**
+   * With `firstRunning`, the pushes after the first wait until the first one's deployment runs
+   * (a run not claimed yet would be superseded too, rightly).
+   */
+  async function twentyPushes(group: string, run: string, processedAll: () => Promise<void> = async () => undefined, firstRunning = false) {
     const s = await setup();
     const definition = ['on: {push: {branches: [main]}}', `concurrency: ${group}`, 'jobs:', '  deploy:', `    steps: [{run: ${JSON.stringify(run)}}]`].join('\n');
     const wf = await t.api('POST', `/api/v1/projects/${s.projectId}/workflows`, { name: 'deploy', repositoryId: s.repositoryId, definition });
@@ -294,9 +310,16 @@ describe('pushes to a deployment queue', () => {
     const commits = [s.repo.commit];
     for (let i = 0; i < 20; i++) commits.push(await pushCommit(s.repo, { 'n.txt': `${i}\n` }));
     const deliveries = commits.slice(1).map((after, i) => githubDelivery('push', githubPush('refs/heads/main', commits[i]!, after, ['n.txt']), s.secret));
-    const started = Date.now();
+    let started = Date.now();
     const answers = [];
-    for (const d of deliveries) answers.push(await send(s.url, d));
+    for (const d of deliveries) {
+      answers.push(await send(s.url, d));
+      if (firstRunning && answers.length === 1) {
+        const [first] = (await processed(answers[0]!.body.id)).outcome.runs;
+        await until('the first deployment runs', async () => (await t.api('GET', `/api/v1/runs/${first.runId}/jobs`)).body.items[0]?.status === 'running');
+        started = Date.now(); // the other 19 within a second of each other
+      }
+    }
     expect(Date.now() - started).toBeLessThan(1000);
     expect(answers.map((a) => a.status)).toEqual(deliveries.map(() => 202));
     for (const a of answers) await processed(a.body.id);
@@ -319,7 +342,7 @@ describe('pushes to a deployment queue', () => {
     const marks = await mkdtemp(path.join(tmpdir(), 'furrow-marks-'));
     await chmod(marks, 0o1777);
     const mark = path.join(marks, 'all-queued');
-    const { ended, jobs } = await twentyPushes('{group: production, supersede: true}', `until [ -e ${mark} ]; do sleep 0.05; done`, () => writeFile(mark, ''));
+    const { ended, jobs } = await twentyPushes('{group: production, supersede: true}', `until [ -e ${mark} ]; do sleep 0.05; done`, () => writeFile(mark, ''), true);
     expect(ended.map((r) => r.status)).toEqual(ended.map((_, i) => (i === 0 || i === 19 ? 'succeeded' : 'skipped')));
     expect(Date.parse(jobs[19].startedAt)).toBeGreaterThanOrEqual(Date.parse(jobs[0].finishedAt));
   });

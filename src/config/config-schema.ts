@@ -172,7 +172,7 @@ export const SETTINGS = {
     default: 30,
     min: 1,
     max: 3650,
-    description: 'How long webhook deliveries are kept (with their bodies) once turned into runs; older ones are removed, the runs they started stay.',
+    description: 'How long webhook deliveries are kept (with their bodies) after they came; older ones that are no longer queued are removed hourly, and the runs they started stay.',
   },
   FURROW_LOGIN_RATE_LIMIT: {
     kind: 'integer',
@@ -223,14 +223,14 @@ export const SETTINGS = {
     default: 60,
     min: 1,
     max: 86400,
-    description: 'How often each repository with push or git triggers is asked for its branches and tags (git ls-remote), jittered by a tenth; failures back it off up to an hour. 0 is not allowed: turn polling off per repository instead.',
+    description: 'How often each repository that workflows read by definition or file, or that git triggers watch, is asked for its branches and tags (git ls-remote), jittered by a tenth; failures back it off up to an hour. Turn polling off per repository instead of setting 0.',
   },
   FURROW_POLL_CONCURRENCY: {
     kind: 'integer',
     default: 4,
     min: 1,
     max: 64,
-    description: 'Repositories one instance polls at once.',
+    description: 'Repositories one instance polls at once (each repository is polled by one instance at a time).',
   },
   FURROW_COOKIE_SECURE: {
     kind: 'boolean',

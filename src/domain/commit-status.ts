@@ -64,8 +64,10 @@ export function statusRequest(t: StatusTarget, s: CommitStatus): { url: string; 
     };
   }
   const body = JSON.stringify({ state: s.state, context: s.context, description: s.description, target_url: s.targetUrl });
-  if (t.forge === 'gitea') return { url: `${base}/api/v1/repos/${t.repository}/statuses/${s.sha}`, headers: { ...json, authorization: `token ${t.token}` }, body };
-  return { url: `${base}/repos/${t.repository}/statuses/${s.sha}`, headers: { ...json, authorization: `Bearer ${t.token}`, accept: 'application/vnd.github+json' }, body };
+  // Each segment of owner/name encoded: a name cannot reach another route (`../`).
+  const repo = t.repository.split('/').map(encodeURIComponent).join('/');
+  if (t.forge === 'gitea') return { url: `${base}/api/v1/repos/${repo}/statuses/${s.sha}`, headers: { ...json, authorization: `token ${t.token}` }, body };
+  return { url: `${base}/repos/${repo}/statuses/${s.sha}`, headers: { ...json, authorization: `Bearer ${t.token}`, accept: 'application/vnd.github+json' }, body };
 }
 
 /** Whether a forge's answer may change if the status is sent again (a server error, a rate limit, no answer). */

@@ -27,9 +27,9 @@ ALTER TABLE workflows ADD COLUMN file_on jsonb;
 -- A delivery's place in its queue: when it was queued (again, for a redelivery), by the clock
 -- rather than the transaction's start. The instance holding it holds `claim_token` too: what it
 -- records after its hold passed (another instance took over) is not recorded.
-ALTER TABLE deliveries
-  ADD COLUMN queued_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-  ADD COLUMN claim_token uuid;
+ALTER TABLE deliveries ADD COLUMN queued_at timestamptz, ADD COLUMN claim_token uuid;
+UPDATE deliveries SET queued_at = received_at;
+ALTER TABLE deliveries ALTER COLUMN queued_at SET DEFAULT clock_timestamp(), ALTER COLUMN queued_at SET NOT NULL;
 DROP INDEX deliveries_queued;
 CREATE INDEX deliveries_queued ON deliveries ((coalesce(repository_id, trigger_id)), queued_at, id) WHERE status = 'queued';
 

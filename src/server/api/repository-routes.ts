@@ -130,6 +130,10 @@ export const repositoryRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = a
       const { forge, token } = req.body;
       const apiUrl = req.body.apiUrl ?? defaultApiUrl(forge, row.url);
       const repository = req.body.repository ?? remoteHostAndPath(row.url)?.path;
+      if (apiUrl && !URL.canParse(apiUrl)) throw new AppError('validation_failed', `Invalid body: apiUrl ${apiUrl} is not a URL.`, [{ field: 'apiUrl', message: 'is not a URL' }]);
+      if (repository?.split('/').some((seg) => seg === '.' || seg === '..' || seg === '')) {
+        throw new AppError('validation_failed', 'Invalid body: repository must be owner/name (no empty, . or .. parts).', [{ field: 'repository', message: 'has an empty, . or .. part' }]);
+      }
       if (!apiUrl || !repository) {
         const field = !apiUrl ? 'apiUrl' : 'repository';
         throw new AppError('validation_failed', `The repository URL ${row.url} does not say the forge's ${field}: give ${field}.`, [{ field, message: 'is required for this repository URL' }]);

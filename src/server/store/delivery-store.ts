@@ -138,7 +138,10 @@ export async function retryDeliveryLater(db: Db, claim: DeliveryClaim, delaySeco
 export async function redeliver(db: Db, id: string): Promise<boolean> {
   const { rows } = await sql<{ id: string }>`
     WITH again AS (
-      UPDATE deliveries SET status = 'queued', next_attempt_at = NULL, attempts = 0, queued_at = clock_timestamp()
+      -- One still queued keeps its place (and its count of tries): only its wait for a retry ends.
+      UPDATE deliveries SET next_attempt_at = NULL, claim_token = NULL, claimed_until = NULL,
+        queued_at = CASE WHEN status = 'queued' THEN queued_at ELSE clock_timestamp() END,
+        attempts = CASE WHEN status = 'queued' THEN attempts ELSE 0 END, status = 'queued'
       WHERE id = ${id} AND (claimed_until IS NULL OR claimed_until <= now()) RETURNING id
     )
     SELECT id, ${wakePumps} FROM again`.execute(db);

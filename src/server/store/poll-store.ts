@@ -47,18 +47,23 @@ export async function polledRefs(db: Db, repositoryId: string): Promise<Map<stri
 }
 
 /**
- * Records a poll that went through: the refs it saw (the changes applied to the stored ones),
- * an activity per change with the runs it started, and when to poll next. Nothing is recorded
+ * Records a poll that went through: the refs it saw (the changes acted on applied to the stored
+ * ones), an activity per change with the runs it started, when to poll next, and the error of a
+ * change that could not be acted on (counted as a failure, for the backoff). Nothing is recorded
  * for a repository whose URL changed while it was polled (its refs are another repository's).
  */
-export function finishPoll(db: Db, p: ClaimedPoll, changes: { change: RefChange; outcome: DeliveryOutcome }[], nextSeconds: number): Promise<void> {
+export function finishPoll(db: Db, p: ClaimedPoll, changes: { change: RefChange; outcome: DeliveryOutcome }[], nextSeconds: number, error: string | null = null): Promise<void> {
   return inTransaction(db, async (tx) => {
     const current = await tx.selectFrom('repositories').select('url').where('id', '=', p.repo.id).forUpdate().executeTakeFirst();
     if (!current) return;
     const same = current.url === p.repo.url;
     await tx
       .updateTable('repositories')
-      .set({ poll_claimed_until: null, poll_next_at: sql`now() + make_interval(secs => ${nextSeconds})`, ...(same ? { polled_at: sql`now()`, poll_failures: 0, poll_error: null } : {}) })
+      .set({
+        poll_claimed_until: null,
+        poll_next_at: sql`now() + make_interval(secs => ${nextSeconds})`,
+        ...(same ? { polled_at: sql`now()`, poll_failures: error ? p.failures + 1 : 0, poll_error: error } : {}),
+      })
       .where('id', '=', p.repo.id)
       .execute();
     if (!same) return;

@@ -94,8 +94,10 @@ export function fileTriggersOf(on: WorkflowTriggers | undefined, now: Date): Fil
  * definition's, or none (a script has no `on`; a file's are read from its repository's default
  * branch by the `sync-file-triggers` task, queued here).
  */
-async function syncTriggers(tx: Tx, workflowId: string, input: Partial<WorkflowInput>, compiled: CompiledWorkflow | undefined) {
+async function syncTriggers(tx: Tx, workflowId: string, input: Partial<WorkflowInput>, compiled: CompiledWorkflow | undefined, currentPath?: string | null) {
   if (input.script === undefined && input.definition === undefined && input.path === undefined) return;
+  // The same file again keeps its triggers (and their state) until the task reads it.
+  if (input.path !== undefined && input.path === currentPath) return enqueueTask(tx, 'sync-file-triggers', { workflowId });
   await syncFileTriggers(tx, workflowId, fileTriggersOf(compiled?.on, new Date()));
   if (input.path !== undefined) await enqueueTask(tx, 'sync-file-triggers', { workflowId });
   // A workflow that reads a repository may make it one to poll.
@@ -156,7 +158,7 @@ export function updateWorkflow(db: Db, ctx: Ctx, id: string, input: Partial<Work
       .where('id', '=', id)
       .returning(columns)
       .executeTakeFirstOrThrow();
-    await syncTriggers(tx, id, input, compiled);
+    await syncTriggers(tx, id, input, compiled, current.path);
     await recordActivity(tx, { type: 'workflow.updated', organizationId: ctx.organizationId, projectId: ctx.projectId, actorUserId: ctx.actorUserId, subjectType: 'workflow', subjectId: id, payload: { name: wf.name } });
     return wf;
   });

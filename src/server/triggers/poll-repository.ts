@@ -19,9 +19,9 @@ export interface PollResult {
 /**
  * Polls a claimed repository (`git ls-remote`) and acts on what changed since the last poll: each
  * ref change starts the runs a push of it would (keyed like a push's, so a change the webhook
- * brought already starts nothing more). The refs are stored, with an activity per change, once
- * every change was acted on: a poll that fails (the remote or the database away) stores nothing,
- * and the next poll, backed off, finds the same changes again.
+ * brought already starts nothing more). Each change acted on is stored, with its activity; one
+ * that could not be (the remote or the database away) stays as the last poll saw it, so the next
+ * poll, backed off, finds it again, and a poll that fails as a whole stores nothing.
  */
 export async function pollRepository(deps: RunStartDeps, p: ClaimedPoll): Promise<PollResult> {
   const { db } = deps.database;
@@ -29,12 +29,19 @@ export async function pollRepository(deps: RunStartDeps, p: ClaimedPoll): Promis
   try {
     const [seen, known] = await Promise.all([listRemoteRefs(repositoryRemote(deps.secretBox, p.repo), deps.config.gitTimeoutSeconds), polledRefs(db, p.repo.id)]);
     const changes: PollResult['changes'] = [];
+    let failed: string | undefined;
     for (const change of diffRefs(known, seen)) {
-      const outcome = p.first ? { summary: 'learned', runs: [], skipped: [] } : await startRepositoryEvent(deps, p.repo, { kind: 'push', change }, { poll: true });
-      changes.push({ change, outcome });
+      try {
+        const outcome = p.first ? { summary: 'learned', runs: [], skipped: [] } : await startRepositoryEvent(deps, p.repo, { kind: 'push', change }, { poll: true });
+        changes.push({ change, outcome });
+      } catch (err) {
+        // This ref stays as the last poll saw it, to be acted on next time; the others go on.
+        failed ??= `${change.ref}: ${err instanceof Error ? err.message : String(err)}`;
+      }
     }
-    await finishPoll(db, p, changes, nextPollDelaySeconds(intervalSeconds, 0, Math.random()));
-    return { repositoryId: p.repo.id, changes: p.first ? [] : changes, first: p.first };
+    const next = nextPollDelaySeconds(intervalSeconds, failed ? p.failures + 1 : 0, Math.random());
+    await finishPoll(db, p, changes, next, failed ?? null);
+    return { repositoryId: p.repo.id, changes: p.first ? [] : changes, first: p.first, ...(failed ? { error: failed } : {}) };
   } catch (err) {
     // Whatever failed (the remote, the deploy key, the database), the next poll backs off and tries again.
     const message = err instanceof Error ? err.message : String(err);

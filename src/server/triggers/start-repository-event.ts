@@ -10,7 +10,7 @@ import { mayStartLater, startRun, type RunStartDeps } from '../runs/start-run.js
 import type { DeliveryOutcome } from '../store/delivery-store.js';
 import { eventCandidates, recordGitFire, type EventCandidate } from '../store/event-trigger-store.js';
 import type { RepositoryRow } from '../store/repository-store.js';
-import { syncFileWorkflows } from './sync-file-triggers.js';
+import { syncFileWorkflowsAtHead } from './sync-file-triggers.js';
 import type { RunTarget } from './workflow-plan.js';
 
 /** Where an event came from: a webhook delivery (by id), or a poll of the repository. */
@@ -142,7 +142,7 @@ export async function startRepositoryEvent(deps: RunStartDeps, repo: RepositoryR
   }
   // A new head of the default branch may bring other schedules and chains for its files.
   if (event.kind === 'push' && event.change.ref === `refs/heads/${repo.default_branch}` && event.change.after) {
-    await syncFileWorkflows(deps, repo, event.change.after).catch((err: unknown) => {
+    await syncFileWorkflowsAtHead(deps, repo, event.change.after).catch((err: unknown) => {
       if (mayStartLater(err)) passing ??= err; // else (the deploy key does not open) the files wait for the next push
     });
   }

@@ -41,6 +41,19 @@ export async function syncFileWorkflows(deps: RunStartDeps, repo: RepositoryRow,
   }
 }
 
+/**
+ * Syncs a repository's file workflows at `commit` when it is still the head of the default branch:
+ * an old push delivered again, or a poll that looked before a newer push, brings back no older
+ * schedules.
+ */
+export async function syncFileWorkflowsAtHead(deps: RunStartDeps, repo: RepositoryRow, commit: string): Promise<void> {
+  const head = await resolveRefName(repositoryRemote(deps.secretBox, repo), repo.default_branch, deps.config.gitTimeoutSeconds).catch((err: unknown) => {
+    if (err instanceof GitError) throw new AppError('repository_unreachable', `git could not read ${repo.url}: ${err.message}`);
+    throw err;
+  });
+  if (head.commit === commit) await syncFileWorkflows(deps, repo, commit);
+}
+
 /** The `sync-file-triggers` task: one file workflow, at the head of its repository's default branch. */
 export async function syncFileWorkflowTask(deps: RunStartDeps, workflowId: string): Promise<void> {
   const { db } = deps.database;

@@ -20,7 +20,8 @@ function runUrl(config: SendDeps['config'], runId: string): string {
 }
 
 /**
- * The `send-commit-statuses` task: sends a run's queued statuses to its forge, oldest first. An
+ * The `send-commit-statuses` task: sends the queued statuses of a run's commit and workflow (its
+ * runs' and re-runs' alike) to its forge, oldest first. An
  * answer that may change (a server error, a rate limit, no answer) stops the round: the task
  * throws and graphile-worker runs it again later, from that status, so that a run's statuses
  * arrive in order; after STATUS_ATTEMPTS tries, or on an answer that will not change (a wrong
@@ -30,13 +31,17 @@ function runUrl(config: SendDeps['config'], runId: string): string {
 export function sendCommitStatusesTask(deps: SendDeps): Task {
   const { db } = deps.database;
   return async (payload) => {
+    const run = await db.selectFrom('runs').select(['repository_id', 'commit_sha', 'workflow_id']).where('id', '=', payloadId(payload, 'runId')).executeTakeFirst();
+    if (!run?.repository_id || !run.commit_sha) return; // gone
     const queued = await db
       .selectFrom('commit_statuses as s')
       .innerJoin('repositories as r', 'r.id', 's.repository_id')
       .innerJoin('runs', 'runs.id', 's.run_id')
       .innerJoin('workflows as w', 'w.id', 'runs.workflow_id')
       .select(['s.id', 's.state', 's.description', 's.commit_sha', 's.attempts', 's.run_id', 'r.id as repositoryId', 'r.status_forge', 'r.status_api_url', 'r.status_repository', 'r.status_token', 'w.name as workflow'])
-      .where('s.run_id', '=', payloadId(payload, 'runId'))
+      .where('s.repository_id', '=', run.repository_id)
+      .where('s.commit_sha', '=', run.commit_sha)
+      .where('runs.workflow_id', '=', run.workflow_id)
       .where('s.status', '=', 'queued')
       .orderBy('s.created_at')
       .orderBy('s.id')
@@ -67,13 +72,16 @@ export function sendCommitStatusesTask(deps: SendDeps): Task {
       let httpStatus: number | null = null;
       let error: string;
       try {
-        const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, signal: AbortSignal.timeout(SEND_TIMEOUT_MS) });
+        // A redirect is not followed: the token would go where the forge's answer points.
+        const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, redirect: 'manual', signal: AbortSignal.timeout(SEND_TIMEOUT_MS) });
         if (res.ok) {
           await record('sent', null);
           continue;
         }
         httpStatus = res.status;
-        error = `the forge answered ${res.status}: ${(await res.text().catch(() => '')).slice(0, 300)}`;
+        // Only the status code is kept: what the address answers is not for the run's readers.
+        await res.body?.cancel().catch(() => undefined);
+        error = `the forge answered ${res.status}`;
       } catch (err) {
         error = `the forge could not be reached: ${(err as Error).message}`;
       }
