@@ -133,7 +133,7 @@ export async function startRepositoryEvent(deps: RunStartDeps, repo: RepositoryR
   for (const wf of await eventCandidates(deps.database.db, repo.id)) {
     try {
       const result = await startFor(deps, wf, start, delivery?.deliveryId);
-      if ('notWanted' in result) outcome.skipped.push({ workflowId: wf.id, workflow: wf.name, reason: result.notWanted });
+      if (result.notWanted !== undefined) outcome.skipped.push({ workflowId: wf.id, workflow: wf.name, reason: result.notWanted });
       else outcome.runs.push({ workflowId: wf.id, workflow: wf.name, runId: result.run.id, number: Number(result.run.number), ...(result.existing ? { existing: true as const } : {}) });
     } catch (err) {
       if (mayStartLater(err)) passing ??= err;
@@ -150,7 +150,10 @@ export async function startRepositoryEvent(deps: RunStartDeps, repo: RepositoryR
   return outcome;
 }
 
-async function startFor(deps: RunStartDeps, wf: EventCandidate, start: EventStart, deliveryId: string | undefined) {
+/** What came of one workflow: a run (perhaps one started before), or why none started. */
+type StartedFor = { notWanted: string; run?: undefined } | { notWanted?: undefined; run: { id: string; number: number | string }; existing: boolean };
+
+async function startFor(deps: RunStartDeps, wf: EventCandidate, start: EventStart, deliveryId: string | undefined): Promise<StartedFor> {
   const fired = start.change ? wf.gitTriggers.filter((t) => gitTriggerMatches(t, start.change!)) : [];
   // A script has no `on`: only its git triggers start it.
   if (fired.length === 0 && !wf.hasOn) return { notWanted: 'it is a script, and none of its git triggers matches' };
@@ -172,7 +175,7 @@ async function startFor(deps: RunStartDeps, wf: EventCandidate, start: EventStar
     ...(start.pullRequestSecrets ? { pullRequestSecrets: true } : {}),
     wants: fired.length > 0 ? undefined : (plan) => start.wants(plan.on),
   });
-  if ('notWanted' in result) return result;
+  if ('notWanted' in result) return { notWanted: result.notWanted };
   for (const t of fired) await recordGitFire(deps.database.db, t.id, result.id);
   return { run: result, existing: 'existing' in result };
 }
