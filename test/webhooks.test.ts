@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { githubDelivery, githubExample, githubPush, giteaDelivery, gitlabDelivery, send } from './helpers/forge-deliveries.js';
 import { createBareRepo, git, pushCommit } from './helpers/git-repos.js';
+import { pruneDeliveries } from '../src/server/store/delivery-store.js';
 import { runOutput } from './helpers/log-output.js';
 import { startTestInstance, type TestInstance } from './helpers/test-instance.js';
 import { until } from './helpers/until.js';
@@ -261,6 +262,25 @@ describe('forge webhooks', () => {
     });
     expect(chained).toMatchObject({ commit: s.repo.commit, ref: 'refs/heads/main' });
     expect(await lastLine(chained!.id)).toBe(`${s.repo.commit} ***`);
+  });
+});
+
+describe('delivery retention', () => {
+  it('removes deliveries older than the retention, keeping queued ones and the runs they started', async () => {
+    const s = await setup();
+    const wf = await definitionWorkflow(s.projectId, s.repositoryId, 'ci', 'push');
+    const done = await send(s.url, githubDelivery('push', githubPush('refs/heads/main', null, s.repo.commit), s.secret));
+    const [run] = (await processed(done.body.id)).outcome.runs;
+    const fresh = await send(s.url, githubDelivery('ping', githubExample('ping'), s.secret));
+    // An old one still queued: its hold is taken, so the pump leaves it be.
+    const queued = await send(s.url, githubDelivery('ping', { ...githubExample('ping'), zen: 'queued' }, s.secret));
+    await pool().query(`UPDATE deliveries SET received_at = now() - interval '31 days' WHERE id = ANY($1)`, [[done.body.id, queued.body.id]]);
+    await pool().query(`UPDATE deliveries SET status = 'queued', claimed_until = now() + interval '1 hour' WHERE id = $1`, [queued.body.id]);
+    expect(await pruneDeliveries(t.instance.resources.database.db, 30)).toBe(1);
+    expect((await t.api('GET', `/api/v1/deliveries/${done.body.id}`)).status).toBe(404);
+    expect((await t.api('GET', `/api/v1/deliveries/${fresh.body.id}`)).status).toBe(200);
+    expect((await t.api('GET', `/api/v1/deliveries/${queued.body.id}`)).status).toBe(200);
+    expect((await runsOf(wf)).map((r) => r.id)).toEqual([run.runId]);
   });
 });
 

@@ -13,7 +13,7 @@ import { createChain, createSchedule, deleteTrigger, getTrigger, listTriggers, t
 import { createGitTrigger, createWebhookTrigger, updateEventTrigger } from '../store/event-trigger-store.js';
 import { triggerWebhook } from '../store/webhook-store.js';
 import { applyScheduleInput, NEW_SCHEDULE, specOf } from '../triggers/schedule-input.js';
-import { hookUrl } from './webhook-routes.js';
+import { triggerHook } from './webhook-routes.js';
 import { IdParams, VariableMap } from './schemas.js';
 
 const Cron = Type.String({ minLength: 1, maxLength: 200, description: 'A cron expression: 5 fields (minute hour day month weekday), 6 with seconds first, or a macro (@hourly, @daily, @weekly, @monthly, @yearly)' });
@@ -143,8 +143,7 @@ export const triggerRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
         if (input.ref) await refNeedsRepository(db, req.params.id, 'webhook');
         const trigger = await createWebhookTrigger(db, res.secretBox, projectContext(req), req.params.id, { ...common, ref: input.ref ?? null, fields: bodyFields ?? {} }, signed ?? true);
         const hook = (await triggerWebhook(db, res.secretBox, trigger.id))!;
-        const webhook = { url: hookUrl(req, res.config.publicOrigin, hook.slug), secret: hook.secret, signatureHeader: hook.secret ? 'X-Furrow-Signature-256' : null };
-        return reply.status(201).send({ ...withUpcoming(trigger), webhook });
+        return reply.status(201).send({ ...withUpcoming(trigger), webhook: triggerHook(req, res.config.publicOrigin, hook) });
       }
       if (kind === 'workflow') {
         const upstream = await checkUpstream(db, req.params.id, workflowId);

@@ -35,7 +35,18 @@ const callerDeliveryId = (req: FastifyRequest) => {
 };
 
 /** The webhook URL of a slug, on the origin people reach Furrow at. */
-export const hookUrl = (req: FastifyRequest, publicOrigin: string | undefined, slug: string) => `${publicOrigin ?? `${req.protocol}://${req.host}`}/api/v1/hooks/${slug}`;
+const hookUrl = (req: FastifyRequest, publicOrigin: string | undefined, slug: string) => `${publicOrigin ?? `${req.protocol}://${req.host}`}/api/v1/hooks/${slug}`;
+
+/** A repository's webhook as the API shows it: its URL and secret, with where to enter them on each forge. */
+function repositoryHook(req: FastifyRequest, publicOrigin: string | undefined, hook: { slug: string; secret: string }) {
+  const url = hookUrl(req, publicOrigin, hook.slug);
+  return { url, secret: hook.secret, forges: hookInstructions(url) };
+}
+
+/** A webhook trigger's webhook as the API shows it (`secret` null when it takes unsigned requests). */
+export function triggerHook(req: FastifyRequest, publicOrigin: string | undefined, hook: { slug: string; secret: string | null }) {
+  return { url: hookUrl(req, publicOrigin, hook.slug), secret: hook.secret, signatureHeader: hook.secret ? 'X-Furrow-Signature-256' : null };
+}
 
 /**
  * Webhook intake, and what people set webhooks up and look at deliveries with. The intake route
@@ -145,8 +156,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     async (req) => {
       const hook = await repositoryWebhook(db, box, req.params.id);
       if (!hook) throw notFound('Repository');
-      const url = hookUrl(req, res.config.publicOrigin, hook.slug);
-      return { url, secret: hook.secret, forges: hookInstructions(url) };
+      return repositoryHook(req, res.config.publicOrigin, hook);
     },
   );
 
@@ -156,8 +166,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     async (req) => {
       const hook = await regenerateWebhook(db, box, projectContext(req), { kind: 'repository', id: req.params.id });
       if (!hook) throw notFound('Repository');
-      const url = hookUrl(req, res.config.publicOrigin, hook.slug);
-      return { url, secret: hook.secret, forges: hookInstructions(url) };
+      return repositoryHook(req, res.config.publicOrigin, hook);
     },
   );
 
@@ -167,7 +176,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     async (req) => {
       const hook = await triggerWebhook(db, box, req.params.id);
       if (!hook) throw notFound('Webhook trigger');
-      return { url: hookUrl(req, res.config.publicOrigin, hook.slug), secret: hook.secret, signatureHeader: hook.secret ? 'X-Furrow-Signature-256' : null };
+      return triggerHook(req, res.config.publicOrigin, hook);
     },
   );
 
@@ -177,7 +186,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ res: Resources }> = asyn
     async (req) => {
       const hook = await regenerateWebhook(db, box, projectContext(req), { kind: 'trigger', id: req.params.id });
       if (!hook) throw notFound('Webhook trigger');
-      return { url: hookUrl(req, res.config.publicOrigin, hook.slug), secret: hook.secret, signatureHeader: 'X-Furrow-Signature-256' };
+      return triggerHook(req, res.config.publicOrigin, hook);
     },
   );
 
